@@ -1,0 +1,30 @@
+//! Bindings generated from `wit/`: `wasi:sockets@0.2.12` and `capnet:sockets`.
+//!
+//! `wasi:io` maps to `wasmtime-wasi-io`'s resources and `wasi:clocks` to `wasmtime-wasi`'s, so
+//! one `poll` waits on sockets, clocks and stdio together. `error-code` is trappable: a guest
+//! sees codes, host faults trap.
+
+#[allow(missing_docs)]
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "capnet:sockets/host",
+        imports: { default: trappable },
+        require_store_data_send: true,
+        with: {
+            "wasi:io/poll": wasmtime_wasi_io::bindings::wasi::io::poll,
+            "wasi:io/streams": wasmtime_wasi_io::bindings::wasi::io::streams,
+            "wasi:io/error": wasmtime_wasi_io::bindings::wasi::io::error,
+            "wasi:clocks/monotonic-clock": wasmtime_wasi::p2::bindings::clocks::monotonic_clock,
+            "wasi:sockets/network.network": crate::network::Network,
+            "wasi:sockets/tcp.tcp-socket": crate::socket::tcp::TcpSocket,
+            "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::socket::lookup::ResolveAddressStream,
+        },
+        trappable_error_type: {
+            "wasi:sockets/network.error-code" => crate::error::SocketError,
+        },
+    });
+}
+
+pub use generated::capnet::sockets::preopens;
+pub use generated::wasi::sockets;

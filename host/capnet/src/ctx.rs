@@ -1,0 +1,150 @@
+//! The per-instance context: the instance's root grant and the sockets pre-opened for it.
+
+use crate::grant::Grant;
+use capnet_policy::Policy;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+
+/// capnet's state for one component instance. Build it with [`CapnetCtx::builder`].
+///
+/// The default context denies every network use and pre-opens nothing.
+#[derive(Debug)]
+pub struct CapnetCtx {
+    pub(crate) root: Grant,
+    pub(crate) preopens: Preopens,
+}
+
+impl Default for CapnetCtx {
+    fn default() -> Self {
+        CapnetCtxBuilder::new().build()
+    }
+}
+
+impl CapnetCtx {
+    /// A builder starting from deny-by-default and no pre-opened sockets.
+    pub fn builder() -> CapnetCtxBuilder {
+        CapnetCtxBuilder::new()
+    }
+}
+
+/// Builds a [`CapnetCtx`].
+#[derive(Debug)]
+pub struct CapnetCtxBuilder {
+    policy: Arc<Policy>,
+    instance: Arc<str>,
+    preopens: Vec<Preopen>,
+}
+
+impl CapnetCtxBuilder {
+    /// Deny-by-default, no pre-opens, instance named `component`.
+    pub fn new() -> Self {
+        Self {
+            policy: Arc::new(Policy::deny_all()),
+            instance: Arc::from("component"),
+            preopens: Vec::new(),
+        }
+    }
+
+    /// The policy every `network` of this instance is checked against.
+    pub fn policy(mut self, policy: impl Into<Arc<Policy>>) -> Self {
+        self.policy = policy.into();
+        self
+    }
+
+    /// The name decision logs give this instance.
+    pub fn instance_name(mut self, name: &str) -> Self {
+        self.instance = Arc::from(name);
+        self
+    }
+
+    /// Hands the guest a listening socket it may serve on with no bind or listen right.
+    ///
+    /// The guest gets it from `capnet:sockets/preopens`, or by binding `guest_addr` (or the
+    /// listener's own address when `None`) the ordinary way, as an unmodified guest would.
+    ///
+    /// # Errors
+    /// When the listener's local address cannot be read or it cannot be made non-blocking.
+    pub fn tcp_listener(
+        mut self,
+        listener: std::net::TcpListener,
+        guest_addr: Option<SocketAddr>,
+    ) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let guest_addr = match guest_addr {
+            Some(addr) => addr,
+            None => listener.local_addr()?,
+        };
+        self.preopens.push(Preopen {
+            listener: Some(listener),
+            guest_addr: normalize_socket_addr(guest_addr),
+        });
+        Ok(self)
+    }
+
+    /// The context.
+    pub fn build(self) -> CapnetCtx {
+        CapnetCtx {
+            root: Grant::new(self.policy, self.instance),
+            preopens: Preopens(self.preopens),
+        }
+    }
+}
+
+impl Default for CapnetCtxBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Listening sockets opened by the runtime, each claimable once by the guest.
+#[derive(Debug, Default)]
+pub(crate) struct Preopens(Vec<Preopen>);
+
+#[derive(Debug)]
+struct Preopen {
+    listener: Option<std::net::TcpListener>,
+    guest_addr: SocketAddr,
+}
+
+impl Preopens {
+    /// Takes the pre-opened listener a guest names by binding `addr`, if there is one.
+    pub(crate) fn claim(&mut self, addr: SocketAddr) -> Option<std::net::TcpListener> {
+        let addr = normalize_socket_addr(addr);
+        self.0
+            .iter_mut()
+            .find(|p| p.listener.is_some() && same_endpoint(p.guest_addr, addr))
+            .and_then(|p| p.listener.take())
+    }
+
+    /// Takes every listener not yet claimed, with the address the guest knows it by.
+    pub(crate) fn take_all(&mut self) -> Vec<(std::net::TcpListener, SocketAddr)> {
+        self.0
+            .iter_mut()
+            .filter_map(|p| p.listener.take().map(|l| (l, p.guest_addr)))
+            .collect()
+    }
+}
+
+fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+    a.ip() == b.ip() && a.port() == b.port()
+}
+
+fn normalize_socket_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(capnet_policy::normalize(addr.ip()), addr.port())
+}
+
+/// What the sockets implementation borrows from the store: the context and the resource table.
+pub struct CapnetCtxView<'a> {
+    /// The instance's capnet context.
+    pub ctx: &'a mut CapnetCtx,
+    /// The store's resource table, shared with the rest of WASI.
+    pub table: &'a mut ResourceTable,
+}
+
+/// Implemented by a store's data to give capnet its context, like `wasmtime_wasi::WasiView`.
+pub trait CapnetView: Send {
+    /// Borrows the context and the table.
+    fn capnet(&mut self) -> CapnetCtxView<'_>;
+}

@@ -1,0 +1,44 @@
+//! `wasi:sockets/ip-name-lookup`, checked against the `lookup` right.
+
+use crate::bindings::sockets::ip_name_lookup::{Host, HostResolveAddressStream};
+use crate::bindings::sockets::network::IpAddress;
+use crate::ctx::CapnetCtxView;
+use crate::error::SocketResult;
+use crate::network::Network;
+use crate::socket::lookup::ResolveAddressStream;
+use wasmtime::component::Resource;
+use wasmtime_wasi_io::poll::DynPollable;
+
+impl Host for CapnetCtxView<'_> {
+    fn resolve_addresses(
+        &mut self,
+        network: Resource<Network>,
+        name: String,
+    ) -> SocketResult<Resource<ResolveAddressStream>> {
+        let grant = &self.table.get(&network)?.grant;
+        let stream = ResolveAddressStream::start(grant, &name)?;
+        Ok(self.table.push(stream)?)
+    }
+}
+
+impl HostResolveAddressStream for CapnetCtxView<'_> {
+    fn resolve_next_address(
+        &mut self,
+        stream: Resource<ResolveAddressStream>,
+    ) -> SocketResult<Option<IpAddress>> {
+        let next = self.table.get_mut(&stream)?.next_address()?;
+        Ok(next.map(IpAddress::from))
+    }
+
+    fn subscribe(
+        &mut self,
+        stream: Resource<ResolveAddressStream>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        wasmtime_wasi_io::poll::subscribe(self.table, stream)
+    }
+
+    fn drop(&mut self, stream: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! `wasi:sockets` for wasmtime components, with every network use checked against a
+//! capability policy, deny by default.
+//!
+//! A component reaches the network only through what it was given: the `network` handle from
+//! `instance-network` carries the instance's grant (its policy), and every bind,
+//! listen, accept, connect and name lookup is decided by that grant before any system call.
+//! Decisions are `tracing` events (target `capnet::policy`) naming the rule that decided.
+//!
+//! This crate implements, one module each:
+//! `wasi:sockets/network`, `instance-network`, `tcp`, `tcp-create-socket`, `udp`,
+//! `udp-create-socket` and `ip-name-lookup` (all `@0.2.12`), and `capnet:sockets/preopens`.
+//! `wasi:io` is `wasmtime-wasi-io`'s, so sockets, clocks and stdio share one `poll`.
+//!
+//! # Embedding
+//! ```no_run
+//! use capnet::{CapnetCtx, CapnetCtxView, CapnetView};
+//! use capnet::policy::Policy;
+//! use wasmtime::component::{Linker, ResourceTable};
+//! use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+//!
+//! struct Host { wasi: WasiCtx, capnet: CapnetCtx, table: ResourceTable }
+//!
+//! impl WasiView for Host {
+//!     fn ctx(&mut self) -> WasiCtxView<'_> {
+//!         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+//!     }
+//! }
+//! impl CapnetView for Host {
+//!     fn capnet(&mut self) -> CapnetCtxView<'_> {
+//!         CapnetCtxView { ctx: &mut self.capnet, table: &mut self.table }
+//!     }
+//! }
+//!
+//! # fn main() -> wasmtime::Result<()> {
+//! let engine = wasmtime::Engine::default();
+//! let mut linker = Linker::<Host>::new(&engine);
+//! capnet::add_to_linker_with_wasi(&mut linker)?;
+//! let policy = Policy::builder().rule(capnet::policy::Verdict::Allow, "connect", "127.0.0.1:8080")?.build();
+//! let capnet = CapnetCtx::builder().policy(policy).build();
+//! # let _ = capnet; Ok(())
+//! # }
+//! ```
+
+mod bindings;
+mod ctx;
+mod error;
+mod grant;
+mod instance_network;
+mod ip_name_lookup;
+mod network;
+mod preopens;
+mod socket;
+mod tcp;
+mod tcp_create_socket;
+mod udp;
+mod udp_create_socket;
+
+pub use bindings::sockets::network::ErrorCode;
+pub use capnet_policy as policy;
+pub use ctx::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
+pub use error::{SocketError, SocketResult, code_name};
+pub use network::Network;
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::WasiView;
+
+/// The [`HasData`] marker that routes capnet's host functions to [`CapnetCtxView`].
+pub struct Capnet;
+
+impl HasData for Capnet {
+    type Data<'a> = CapnetCtxView<'a>;
+}
+
+/// Adds capnet's `wasi:sockets@0.2.12` and `capnet:sockets` to `linker`.
+///
+/// `wasi:io` must be in the linker too, served from the same resource table that
+/// [`CapnetView::capnet`] returns; [`add_to_linker_with_wasi`] does all of it.
+///
+/// # Errors
+/// When an interface is already defined in `linker`.
+pub fn add_to_linker<T: CapnetView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    use bindings::sockets;
+    let options = sockets::network::LinkOptions::default();
+    let mut options = options;
+    options.network_error_code(true);
+    sockets::network::add_to_linker::<T, Capnet>(linker, &options, T::capnet)?;
+    sockets::instance_network::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    sockets::tcp::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    sockets::tcp_create_socket::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    sockets::udp::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    sockets::udp_create_socket::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    sockets::ip_name_lookup::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    bindings::preopens::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    Ok(())
+}
+
+/// A complete WASI 0.2 world with capnet's sockets: `wasi:io`, `wasi:cli`, `wasi:clocks`,
+/// `wasi:filesystem` and `wasi:random` from `wasmtime-wasi` (never its sockets), and
+/// [`add_to_linker`].
+///
+/// [`WasiView::ctx`] and [`CapnetView::capnet`] must return the same resource table.
+///
+/// # Errors
+/// When an interface is already defined in `linker`.
+pub fn add_to_linker_with_wasi<T: CapnetView + WasiView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+    use wasmtime_wasi_io::bindings::wasi::io;
+
+    let l = linker;
+    io::error::add_to_linker::<T, Io>(l, |t| t.ctx().table)?;
+    io::poll::add_to_linker::<T, Io>(l, |t| t.ctx().table)?;
+    io::streams::add_to_linker::<T, Io>(l, |t| t.ctx().table)?;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    random::random::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    add_to_linker(l)
+}
+
+/// Routes `wasi:io` to the shared resource table.
+struct Io;
+
+impl HasData for Io {
+    type Data<'a> = &'a mut ResourceTable;
+}

@@ -1,0 +1,302 @@
+//! The byte streams of a connected TCP socket, read and written straight from the tokio socket.
+//!
+//! No task or channel sits between the guest and the kernel: `read` is one `recv` into a fresh,
+//! uninitialised buffer that is handed to the guest without another copy, and `write` is one
+//! `send`. Only when the kernel cannot take all the bytes a guest was permitted to write does the
+//! remainder move to a short-lived drain task, so the bytes leave even if the guest never comes
+//! back to this stream (it may be blocked reading the reply, or have dropped the stream).
+
+use bytes::{Buf, Bytes};
+use std::io;
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use wasmtime_wasi_io::poll::Pollable;
+use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamResult};
+
+/// Largest read served in one call; larger requests get what is there, up to this.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Bytes a guest may hand over per `check-write`; also the most one connection buffers.
+const WRITE_BUDGET: usize = 64 * 1024;
+
+/// A connected socket, shared by the `tcp-socket` resource and its two streams.
+pub struct Connection {
+    pub(crate) stream: TcpStream,
+    receive_shut: AtomicBool,
+    send_shut: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: TcpStream) -> Arc<Self> {
+        Arc::new(Self {
+            stream,
+            receive_shut: AtomicBool::new(false),
+            send_shut: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// `shutdown(receive)`: the input stream closes and unread data is dropped.
+    pub(crate) fn shutdown_receive(&self) {
+        self.receive_shut.store(true, Ordering::SeqCst);
+        // ENOTCONN here means the peer is gone already: nothing more to receive either way.
+        let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Read);
+    }
+
+    /// `shutdown(send)`: the output stream closes and a FIN follows the bytes already written,
+    /// including any a drain task still holds (it sends the FIN itself when done).
+    pub(crate) fn shutdown_send(&self) {
+        self.send_shut.store(true, Ordering::SeqCst);
+        if !self.draining.load(Ordering::SeqCst) {
+            let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write);
+        }
+    }
+
+    fn drained(&self) {
+        self.draining.store(false, Ordering::SeqCst);
+        if self.send_shut.load(Ordering::SeqCst) {
+            let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write);
+        }
+    }
+}
+
+/// Polls once without registering interest anyone will act on.
+fn poll_now<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    f(&mut Context::from_waker(Waker::noop()))
+}
+
+fn failed(error: io::Error) -> StreamError {
+    StreamError::LastOperationFailed(wasmtime::Error::new(error))
+}
+
+/// The `input-stream` of a TCP connection.
+pub struct TcpReader {
+    conn: Arc<Connection>,
+    closed: bool,
+}
+
+impl TcpReader {
+    pub(crate) fn new(conn: Arc<Connection>) -> Self {
+        Self {
+            conn,
+            closed: false,
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed || self.conn.receive_shut.load(Ordering::Relaxed)
+    }
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl InputStream for TcpReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if self.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        // Skip the allocation when tokio already knows there is nothing to read.
+        if poll_now(|cx| self.conn.stream.poll_read_ready(cx)).is_pending() {
+            return Ok(Bytes::new());
+        }
+        let mut buf = Vec::with_capacity(size.min(READ_CHUNK));
+        match self.conn.stream.try_read_buf(&mut buf) {
+            Ok(0) => {
+                self.closed = true;
+                Err(StreamError::Closed)
+            }
+            // `Bytes` from a `Vec` goes back into a `Vec` without a copy when lowered.
+            Ok(_) => Ok(Bytes::from(buf)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
+            Err(e) => {
+                self.closed = true;
+                Err(failed(e))
+            }
+        }
+    }
+
+    async fn blocking_read(&mut self, size: usize) -> StreamResult<Bytes> {
+        loop {
+            let bytes = self.read(size)?;
+            if !bytes.is_empty() || size == 0 {
+                return Ok(bytes);
+            }
+            self.ready().await;
+        }
+    }
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for TcpReader {
+    async fn ready(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        // Read-closed and errors count as ready too: the next read reports them.
+        let _ = self.conn.stream.readable().await;
+    }
+}
+
+/// The `output-stream` of a TCP connection.
+pub struct TcpWriter {
+    conn: Arc<Connection>,
+    /// What the last `check-write` allowed and has not been written yet.
+    permit: usize,
+    /// The remainder of a write the kernel could not take at once.
+    drain: Option<JoinHandle<io::Result<()>>>,
+    /// An error of the drain task, reported by the next call.
+    error: Option<io::Error>,
+    closed: bool,
+}
+
+impl TcpWriter {
+    pub(crate) fn new(conn: Arc<Connection>) -> Self {
+        Self {
+            conn,
+            permit: 0,
+            drain: None,
+            error: None,
+            closed: false,
+        }
+    }
+
+    /// Collects a finished drain task; reports a failure once, then the stream is closed.
+    fn settle(&mut self) -> StreamResult<()> {
+        if let Some(task) = &mut self.drain {
+            match poll_now(|cx| std::pin::Pin::new(&mut *task).poll(cx)) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(result) => {
+                    self.drain = None;
+                    if let Err(e) = flatten(result) {
+                        self.error = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = self.error.take() {
+            self.closed = true;
+            return Err(failed(e));
+        }
+        if self.closed || self.conn.send_shut.load(Ordering::Relaxed) {
+            return Err(StreamError::Closed);
+        }
+        Ok(())
+    }
+
+    fn spawn_drain(&mut self, rest: Bytes) {
+        self.conn.draining.store(true, Ordering::SeqCst);
+        let conn = self.conn.clone();
+        self.drain = Some(tokio::spawn(async move {
+            let result = write_all(&conn.stream, rest).await;
+            conn.drained();
+            result
+        }));
+    }
+}
+
+use std::future::Future;
+
+fn flatten(result: Result<io::Result<()>, tokio::task::JoinError>) -> io::Result<()> {
+    result.unwrap_or_else(|e| Err(io::Error::other(e)))
+}
+
+async fn write_all(stream: &TcpStream, mut bytes: Bytes) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.try_write(&bytes) {
+            Ok(n) => bytes.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl OutputStream for TcpWriter {
+    fn write(&mut self, mut bytes: Bytes) -> StreamResult<()> {
+        self.settle()?;
+        if bytes.len() > self.permit {
+            return Err(StreamError::trap(
+                "write exceeds the budget that check-write granted",
+            ));
+        }
+        self.permit -= bytes.len();
+        while !bytes.is_empty() {
+            match self.conn.stream.try_write(&bytes) {
+                Ok(n) => bytes.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.spawn_drain(bytes);
+                    self.permit = 0;
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.closed = true;
+                    return Err(failed(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        // Bytes go to the kernel as they are written; a drain task in flight is the only
+        // buffer, and `check-write` stays at 0 until it is done.
+        self.settle()
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        self.settle()?;
+        if self.drain.is_some() {
+            return Ok(0);
+        }
+        self.permit = match poll_now(|cx| self.conn.stream.poll_write_ready(cx)) {
+            Poll::Ready(Ok(())) => WRITE_BUDGET,
+            Poll::Ready(Err(e)) => {
+                self.closed = true;
+                return Err(failed(e));
+            }
+            Poll::Pending => 0,
+        };
+        Ok(self.permit)
+    }
+
+    async fn blocking_write_and_flush(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.settle()?;
+        if let Some(task) = self.drain.take() {
+            let result = flatten(task.await);
+            result.map_err(|e| {
+                self.closed = true;
+                failed(e)
+            })?;
+        }
+        write_all(&self.conn.stream, bytes).await.map_err(|e| {
+            self.closed = true;
+            failed(e)
+        })
+    }
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for TcpWriter {
+    async fn ready(&mut self) {
+        if let Some(task) = &mut self.drain {
+            let result = flatten(task.await);
+            self.drain = None;
+            if let Err(e) = result {
+                self.error = Some(e);
+            }
+            return;
+        }
+        if self.closed || self.error.is_some() || self.conn.send_shut.load(Ordering::Relaxed) {
+            return;
+        }
+        let _ = self.conn.stream.writable().await;
+    }
+}

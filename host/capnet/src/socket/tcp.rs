@@ -1,0 +1,543 @@
+//! The TCP socket state machine, over tokio, with the capability checks that guard it.
+//!
+//! States follow the WIT docs: unbound, bind-in-progress, bound, listen-in-progress, listening,
+//! connect-in-progress, connected and closed. Every state owns the OS socket, so options can be
+//! read and set in any of them. The policy is asked before each system call that reaches the
+//! network: bind, listen, connect and, per peer, accept.
+
+use super::addr::{self, Family};
+use super::stream::{Connection, TcpReader, TcpWriter};
+use crate::bindings::sockets::network::ErrorCode;
+use crate::ctx::Preopens;
+use crate::grant::Grant;
+use capnet_policy::Use;
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use wasmtime_wasi_io::poll::Pollable;
+
+/// The backlog used until the guest asks for another (Linux's `SOMAXCONN`).
+const DEFAULT_BACKLOG: u32 = 4096;
+
+/// A `wasi:sockets/tcp.tcp-socket`.
+pub struct TcpSocket {
+    family: Family,
+    state: State,
+    /// The authority the socket was bound or connected under; later checks use it.
+    grant: Option<Grant>,
+    /// Set when a pre-opened listener backs the socket: the address the guest knows it by.
+    preopened: Option<SocketAddr>,
+    /// The address the guest asked to bind. `tcp-listen` is decided on it, not on the port the
+    /// kernel picked for a port-0 bind, so a right for `127.0.0.1:0` covers that listener.
+    requested: Option<SocketAddr>,
+    backlog: u32,
+}
+
+enum State {
+    Unbound(Socket),
+    BindStarted(Bound),
+    Bound(Bound),
+    ListenStarted(TcpListener),
+    Listening {
+        listener: TcpListener,
+        /// A connection taken from the kernel by the pollable, already checked by the policy.
+        pending: Option<io::Result<(TcpStream, SocketAddr)>>,
+    },
+    Connecting(TcpStream),
+    Connected(Arc<Connection>),
+    Closed,
+}
+
+enum Bound {
+    Fresh(Socket),
+    /// A listener the runtime opened: bound and listening before the guest ran.
+    Preopened(TcpListener),
+}
+
+/// A newly connected socket and its streams.
+pub type Connected = (TcpReader, TcpWriter);
+
+impl TcpSocket {
+    /// A fresh unbound socket (`tcp-create-socket`); IPv6 sockets are IPv6-only.
+    pub fn new(family: Family) -> io::Result<Self> {
+        let domain = match family {
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
+        };
+        let socket = Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
+        if family == Family::V6 {
+            socket.set_only_v6(true)?;
+        }
+        Ok(Self::with_state(family, State::Unbound(socket), None))
+    }
+
+    fn with_state(family: Family, state: State, grant: Option<Grant>) -> Self {
+        Self {
+            family,
+            state,
+            grant,
+            preopened: None,
+            requested: None,
+            backlog: DEFAULT_BACKLOG,
+        }
+    }
+
+    /// A listening socket over a pre-opened listener (`capnet:sockets/preopens`).
+    pub(crate) fn preopened(
+        listener: std::net::TcpListener,
+        guest_addr: SocketAddr,
+        grant: Grant,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::from_std(listener)?;
+        let state = State::Listening {
+            listener,
+            pending: None,
+        };
+        let mut socket = Self::with_state(Family::of(&guest_addr), state, Some(grant));
+        socket.preopened = Some(guest_addr);
+        Ok(socket)
+    }
+
+    /// `start-bind`. A pre-opened listener registered for `local` is adopted without a check;
+    /// any other address needs the `tcp-bind` right.
+    pub fn start_bind(
+        &mut self,
+        grant: &Grant,
+        local: SocketAddr,
+        preopens: &mut Preopens,
+    ) -> Result<(), ErrorCode> {
+        let State::Unbound(socket) = &self.state else {
+            return Err(match self.state {
+                State::BindStarted(_) => ErrorCode::ConcurrencyConflict,
+                _ => ErrorCode::InvalidState,
+            });
+        };
+        addr::validate_local(self.family, &local)?;
+        if let Some(listener) = preopens.claim(local) {
+            let listener = TcpListener::from_std(listener)?;
+            tracing::debug!(target: "capnet::socket", addr = %local, "bind adopts a pre-opened listener");
+            self.state = State::BindStarted(Bound::Preopened(listener));
+            self.preopened = Some(local);
+            self.grant = Some(grant.clone());
+            return Ok(());
+        }
+        grant.check(Use::TcpBind, local)?;
+        if local.port() != 0 {
+            // A recently closed socket in TIME_WAIT must not block a rebind (WIT implementors note).
+            socket.set_reuse_address(true)?;
+        }
+        socket.bind(&local.into())?;
+        let State::Unbound(socket) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("state checked above")
+        };
+        self.state = State::BindStarted(Bound::Fresh(socket));
+        self.grant = Some(grant.clone());
+        self.requested = Some(local);
+        Ok(())
+    }
+
+    /// `finish-bind`.
+    pub fn finish_bind(&mut self) -> Result<(), ErrorCode> {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::BindStarted(bound) => {
+                self.state = State::Bound(bound);
+                Ok(())
+            }
+            other => {
+                self.state = other;
+                Err(ErrorCode::NotInProgress)
+            }
+        }
+    }
+
+    /// `start-connect`, with the `tcp-connect` right for `remote`.
+    ///
+    /// An unbound socket is bound implicitly by the kernel to an ephemeral port on the
+    /// unspecified address. That bind serves this one connection only, so the connect right
+    /// covers it and no `tcp-bind` right is asked (wasmtime asks for one; a user who allows a
+    /// connect expects the connect to work).
+    pub fn start_connect(&mut self, grant: &Grant, remote: SocketAddr) -> Result<(), ErrorCode> {
+        match &self.state {
+            State::Unbound(_) | State::Bound(Bound::Fresh(_)) => {}
+            State::BindStarted(_) | State::ListenStarted(_) | State::Connecting(_) => {
+                return Err(ErrorCode::ConcurrencyConflict);
+            }
+            _ => return Err(ErrorCode::InvalidState),
+        }
+        addr::validate_remote(self.family, &remote)?;
+        if let Some(bound_with) = &self.grant {
+            if !bound_with.same_authority(grant) {
+                return Err(ErrorCode::InvalidArgument);
+            }
+        }
+        grant.check(Use::TcpConnect, remote)?;
+        let socket = match std::mem::replace(&mut self.state, State::Closed) {
+            State::Unbound(s) | State::Bound(Bound::Fresh(s)) => s,
+            _ => unreachable!("state checked above"),
+        };
+        match socket.connect(&remote.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(crate::error::error_code_of(&e)),
+        }
+        let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+        self.state = State::Connecting(stream);
+        self.grant = Some(grant.clone());
+        Ok(())
+    }
+
+    /// `finish-connect`: the streams once the handshake is done, `would-block` before.
+    pub fn finish_connect(&mut self) -> Result<Connected, ErrorCode> {
+        let State::Connecting(stream) = &self.state else {
+            return Err(ErrorCode::NotInProgress);
+        };
+        match poll_now(|cx| stream.poll_write_ready(cx)) {
+            Poll::Pending => return Err(ErrorCode::WouldBlock),
+            Poll::Ready(result) => {
+                let outcome = result.and_then(|()| match stream.take_error()? {
+                    Some(e) => Err(e),
+                    None => stream.peer_addr().map(drop),
+                });
+                if let Err(e) = outcome {
+                    self.state = State::Closed;
+                    return Err(crate::error::error_code_of(&e));
+                }
+            }
+        }
+        let State::Connecting(stream) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("state checked above")
+        };
+        let conn = Connection::new(stream);
+        self.state = State::Connected(conn.clone());
+        Ok((TcpReader::new(conn.clone()), TcpWriter::new(conn)))
+    }
+
+    /// `start-listen`, with the `tcp-listen` right for the bound address (none for pre-opens).
+    pub fn start_listen(&mut self) -> Result<(), ErrorCode> {
+        match &self.state {
+            State::Bound(Bound::Fresh(socket)) => {
+                let (Some(grant), Some(local)) = (&self.grant, self.requested) else {
+                    return Err(ErrorCode::InvalidState);
+                };
+                grant.check(Use::TcpListen, local)?;
+                socket.listen(backlog_arg(self.backlog))?;
+            }
+            State::Bound(Bound::Preopened(_)) => {}
+            State::BindStarted(_) | State::ListenStarted(_) => {
+                return Err(ErrorCode::ConcurrencyConflict);
+            }
+            _ => return Err(ErrorCode::InvalidState),
+        }
+        let listener = match std::mem::replace(&mut self.state, State::Closed) {
+            State::Bound(Bound::Fresh(socket)) => {
+                TcpListener::from_std(std::net::TcpListener::from(socket))?
+            }
+            State::Bound(Bound::Preopened(listener)) => listener,
+            _ => unreachable!("state checked above"),
+        };
+        self.state = State::ListenStarted(listener);
+        Ok(())
+    }
+
+    /// `finish-listen`.
+    pub fn finish_listen(&mut self) -> Result<(), ErrorCode> {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::ListenStarted(listener) => {
+                self.state = State::Listening {
+                    listener,
+                    pending: None,
+                };
+                Ok(())
+            }
+            other => {
+                self.state = other;
+                Err(ErrorCode::NotInProgress)
+            }
+        }
+    }
+
+    /// `accept`: the next connection from a peer the policy allows. Refused peers are closed
+    /// and logged here; the guest never sees them.
+    pub fn accept(&mut self) -> Result<(TcpSocket, TcpReader, TcpWriter), ErrorCode> {
+        let State::Listening { listener, pending } = &mut self.state else {
+            return Err(ErrorCode::InvalidState);
+        };
+        let grant = self.grant.as_ref().ok_or(ErrorCode::InvalidState)?;
+        loop {
+            let next = match pending.take() {
+                Some(next) => next,
+                None => match poll_now(|cx| listener.poll_accept(cx)) {
+                    Poll::Ready(next) => next,
+                    Poll::Pending => return Err(ErrorCode::WouldBlock),
+                },
+            };
+            let (stream, peer) = next.map_err(|e| crate::error::error_code_of(&e))?;
+            if !accept_allowed(grant, self.preopened.is_some(), peer) {
+                continue;
+            }
+            let conn = Connection::new(stream);
+            let mut socket = Self::with_state(
+                self.family,
+                State::Connected(conn.clone()),
+                Some(grant.clone()),
+            );
+            socket.backlog = self.backlog;
+            return Ok((socket, TcpReader::new(conn.clone()), TcpWriter::new(conn)));
+        }
+    }
+
+    /// `local-address`; a pre-opened listener reports the address the guest knows it by.
+    pub fn local_address(&self) -> Result<SocketAddr, ErrorCode> {
+        match &self.state {
+            State::Unbound(_) | State::BindStarted(_) | State::Closed => {
+                Err(ErrorCode::InvalidState)
+            }
+            _ => match self.preopened {
+                Some(addr) => Ok(addr),
+                None => local_addr_of(&self.sock_ref()?),
+            },
+        }
+    }
+
+    /// `remote-address`.
+    pub fn remote_address(&self) -> Result<SocketAddr, ErrorCode> {
+        match &self.state {
+            State::Connected(conn) => Ok(conn.stream.peer_addr()?),
+            _ => Err(ErrorCode::InvalidState),
+        }
+    }
+
+    /// `is-listening`.
+    pub fn is_listening(&self) -> bool {
+        matches!(self.state, State::Listening { .. })
+    }
+
+    /// `address-family`.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// `set-listen-backlog-size`: stored before listen, applied at once while listening.
+    pub fn set_listen_backlog_size(&mut self, value: u64) -> Result<(), ErrorCode> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument);
+        }
+        let value = u32::try_from(value).unwrap_or(u32::MAX);
+        match &self.state {
+            State::Connecting(_) | State::Connected(_) | State::Closed => {
+                Err(ErrorCode::InvalidState)
+            }
+            State::ListenStarted(l) | State::Listening { listener: l, .. } => {
+                SockRef::from(l).listen(backlog_arg(value))?;
+                self.backlog = value;
+                Ok(())
+            }
+            _ => {
+                self.backlog = value;
+                Ok(())
+            }
+        }
+    }
+
+    /// `keep-alive-enabled`.
+    pub fn keep_alive_enabled(&self) -> Result<bool, ErrorCode> {
+        Ok(self.sock_ref()?.keepalive()?)
+    }
+
+    /// `set-keep-alive-enabled`.
+    pub fn set_keep_alive_enabled(&self, value: bool) -> Result<(), ErrorCode> {
+        Ok(self.sock_ref()?.set_keepalive(value)?)
+    }
+
+    /// `keep-alive-idle-time`, in nanoseconds.
+    pub fn keep_alive_idle_time(&self) -> Result<u64, ErrorCode> {
+        Ok(nanos(self.sock_ref()?.tcp_keepalive_time()?))
+    }
+
+    /// `set-keep-alive-idle-time`: 0 is invalid; other values are clamped to what Linux takes.
+    pub fn set_keep_alive_idle_time(&self, nanos: u64) -> Result<(), ErrorCode> {
+        let time = keepalive_duration(nanos)?;
+        Ok(self
+            .sock_ref()?
+            .set_tcp_keepalive(&TcpKeepalive::new().with_time(time))?)
+    }
+
+    /// `keep-alive-interval`, in nanoseconds.
+    pub fn keep_alive_interval(&self) -> Result<u64, ErrorCode> {
+        Ok(nanos(self.sock_ref()?.tcp_keepalive_interval()?))
+    }
+
+    /// `set-keep-alive-interval`: 0 is invalid; other values are clamped to what Linux takes.
+    pub fn set_keep_alive_interval(&self, nanos: u64) -> Result<(), ErrorCode> {
+        let interval = keepalive_duration(nanos)?;
+        Ok(self
+            .sock_ref()?
+            .set_tcp_keepalive(&TcpKeepalive::new().with_interval(interval))?)
+    }
+
+    /// `keep-alive-count`.
+    pub fn keep_alive_count(&self) -> Result<u32, ErrorCode> {
+        Ok(self.sock_ref()?.tcp_keepalive_retries()?)
+    }
+
+    /// `set-keep-alive-count`: 0 is invalid; Linux takes at most 127.
+    pub fn set_keep_alive_count(&self, value: u32) -> Result<(), ErrorCode> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument);
+        }
+        Ok(self
+            .sock_ref()?
+            .set_tcp_keepalive(&TcpKeepalive::new().with_retries(value.min(127)))?)
+    }
+
+    /// `hop-limit`: `IP_TTL` or `IPV6_UNICAST_HOPS`.
+    pub fn hop_limit(&self) -> Result<u8, ErrorCode> {
+        let sock = self.sock_ref()?;
+        let hops = match self.family {
+            Family::V4 => sock.ttl_v4()?,
+            Family::V6 => sock.unicast_hops_v6()?,
+        };
+        Ok(u8::try_from(hops).unwrap_or(u8::MAX))
+    }
+
+    /// `set-hop-limit`: 0 is invalid.
+    pub fn set_hop_limit(&self, value: u8) -> Result<(), ErrorCode> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument);
+        }
+        let sock = self.sock_ref()?;
+        match self.family {
+            Family::V4 => sock.set_ttl_v4(value.into())?,
+            Family::V6 => sock.set_unicast_hops_v6(value.into())?,
+        }
+        Ok(())
+    }
+
+    /// `receive-buffer-size`.
+    pub fn receive_buffer_size(&self) -> Result<u64, ErrorCode> {
+        Ok(self.sock_ref()?.recv_buffer_size()? as u64)
+    }
+
+    /// `set-receive-buffer-size`: 0 is invalid; large values are clamped.
+    pub fn set_receive_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
+        Ok(self.sock_ref()?.set_recv_buffer_size(buffer_size(value)?)?)
+    }
+
+    /// `send-buffer-size`.
+    pub fn send_buffer_size(&self) -> Result<u64, ErrorCode> {
+        Ok(self.sock_ref()?.send_buffer_size()? as u64)
+    }
+
+    /// `set-send-buffer-size`: 0 is invalid; large values are clamped.
+    pub fn set_send_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
+        Ok(self.sock_ref()?.set_send_buffer_size(buffer_size(value)?)?)
+    }
+
+    /// `shutdown`.
+    pub fn shutdown(&self, how: Shutdown) -> Result<(), ErrorCode> {
+        let State::Connected(conn) = &self.state else {
+            return Err(ErrorCode::InvalidState);
+        };
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            conn.shutdown_receive();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            conn.shutdown_send();
+        }
+        Ok(())
+    }
+
+    fn sock_ref(&self) -> Result<SockRef<'_>, ErrorCode> {
+        Ok(match &self.state {
+            State::Unbound(s)
+            | State::BindStarted(Bound::Fresh(s))
+            | State::Bound(Bound::Fresh(s)) => SockRef::from(s),
+            State::BindStarted(Bound::Preopened(l))
+            | State::Bound(Bound::Preopened(l))
+            | State::ListenStarted(l)
+            | State::Listening { listener: l, .. } => SockRef::from(l),
+            State::Connecting(s) => SockRef::from(s),
+            State::Connected(conn) => SockRef::from(&conn.stream),
+            State::Closed => return Err(ErrorCode::InvalidState),
+        })
+    }
+}
+
+fn accept_allowed(grant: &Grant, preopened: bool, peer: SocketAddr) -> bool {
+    if preopened {
+        grant.check_preopened_accept(peer)
+    } else {
+        grant.check(Use::TcpAccept, peer).is_ok()
+    }
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for TcpSocket {
+    async fn ready(&mut self) {
+        match &mut self.state {
+            State::Connecting(stream) => {
+                let _ = stream.writable().await;
+            }
+            State::Listening { listener, pending } => {
+                if pending.is_some() {
+                    return;
+                }
+                let grant = self.grant.as_ref();
+                loop {
+                    let next = listener.accept().await;
+                    let allowed = match (&next, grant) {
+                        (Ok((_, peer)), Some(grant)) => {
+                            accept_allowed(grant, self.preopened.is_some(), *peer)
+                        }
+                        _ => true,
+                    };
+                    if allowed {
+                        *pending = Some(next);
+                        return;
+                    }
+                }
+            }
+            // Bind and listen finish at once; other states have nothing to wait for.
+            _ => {}
+        }
+    }
+}
+
+fn poll_now<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    f(&mut Context::from_waker(Waker::noop()))
+}
+
+fn local_addr_of(sock: &SockRef<'_>) -> Result<SocketAddr, ErrorCode> {
+    sock.local_addr()?
+        .as_socket()
+        .ok_or(ErrorCode::InvalidState)
+}
+
+fn backlog_arg(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Linux keeps keep-alive times in whole seconds, from 1 to 32767.
+fn keepalive_duration(nanos: u64) -> Result<Duration, ErrorCode> {
+    if nanos == 0 {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    let secs = nanos.div_ceil(1_000_000_000).clamp(1, 32_767);
+    Ok(Duration::from_secs(secs))
+}
+
+fn buffer_size(value: u64) -> Result<usize, ErrorCode> {
+    if value == 0 {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    // The kernel doubles what it is given and caps it; keep the request within its int.
+    Ok(usize::try_from(value.min(i32::MAX as u64 / 2)).unwrap_or(usize::MAX))
+}

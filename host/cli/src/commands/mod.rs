@@ -1,0 +1,3 @@
+//! One module per subcommand, each an options struct whose doc comment is its help.
+
+pub mod run;

@@ -1,0 +1,220 @@
+//! `capnet run`: run a component under a network policy.
+
+use crate::host::{self, CommandHost, Exit};
+use capnet::CapnetCtx;
+use capnet::policy::{Policy, PolicyBuilder, Verdict};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wasmtime::component::Component;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// Exit code of a guest that trapped: 128 + SIGABRT, as a native program that aborts.
+const TRAP_EXIT: u8 = 134;
+
+/// Run a WebAssembly component (a wasi:cli command) with network access only as the policy
+/// grants it. Without rules, every bind, listen, accept, connect and lookup is denied.
+#[derive(Parser, Debug)]
+#[command(after_help = "\
+Targets (LIST is comma separated): 127.0.0.1:8080, 10.0.0.0/8:8000-8100, [::1]:*, ::1,
+any:443, example.com and *.example.com (lookup only). No port means any port.
+
+Examples:
+  capnet run --allow-listen 127.0.0.1:8080 server.wasm 127.0.0.1:8080
+  capnet run --allow-connect 10.0.0.0/8:443 --deny-connect 10.0.0.5 client.wasm
+  capnet run --tcplisten 127.0.0.1:8080 server.wasm 127.0.0.1:8080
+  capnet run --policy policy.toml -v app.wasm")]
+pub struct RunOpts {
+    /// A policy file (TOML) with [allow] and [deny] tables of rules.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+
+    /// Allow tcp-connect to LIST.
+    #[arg(long, value_name = "LIST")]
+    allow_connect: Vec<String>,
+    /// Deny tcp-connect to LIST (deny rules win).
+    #[arg(long, value_name = "LIST")]
+    deny_connect: Vec<String>,
+    /// Allow tcp-bind on LIST (the bind alone; servers want --allow-listen).
+    #[arg(long, value_name = "LIST")]
+    allow_bind: Vec<String>,
+    /// Deny tcp-bind on LIST.
+    #[arg(long, value_name = "LIST")]
+    deny_bind: Vec<String>,
+    /// Allow a server on LIST: tcp-bind and tcp-listen there, tcp-accept from any peer.
+    #[arg(long, value_name = "LIST")]
+    allow_listen: Vec<String>,
+    /// Deny tcp-bind and tcp-listen on LIST.
+    #[arg(long, value_name = "LIST")]
+    deny_listen: Vec<String>,
+    /// Allow tcp-accept of peers in LIST.
+    #[arg(long, value_name = "LIST")]
+    allow_accept: Vec<String>,
+    /// Deny tcp-accept of peers in LIST: they are closed unseen by the guest.
+    #[arg(long, value_name = "LIST")]
+    deny_accept: Vec<String>,
+    /// Allow name lookups of LIST (host names or *.suffix).
+    #[arg(long, value_name = "LIST")]
+    allow_lookup: Vec<String>,
+    /// Deny name lookups of LIST.
+    #[arg(long, value_name = "LIST")]
+    deny_lookup: Vec<String>,
+    /// Allow every network use not denied by a rule: the one allow-everything switch.
+    #[arg(long)]
+    inherit_network: bool,
+
+    /// Bind a listening socket before the guest starts and hand it to the guest, which needs
+    /// no bind or listen right to serve on it. ADDR=GUEST_ADDR lets the guest know it by
+    /// another address (it gets the socket by binding GUEST_ADDR).
+    #[arg(long, value_name = "ADDR[=GUEST_ADDR]")]
+    tcplisten: Vec<String>,
+
+    /// Set an environment variable for the guest.
+    #[arg(long, value_name = "KEY=VAL")]
+    env: Vec<String>,
+    /// Give the guest a host directory, at GUEST path (default: the same path).
+    #[arg(long, value_name = "HOST[::GUEST]")]
+    dir: Vec<String>,
+
+    /// The component to run.
+    component: PathBuf,
+    /// Arguments for the guest.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+impl RunOpts {
+    /// Builds the policy these options describe.
+    ///
+    /// # Errors
+    /// The first bad file or flag, naming where it is and what is wrong.
+    pub fn policy(&self) -> Result<Policy, capnet::policy::PolicyError> {
+        let mut builder: PolicyBuilder = Policy::builder().inherit_network(self.inherit_network);
+        if let Some(path) = &self.policy {
+            builder = builder.file(path)?;
+        }
+        let flags: [(&str, Verdict, &str, &[String]); 10] = [
+            (
+                "--allow-connect",
+                Verdict::Allow,
+                "connect",
+                &self.allow_connect,
+            ),
+            (
+                "--deny-connect",
+                Verdict::Deny,
+                "connect",
+                &self.deny_connect,
+            ),
+            ("--allow-bind", Verdict::Allow, "bind", &self.allow_bind),
+            ("--deny-bind", Verdict::Deny, "bind", &self.deny_bind),
+            (
+                "--allow-listen",
+                Verdict::Allow,
+                "listen",
+                &self.allow_listen,
+            ),
+            ("--deny-listen", Verdict::Deny, "listen", &self.deny_listen),
+            (
+                "--allow-accept",
+                Verdict::Allow,
+                "accept",
+                &self.allow_accept,
+            ),
+            ("--deny-accept", Verdict::Deny, "accept", &self.deny_accept),
+            (
+                "--allow-lookup",
+                Verdict::Allow,
+                "lookup",
+                &self.allow_lookup,
+            ),
+            ("--deny-lookup", Verdict::Deny, "lookup", &self.deny_lookup),
+        ];
+        for (flag, verdict, word, lists) in flags {
+            for list in lists {
+                builder = builder.flag(flag, verdict, word, list)?;
+            }
+        }
+        Ok(builder.build())
+    }
+
+    /// Runs the component; the exit code is the guest's.
+    ///
+    /// # Errors
+    /// A bad policy, option, component or pre-open, before the guest starts.
+    pub fn run(self) -> wasmtime::Result<ExitCode> {
+        let policy = self.policy()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let exit = runtime.block_on(self.run_async(policy))?;
+        Ok(match exit {
+            Exit::Code(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Exit::Trap(trap) => {
+                eprintln!("error: the guest trapped: {trap:?}");
+                ExitCode::from(TRAP_EXIT)
+            }
+        })
+    }
+
+    async fn run_async(self, policy: Policy) -> wasmtime::Result<Exit> {
+        let name = self
+            .component
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "component".into());
+
+        let mut capnet = CapnetCtx::builder().policy(policy).instance_name(&name);
+        for spec in &self.tcplisten {
+            let (host_addr, guest_addr) = parse_tcplisten(spec)?;
+            let listener = std::net::TcpListener::bind(host_addr).map_err(|e| {
+                wasmtime::format_err!("--tcplisten {spec}: cannot bind {host_addr}: {e}")
+            })?;
+            let bound = listener.local_addr()?;
+            let guest_addr = guest_addr.unwrap_or(bound);
+            tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} for the guest as {guest_addr}");
+            capnet = capnet.tcp_listener(listener, Some(guest_addr))?;
+        }
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdio().arg(&name).args(&self.args);
+        for pair in &self.env {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| wasmtime::format_err!("--env {pair}: write KEY=VAL"))?;
+            wasi.env(key, value);
+        }
+        for spec in &self.dir {
+            let (host_dir, guest_dir) = spec.split_once("::").unwrap_or((spec, spec));
+            wasi.preopened_dir(host_dir, guest_dir, FsPerms::ReadWrite)
+                .map_err(|e| wasmtime::format_err!("--dir {spec}: {e}"))?;
+        }
+
+        let engine = host::engine()?;
+        let component = Component::from_file(&engine, &self.component).map_err(|e| {
+            e.context(format!(
+                "cannot load component {}",
+                self.component.display()
+            ))
+        })?;
+        let linker = host::linker(&engine)?;
+        let host = CommandHost::new(wasi.build(), capnet.build());
+        Ok(host::run_command(&engine, &linker, &component, host).await)
+    }
+}
+
+/// `ADDR` or `ADDR=GUEST_ADDR`.
+fn parse_tcplisten(spec: &str) -> wasmtime::Result<(SocketAddr, Option<SocketAddr>)> {
+    let parse = |s: &str| {
+        s.parse::<SocketAddr>().map_err(|_| {
+            wasmtime::format_err!(
+                "--tcplisten {spec}: {s:?} is not an IP socket address (write 127.0.0.1:8080 or [::1]:8080)"
+            )
+        })
+    };
+    match spec.split_once('=') {
+        Some((host, guest)) => Ok((parse(host)?, Some(parse(guest)?))),
+        None => Ok((parse(spec)?, None)),
+    }
+}

@@ -1,0 +1,95 @@
+//! Running a `wasi:cli/command` component with capnet's sockets and `wasmtime-wasi`'s rest.
+
+use capnet::{CapnetCtx, CapnetCtxView, CapnetView};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+/// The store data of one command instance.
+pub struct CommandHost {
+    wasi: WasiCtx,
+    capnet: CapnetCtx,
+    table: ResourceTable,
+}
+
+impl CommandHost {
+    /// A host with the given WASI and capnet contexts.
+    pub fn new(wasi: WasiCtx, capnet: CapnetCtx) -> Self {
+        Self {
+            wasi,
+            capnet,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for CommandHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl CapnetView for CommandHost {
+    fn capnet(&mut self) -> CapnetCtxView<'_> {
+        CapnetCtxView {
+            ctx: &mut self.capnet,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The engine capnet runs components with.
+///
+/// # Errors
+/// When wasmtime rejects the configuration.
+pub fn engine() -> wasmtime::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    Engine::new(&config)
+}
+
+/// A linker with the full WASI world and capnet's sockets.
+///
+/// # Errors
+/// When an interface cannot be defined.
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CommandHost>> {
+    let mut linker = Linker::new(engine);
+    capnet::add_to_linker_with_wasi(&mut linker)?;
+    Ok(linker)
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// `wasi:cli/run` returned, or the guest called `exit`: the exit code.
+    Code(i32),
+    /// The guest trapped (or its instantiation failed).
+    Trap(wasmtime::Error),
+}
+
+/// Instantiates `component` as a command and runs it to the end.
+pub async fn run_command(
+    engine: &Engine,
+    linker: &Linker<CommandHost>,
+    component: &Component,
+    host: CommandHost,
+) -> Exit {
+    let mut store = Store::new(engine, host);
+    let result = async {
+        let command = Command::instantiate_async(&mut store, component, linker).await?;
+        command.wasi_cli_run().call_run(&mut store).await
+    }
+    .await;
+    match result {
+        Ok(Ok(())) => Exit::Code(0),
+        Ok(Err(())) => Exit::Code(1),
+        Err(error) => match error.downcast_ref::<I32Exit>() {
+            Some(exit) => Exit::Code(exit.0),
+            None => Exit::Trap(error),
+        },
+    }
+}

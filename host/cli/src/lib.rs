@@ -1,0 +1,5 @@
+//! The `capnet` command as a library: its subcommands, and the host that runs a WASI command
+//! component with capnet's sockets (used by the binary and by the tests).
+
+pub mod commands;
+pub mod host;

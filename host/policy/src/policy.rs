@@ -1,0 +1,358 @@
+//! The policy: rules compiled for fast decisions, its builder, and decisions.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Place;
+use crate::matcher::{Compiled, RuleIndex};
+use crate::target::{ip_literal, normalize_name, parse_entry};
+use crate::uses::{On, all_uses, expand};
+use crate::{
+    ErrorKind, Origin, PolicyError, PortRange, Rule, Source, Target, Use, Verdict, normalize,
+};
+
+/// A compiled, immutable network policy: deny by default, deny rules win.
+///
+/// Build one with [`Policy::builder`], or take [`Policy::deny_all`]
+/// (also [`Policy::default`]) or the explicitly named
+/// [`Policy::inherit_network`]. Decisions cost a few hash probes whatever
+/// the number of rules.
+///
+/// ```
+/// use capnet_policy::{Policy, Use, Verdict};
+///
+/// let policy = Policy::builder()
+///     .rule(Verdict::Allow, "connect", "10.0.0.0/8:443")?
+///     .rule(Verdict::Deny, "connect", "10.0.0.5")?
+///     .build();
+/// assert!(policy.decide(Use::TcpConnect, "10.1.2.3:443".parse()?).is_allowed());
+/// assert!(!policy.decide(Use::TcpConnect, "10.0.0.5:443".parse()?).is_allowed());
+/// assert!(!policy.decide(Use::TcpConnect, "10.1.2.3:80".parse()?).is_allowed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Policy {
+    rules: Vec<Rule>,
+    inherit_network: bool,
+    compiled: Compiled,
+}
+
+impl Default for Policy {
+    /// The same as [`Policy::deny_all`]: no rule, nothing allowed.
+    fn default() -> Self {
+        Policy::deny_all()
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("inherit_network", &self.inherit_network)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Policy {
+    /// A policy that allows nothing: the default, for guests given no network.
+    pub fn deny_all() -> Policy {
+        PolicyBuilder::default().build()
+    }
+
+    /// The one explicit allow-everything constructor (CLI
+    /// `--inherit-network`): with no rules every use is allowed. Deny rules
+    /// added through [`PolicyBuilder::inherit_network`] still win.
+    pub fn inherit_network() -> Policy {
+        PolicyBuilder::default().inherit_network(true).build()
+    }
+
+    /// A builder to add files, flags and rules to.
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder::default()
+    }
+
+    /// Decides `use_` on a socket address: the local address for binds and
+    /// listens, the peer's for connects, accepts, sends and receives.
+    ///
+    /// The address is normalised first: IPv4-mapped (`::ffff:a.b.c.d`) and
+    /// IPv4-compatible (`::a.b.c.d`) addresses fold to IPv4. Unspecified and
+    /// multicast addresses match only rules that name them (`0.0.0.0`,
+    /// `224.0.0.0/4`), never `any` or a broad network.
+    pub fn decide(&self, use_: Use, addr: SocketAddr) -> Decision<'_> {
+        let ip = normalize(addr.ip());
+        self.decide_with(use_, |table| table.find_ip(ip, addr.port()))
+    }
+
+    /// Decides `use_` (normally [`Use::Lookup`]) on a host name, compared
+    /// lowercase with a trailing dot ignored. A name that is an IP literal
+    /// (`10.0.0.1`, `::1`, `[::1]`) is decided like that address, port 0.
+    pub fn decide_name(&self, use_: Use, name: &str) -> Decision<'_> {
+        let name = normalize_name(name);
+        match ip_literal(&name) {
+            Some(ip) => {
+                let ip = normalize(ip);
+                self.decide_with(use_, |table| table.find_ip(ip, 0))
+            }
+            None => self.decide_with(use_, |table| table.find_name(&name)),
+        }
+    }
+
+    fn decide_with(
+        &self,
+        use_: Use,
+        find: impl Fn(&crate::matcher::Table) -> Option<RuleIndex>,
+    ) -> Decision<'_> {
+        for verdict in [Verdict::Deny, Verdict::Allow] {
+            if let Some(index) = find(self.compiled.table(use_, verdict)) {
+                return Decision {
+                    verdict,
+                    rule: Some(&self.rules[index as usize]),
+                    reason: Reason::Rule,
+                };
+            }
+        }
+        if self.inherit_network {
+            Decision {
+                verdict: Verdict::Allow,
+                rule: None,
+                reason: Reason::InheritNetwork,
+            }
+        } else {
+            Decision {
+                verdict: Verdict::Deny,
+                rule: None,
+                reason: Reason::DefaultDeny,
+            }
+        }
+    }
+
+    /// The rules, in the order they were added; group words appear expanded.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Whether uses no rule matches are allowed (`--inherit-network`).
+    pub fn is_inherit_network(&self) -> bool {
+        self.inherit_network
+    }
+}
+
+/// The outcome of one check, naming the rule that decided it, for the
+/// `access-denied` log line and for tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision<'a> {
+    /// Allow or deny.
+    pub verdict: Verdict,
+    /// The most specific matching rule of the winning verdict, if any.
+    pub rule: Option<&'a Rule>,
+    /// Why: a rule, or which default applied when none matched.
+    pub reason: Reason,
+}
+
+impl Decision<'_> {
+    /// Whether the use may go ahead.
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+}
+
+/// Why a decision came out the way it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// A rule matched; [`Decision::rule`] names it.
+    Rule,
+    /// No rule matched and the policy denies by default.
+    DefaultDeny,
+    /// No rule matched and the policy inherits the host's network.
+    InheritNetwork,
+}
+
+/// `rule policy.toml:3:5 "connect 127.0.0.1:8080"`,
+/// `flag --allow-listen "127.0.0.1:8080"`, `no rule: default deny` or
+/// `no rule: inherit-network`.
+impl fmt::Display for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.rule, self.reason) {
+            (Some(rule), _) => rule.fmt(f),
+            (None, Reason::InheritNetwork) => f.write_str("no rule: inherit-network"),
+            (None, _) => f.write_str("no rule: default deny"),
+        }
+    }
+}
+
+/// Collects rules from files, CLI flags and code, then compiles them with
+/// [`PolicyBuilder::build`]. Every rule is validated as it is added, so a
+/// bad one fails at load with its place and what to write instead.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyBuilder {
+    rules: Vec<Rule>,
+    inherit_network: bool,
+}
+
+impl PolicyBuilder {
+    /// Sets whether uses no rule matches are allowed (`--inherit-network`,
+    /// the file's `inherit-network`); deny rules still win. The last setting
+    /// wins.
+    pub fn inherit_network(mut self, yes: bool) -> Self {
+        self.inherit_network = yes;
+        self
+    }
+
+    /// Adds a policy file (TOML); its name as given is used in messages.
+    ///
+    /// # Errors
+    ///
+    /// `policy.toml: cannot read: ...` when the file cannot be read, else as
+    /// [`PolicyBuilder::toml`].
+    pub fn file(self, path: &Path) -> Result<Self, PolicyError> {
+        let origin = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.toml(&origin, &text),
+            Err(e) => Err(PolicyError::new(
+                Place::File { origin },
+                None,
+                ErrorKind::Read(e),
+            )),
+        }
+    }
+
+    /// Adds a policy in TOML; `origin` is the file name used in messages.
+    ///
+    /// # Errors
+    ///
+    /// The first problem, as `origin:line:column: rule "USE TARGET": what is
+    /// wrong`: TOML syntax (toml's reason), unknown keys, unknown use words,
+    /// or a bad target.
+    pub fn toml(mut self, origin: &str, text: &str) -> Result<Self, PolicyError> {
+        let file = crate::file::parse(origin, text)?;
+        if let Some(yes) = file.inherit_network {
+            self.inherit_network = yes;
+        }
+        let path: Arc<str> = origin.into();
+        for entry in file.entries {
+            let (line, column) = crate::file::line_column(text, entry.span_start);
+            let place = || Place::At {
+                origin: origin.to_owned(),
+                line,
+                column,
+            };
+            let source = |rule_text: String| Source {
+                origin: Origin::File {
+                    path: path.clone(),
+                    line,
+                    column,
+                },
+                text: rule_text,
+            };
+            self.add(entry.verdict, &entry.word, &entry.target, place, source)?;
+        }
+        Ok(self)
+    }
+
+    /// Adds one CLI flag's rules: `verdict`, a use or group `word`
+    /// (`connect`, `listen`, `tcp-bind`, ...) and a comma-separated `list` of
+    /// targets. `flag` is the flag's spelling for messages and sources, e.g.
+    /// `--allow-connect`.
+    ///
+    /// # Errors
+    ///
+    /// The first problem, as `--allow-connect: rule "USE TARGET": what is wrong`.
+    pub fn flag(
+        mut self,
+        flag: &str,
+        verdict: Verdict,
+        word: &str,
+        list: &str,
+    ) -> Result<Self, PolicyError> {
+        let flag_name: Arc<str> = flag.into();
+        for target in list.split(',') {
+            let target = target.trim();
+            let place = || Place::Flag {
+                flag: flag.to_owned(),
+            };
+            let source = |_rule_text: String| Source {
+                origin: Origin::Flag(flag_name.clone()),
+                text: target.to_owned(),
+            };
+            self.add(verdict, word, target, place, source)?;
+        }
+        Ok(self)
+    }
+
+    /// Adds one rule, `word target` (`"connect"`, `"10.0.0.0/8:443"`), for
+    /// embedders and tests.
+    ///
+    /// # Errors
+    ///
+    /// As for a file, without a place: `rule "USE TARGET": what is wrong`.
+    pub fn rule(mut self, verdict: Verdict, word: &str, target: &str) -> Result<Self, PolicyError> {
+        let source = |text| Source {
+            origin: Origin::Builder,
+            text,
+        };
+        self.add(verdict, word, target, || Place::Builder, source)?;
+        Ok(self)
+    }
+
+    /// Compiles the rules into lookup tables.
+    pub fn build(self) -> Policy {
+        let compiled = Compiled::build(&self.rules);
+        tracing::debug!(
+            rules = self.rules.len(),
+            inherit_network = self.inherit_network,
+            "compiled network policy"
+        );
+        Policy {
+            rules: self.rules,
+            inherit_network: self.inherit_network,
+            compiled,
+        }
+    }
+
+    /// Validates `word target` and pushes the rules it expands to.
+    fn add(
+        &mut self,
+        verdict: Verdict,
+        word: &str,
+        target: &str,
+        place: impl Fn() -> Place,
+        source: impl Fn(String) -> Source,
+    ) -> Result<(), PolicyError> {
+        let Some(parts) = expand(word, verdict) else {
+            return Err(PolicyError::new(
+                place(),
+                None,
+                ErrorKind::UnknownUse(word.to_owned()),
+            ));
+        };
+        let rule_text = match target {
+            "" => word.to_owned(),
+            _ => format!("{word} {target}"),
+        };
+        let fail = |kind| PolicyError::new(place(), Some(rule_text.clone()), kind);
+        let entry = parse_entry(target).map_err(fail)?;
+        let uses = all_uses(parts);
+        if uses.contains(Use::Lookup) && entry.ports.is_some() {
+            return Err(fail(ErrorKind::PortsOnLookup(entry.host_text.to_owned())));
+        }
+        if entry.target.is_name() && uses.iter().any(|u| u != Use::Lookup) {
+            return Err(fail(ErrorKind::NameNeedsLookup));
+        }
+        let source = source(rule_text.clone());
+        for part in parts {
+            let (target, ports) = match part.on {
+                On::Target => (entry.target.clone(), entry.ports.unwrap_or(PortRange::ANY)),
+                On::AnyPeer => (Target::Any, PortRange::ANY),
+            };
+            self.rules.push(Rule {
+                verdict,
+                uses: part.uses,
+                target,
+                ports,
+                source: source.clone(),
+            });
+        }
+        Ok(())
+    }
+}
