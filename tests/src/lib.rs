@@ -1,1 +1,183 @@
-//! placeholder
+//! Test support: the guests built from `guest/rust`, and a runner that starts a guest on the
+//! capnet host in this process and talks to it over real loopback sockets.
+
+use capnet::CapnetCtx;
+use capnet::policy::{Policy, Verdict};
+use capnet_cli::host::{self, CommandHost, Exit};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// How long a guest may take to start listening or to finish before a test fails.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The path of a Rust guest component, e.g. `guest("echo-server")`.
+pub fn guest(name: &str) -> PathBuf {
+    PathBuf::from(env!("CAPNET_GUEST_DIR")).join(format!("{name}.wasm"))
+}
+
+struct Runtime {
+    engine: Engine,
+    linker: Linker<CommandHost>,
+    components: Mutex<HashMap<String, Component>>,
+}
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let engine = host::engine().expect("engine");
+        let linker = host::linker(&engine).expect("linker");
+        Runtime {
+            engine,
+            linker,
+            components: Mutex::new(HashMap::new()),
+        }
+    })
+}
+
+fn component(name: &str) -> Component {
+    let rt = runtime();
+    let mut cache = rt.components.lock().unwrap();
+    cache
+        .entry(name.to_string())
+        .or_insert_with(|| {
+            Component::from_file(&rt.engine, guest(name))
+                .unwrap_or_else(|e| panic!("cannot compile guest {name}: {e:?}"))
+        })
+        .clone()
+}
+
+/// A policy from `(verdict, use word, target)` rules, e.g. `(Verdict::Allow, "listen", "127.0.0.1:0")`.
+pub fn policy(rules: &[(Verdict, &str, &str)]) -> Policy {
+    let mut builder = Policy::builder();
+    for (verdict, word, target) in rules {
+        builder = builder.rule(*verdict, word, target).expect("test rule");
+    }
+    builder.build()
+}
+
+/// A guest running on the capnet host in this process.
+pub struct Running {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    task: JoinHandle<Exit>,
+}
+
+/// What a finished guest left behind.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit code (a trap fails the test).
+    pub code: i32,
+    /// All it wrote to stdout.
+    pub stdout: String,
+    /// All it wrote to stderr.
+    pub stderr: String,
+}
+
+impl Running {
+    /// Starts guest `name` with `args` (argv[0] is the guest's name) under `capnet`.
+    pub fn start(name: &str, args: &[&str], capnet: CapnetCtx) -> Running {
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let stderr = MemoryOutputPipe::new(1 << 20);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg(name)
+            .args(args)
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
+        let host = CommandHost::new(wasi.build(), capnet);
+        let component = component(name);
+        let task = tokio::spawn(async move {
+            let rt = runtime();
+            host::run_command(&rt.engine, &rt.linker, &component, host).await
+        });
+        Running {
+            stdout,
+            stderr,
+            task,
+        }
+    }
+
+    /// Everything the guest wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.contents()).into_owned()
+    }
+
+    /// Everything the guest wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+    }
+
+    /// Waits for the guest's `listening on ADDR` line and returns ADDR.
+    pub async fn listening(&self) -> SocketAddr {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(addr) = self
+                .stdout()
+                .lines()
+                .find_map(|l| l.strip_prefix("listening on "))
+            {
+                return addr.trim().parse().expect("guest printed an address");
+            }
+            assert!(
+                !self.task.is_finished(),
+                "guest ended before listening; stderr:\n{}",
+                self.stderr()
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "guest did not listen in time; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits for the guest to end; a trap fails the test.
+    pub async fn finish(self) -> Finished {
+        let exit = tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "guest did not finish in time; stderr:\n{}",
+                    String::from_utf8_lossy(&self.stderr.contents())
+                )
+            })
+            .expect("guest task");
+        let stdout = String::from_utf8_lossy(&self.stdout.contents()).into_owned();
+        let stderr = String::from_utf8_lossy(&self.stderr.contents()).into_owned();
+        match exit {
+            Exit::Code(code) => Finished {
+                code,
+                stdout,
+                stderr,
+            },
+            Exit::Trap(trap) => panic!("guest trapped: {trap:?}\nstderr:\n{stderr}"),
+        }
+    }
+}
+
+/// A capnet context with `policy` and nothing pre-opened.
+pub fn ctx(policy: Policy) -> CapnetCtx {
+    CapnetCtx::builder().policy(policy).build()
+}
+
+/// Bytes that look random (xorshift), reproducible from `seed`, for integrity checks.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

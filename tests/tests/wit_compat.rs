@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, anyhow, bail};
+use wasmtime::error::Context;
+use wasmtime::{Result, bail, format_err as anyhow};
 use wit_parser::{
     Function, FunctionKind, Handle, InterfaceId, PackageId, Resolve, Stability, Type, TypeDefKind,
     TypeId, TypeOwner, WorldItem, WorldKey,
@@ -35,7 +36,7 @@ fn parse_wit_dir(dir: &Path) -> Result<(Resolve, PackageId)> {
     };
     let (pkg, _) = resolve
         .push_dir(dir)
-        .with_context(|| format!("parsing WIT in {}", dir.display()))?;
+        .map_err(|e| anyhow!("parsing WIT in {}: {e:?}", dir.display()))?;
     Ok((resolve, pkg))
 }
 

@@ -61,8 +61,9 @@ impl Policy {
     }
 
     /// The one explicit allow-everything constructor (CLI
-    /// `--inherit-network`): with no rules every use is allowed. Deny rules
-    /// added through [`PolicyBuilder::inherit_network`] still win.
+    /// `--inherit-network`): with no rules every use is allowed. To keep some
+    /// uses denied, build with [`PolicyBuilder::inherit_network`] and deny
+    /// rules; deny rules still win.
     pub fn inherit_network() -> Policy {
         PolicyBuilder::default().inherit_network(true).build()
     }

@@ -3,8 +3,9 @@
 use crate::bindings::sockets::network::ErrorCode;
 use crate::grant::Grant;
 use capnet_policy::Use;
+use std::future::Future;
 use std::net::{IpAddr, ToSocketAddrs};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use tokio::task::JoinHandle;
 use wasmtime_wasi_io::poll::Pollable;
 
@@ -48,8 +49,7 @@ impl ResolveAddressStream {
     /// `resolve-next-address`: `would-block` until the answer is in.
     pub fn next_address(&mut self) -> Result<Option<IpAddr>, ErrorCode> {
         if let Lookup::Pending(task) = &mut self.state {
-            let mut cx = Context::from_waker(Waker::noop());
-            match std::pin::Pin::new(task).poll(&mut cx) {
+            match super::poll_now(|cx| std::pin::Pin::new(&mut *task).poll(cx)) {
                 Poll::Pending => return Err(ErrorCode::WouldBlock),
                 Poll::Ready(result) => self.state = Lookup::Done(joined(result)),
             }
@@ -61,8 +61,6 @@ impl ResolveAddressStream {
         }
     }
 }
-
-use std::future::Future;
 
 fn joined(
     result: Result<Result<Vec<IpAddr>, ErrorCode>, tokio::task::JoinError>,

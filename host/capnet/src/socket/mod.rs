@@ -5,3 +5,16 @@ pub mod addr;
 pub mod lookup;
 pub mod stream;
 pub mod tcp;
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+/// Polls once, for a non-blocking WIT call (`read`, `check-write`, `accept`, `finish-*`).
+///
+/// Runs outside tokio's cooperative budget: these probes never wait, so the budget's forced
+/// `Pending` would only tell the guest "not ready" while the matching pollable says ready,
+/// and a guest that polls and retries would spin without ever yielding.
+pub(crate) fn poll_now<T>(f: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    let probe = std::pin::pin!(tokio::task::coop::unconstrained(std::future::poll_fn(f)));
+    probe.poll(&mut Context::from_waker(Waker::noop()))
+}

@@ -6,12 +6,14 @@
 //! remainder move to a short-lived drain task, so the bytes leave even if the guest never comes
 //! back to this stream (it may be blocked reading the reply, or have dropped the stream).
 
+use super::poll_now;
 use bytes::{Buf, Bytes};
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use wasmtime_wasi_io::poll::Pollable;
@@ -63,11 +65,6 @@ impl Connection {
             let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write);
         }
     }
-}
-
-/// Polls once without registering interest anyone will act on.
-fn poll_now<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-    f(&mut Context::from_waker(Waker::noop()))
 }
 
 fn failed(error: io::Error) -> StreamError {
@@ -200,8 +197,6 @@ impl TcpWriter {
         }));
     }
 }
-
-use std::future::Future;
 
 fn flatten(result: Result<io::Result<()>, tokio::task::JoinError>) -> io::Result<()> {
     result.unwrap_or_else(|e| Err(io::Error::other(e)))

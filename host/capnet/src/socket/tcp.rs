@@ -6,6 +6,7 @@
 //! network: bind, listen, connect and, per peer, accept.
 
 use super::addr::{self, Family};
+use super::poll_now;
 use super::stream::{Connection, TcpReader, TcpWriter};
 use crate::bindings::sockets::network::ErrorCode;
 use crate::ctx::Preopens;
@@ -15,7 +16,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use wasmtime_wasi_io::poll::Pollable;
@@ -267,27 +268,27 @@ impl TcpSocket {
             return Err(ErrorCode::InvalidState);
         };
         let grant = self.grant.as_ref().ok_or(ErrorCode::InvalidState)?;
-        loop {
-            let next = match pending.take() {
-                Some(next) => next,
-                None => match poll_now(|cx| listener.poll_accept(cx)) {
-                    Poll::Ready(next) => next,
-                    Poll::Pending => return Err(ErrorCode::WouldBlock),
-                },
-            };
-            let (stream, peer) = next.map_err(|e| crate::error::error_code_of(&e))?;
-            if !accept_allowed(grant, self.preopened.is_some(), peer) {
-                continue;
+        let stream = loop {
+            // The pollable's catch was checked when it was taken.
+            if let Some(next) = pending.take() {
+                break next?.0;
             }
-            let conn = Connection::new(stream);
-            let mut socket = Self::with_state(
-                self.family,
-                State::Connected(conn.clone()),
-                Some(grant.clone()),
-            );
-            socket.backlog = self.backlog;
-            return Ok((socket, TcpReader::new(conn.clone()), TcpWriter::new(conn)));
-        }
+            let Poll::Ready(next) = poll_now(|cx| listener.poll_accept(cx)) else {
+                return Err(ErrorCode::WouldBlock);
+            };
+            let (stream, peer) = next?;
+            if accept_allowed(grant, self.preopened.is_some(), peer) {
+                break stream;
+            }
+        };
+        let conn = Connection::new(stream);
+        let mut socket = Self::with_state(
+            self.family,
+            State::Connected(conn.clone()),
+            Some(grant.clone()),
+        );
+        socket.backlog = self.backlog;
+        Ok((socket, TcpReader::new(conn.clone()), TcpWriter::new(conn)))
     }
 
     /// `local-address`; a pre-opened listener reports the address the guest knows it by.
@@ -505,10 +506,6 @@ impl Pollable for TcpSocket {
             _ => {}
         }
     }
-}
-
-fn poll_now<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-    f(&mut Context::from_waker(Waker::noop()))
 }
 
 fn local_addr_of(sock: &SockRef<'_>) -> Result<SocketAddr, ErrorCode> {

@@ -1,0 +1,174 @@
+//! The capability checks, observed from outside: what a guest is refused never touches the
+//! network, and what it is allowed works.
+
+use capnet::policy::Verdict::{Allow, Deny};
+use capnet_tests::{Running, ctx, policy};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
+
+/// A native server that answers each connection with `pong:` and what it read.
+async fn pong_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).await.unwrap();
+        stream.write_all(b"pong:").await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        request.len()
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_outside_the_policy_is_access_denied_and_reaches_no_listener() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    // A rule for another port of the same host must not cover this one.
+    let policy = policy(&[(Allow, "connect", "127.0.0.1:1")]);
+    let guest = Running::start("tcp-client", &[&target.to_string(), "hello"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 1);
+    assert_eq!(
+        done.stderr.trim(),
+        format!("error: connect {target}: access-denied")
+    );
+    let reached = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(reached.is_err(), "no connection may reach the listener");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_connect_reaches_the_server_and_gets_its_reply() {
+    let (addr, server) = pong_server().await;
+    let policy = policy(&[(Allow, "connect", &addr.to_string())]);
+    let guest = Running::start("tcp-client", &[&addr.to_string(), "ping"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+    assert_eq!(done.stdout, "pong:ping");
+    assert_eq!(server.await.unwrap(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_rule_wins_over_a_broader_allow() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let policy = policy(&[
+        (Allow, "connect", "127.0.0.0/8"),
+        (Deny, "connect", &target.to_string()),
+    ]);
+    let guest = Running::start("tcp-client", &[&target.to_string(), "x"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(
+        done.stderr.trim(),
+        format!("error: connect {target}: access-denied")
+    );
+    let reached = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(reached.is_err(), "no connection may reach the listener");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_mapped_ipv6_target_is_checked_as_ipv4() {
+    // A v6 socket may not connect to a mapped address at all (WIT: invalid-argument), and the
+    // policy never sees it as anything but the IPv4 address it names.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mapped = format!("[::ffff:127.0.0.1]:{port}");
+    let policy = policy(&[(Deny, "connect", "127.0.0.1")]);
+    let guest = Running::start("tcp-client", &[&mapped, "x"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 1);
+    assert!(
+        done.stderr.contains("invalid-argument") || done.stderr.contains("access-denied"),
+        "stderr: {}",
+        done.stderr
+    );
+    let reached = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(reached.is_err(), "no connection may reach the listener");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_outside_the_policy_is_access_denied() {
+    let policy = policy(&[(Allow, "lookup", "*.example.org")]);
+    let guest = Running::start("tcp-client", &["example.com:80", "x"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 1);
+    assert_eq!(
+        done.stderr.trim(),
+        "error: lookup example.com: access-denied"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_lookup_of_localhost_resolves_and_connects() {
+    let (addr, server) = pong_server().await;
+    let policy = policy(&[
+        (Allow, "lookup", "localhost"),
+        (Allow, "connect", &addr.to_string()),
+    ]);
+    let target = format!("localhost:{}", addr.port());
+    let guest = Running::start("tcp-client", &[&target, "hi"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+    assert_eq!(done.stdout, "pong:hi");
+    server.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_without_a_right_is_refused_before_the_port_is_taken() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let guest = Running::start("echo-server", &[&addr.to_string()], ctx(policy(&[])));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 1);
+    assert!(
+        done.stderr.starts_with(&format!("error: bind {addr}:")),
+        "{}",
+        done.stderr
+    );
+    // Nothing was bound: the port is still free.
+    std::net::TcpListener::bind(addr).expect("the denied bind left the port free");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_from_a_denied_peer_never_reaches_the_guest() {
+    let policy = policy(&[
+        (Allow, "listen", "127.0.0.1:0"),
+        (Deny, "accept", "127.0.0.2"),
+    ]);
+    // The guest serves exactly one connection, then exits.
+    let guest = Running::start("echo-server", &["127.0.0.1:0", "1"], ctx(policy));
+    let addr = guest.listening().await;
+
+    // From 127.0.0.2: the kernel completes the handshake, capnet closes it unseen.
+    let denied = TcpSocket::new_v4().unwrap();
+    denied.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut denied = denied.connect(addr).await.unwrap();
+    let _ = denied.write_all(b"should not echo").await;
+    let mut buf = [0; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), denied.read(&mut buf))
+        .await
+        .expect("the denied connection is closed promptly")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a denied peer gets no echo");
+
+    // From 127.0.0.1: served; it is the guest's one connection.
+    let mut allowed = tokio::net::TcpStream::connect(addr).await.unwrap();
+    allowed.write_all(b"echo me").await.unwrap();
+    allowed.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    allowed.read_to_end(&mut back).await.unwrap();
+    assert_eq!(back, b"echo me");
+
+    let done = guest.finish().await;
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+}
