@@ -88,10 +88,8 @@ impl From<io::Error> for ErrorCode {
 
 /// Maps an OS error to the WIT code that names it.
 pub fn error_code_of(error: &io::Error) -> ErrorCode {
-    if let Some(errno) = error.raw_os_error() {
-        if let Some(code) = errno_code(errno) {
-            return code;
-        }
+    if let Some(code) = error.raw_os_error().and_then(errno_code) {
+        return code;
     }
     match error.kind() {
         io::ErrorKind::PermissionDenied => ErrorCode::AccessDenied,

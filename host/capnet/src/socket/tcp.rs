@@ -170,10 +170,10 @@ impl TcpSocket {
             _ => return Err(ErrorCode::InvalidState),
         }
         addr::validate_remote(self.family, &remote)?;
-        if let Some(bound_with) = &self.grant {
-            if !bound_with.same_authority(grant) {
-                return Err(ErrorCode::InvalidArgument);
-            }
+        if let Some(bound_with) = &self.grant
+            && !bound_with.same_authority(grant)
+        {
+            return Err(ErrorCode::InvalidArgument);
         }
         grant.check(Use::TcpConnect, remote)?;
         let socket = match std::mem::replace(&mut self.state, State::Closed) {
