@@ -18,6 +18,9 @@ mod generated {
             "wasi:clocks/monotonic-clock": wasmtime_wasi::p2::bindings::clocks::monotonic_clock,
             "wasi:sockets/network.network": crate::network::Network,
             "wasi:sockets/tcp.tcp-socket": crate::socket::tcp::TcpSocket,
+            "wasi:sockets/udp.udp-socket": crate::socket::udp::UdpSocket,
+            "wasi:sockets/udp.incoming-datagram-stream": crate::socket::udp::IncomingDatagramStream,
+            "wasi:sockets/udp.outgoing-datagram-stream": crate::socket::udp::OutgoingDatagramStream,
             "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::socket::lookup::ResolveAddressStream,
         },
         trappable_error_type: {

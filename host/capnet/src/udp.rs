@@ -1,14 +1,16 @@
-//! `wasi:sockets/udp`. The resource types are uninhabited until UDP lands: `create-udp-socket`
-//! never makes one, so every method below matches on a value that cannot exist.
+//! `wasi:sockets/udp`: the `udp-socket` resource and its datagram streams, over
+//! [`crate::socket::udp`].
 
 use crate::bindings::sockets::network::{IpAddressFamily, IpSocketAddress};
 use crate::bindings::sockets::udp::{
     Host, HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, IncomingDatagram,
-    IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream, UdpSocket,
+    OutgoingDatagram,
 };
 use crate::ctx::CapnetCtxView;
-use crate::error::SocketResult;
+use crate::error::{SocketError, SocketResult};
 use crate::network::Network;
+use crate::socket::udp::{IncomingDatagramStream, OutgoingDatagramStream, SendError, UdpSocket};
+use std::net::SocketAddr;
 use wasmtime::component::Resource;
 use wasmtime_wasi_io::poll::DynPollable;
 
@@ -19,97 +21,173 @@ type Streams = (
     Resource<OutgoingDatagramStream>,
 );
 
+impl CapnetCtxView<'_> {
+    fn udp(&mut self, socket: &Resource<UdpSocket>) -> SocketResult<&mut UdpSocket> {
+        Ok(self.table.get_mut(socket)?)
+    }
+}
+
 impl HostUdpSocket for CapnetCtxView<'_> {
     fn start_bind(
         &mut self,
-        s: Resource<UdpSocket>,
-        _: Resource<Network>,
-        _: IpSocketAddress,
+        socket: Resource<UdpSocket>,
+        network: Resource<Network>,
+        local_address: IpSocketAddress,
     ) -> SocketResult<()> {
-        match *self.table.get(&s)? {}
+        let grant = self.table.get(&network)?.grant.clone();
+        Ok(self
+            .udp(&socket)?
+            .start_bind(&grant, local_address.into())?)
     }
-    fn finish_bind(&mut self, s: Resource<UdpSocket>) -> SocketResult<()> {
-        match *self.table.get(&s)? {}
+
+    fn finish_bind(&mut self, socket: Resource<UdpSocket>) -> SocketResult<()> {
+        Ok(self.udp(&socket)?.finish_bind()?)
     }
+
     fn stream(
         &mut self,
-        s: Resource<UdpSocket>,
-        _: Option<IpSocketAddress>,
+        socket: Resource<UdpSocket>,
+        remote_address: Option<IpSocketAddress>,
     ) -> SocketResult<Streams> {
-        match *self.table.get(&s)? {}
+        // Only the newest pair may exist, as in wasmtime: older ones must be dropped first.
+        let alive = self.table.iter_children(&socket)?.any(|child| {
+            child.is::<IncomingDatagramStream>() || child.is::<OutgoingDatagramStream>()
+        });
+        if alive {
+            return Err(SocketError::trap(wasmtime::format_err!(
+                "udp-socket.stream: the previous streams are not dropped yet"
+            )));
+        }
+        let (incoming, outgoing) = self
+            .udp(&socket)?
+            .stream(remote_address.map(SocketAddr::from))?;
+        let incoming = self.table.push_child(incoming, &socket)?;
+        let outgoing = self.table.push_child(outgoing, &socket)?;
+        Ok((incoming, outgoing))
     }
-    fn local_address(&mut self, s: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        match *self.table.get(&s)? {}
+
+    fn local_address(&mut self, socket: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
+        Ok(self.udp(&socket)?.local_address()?.into())
     }
-    fn remote_address(&mut self, s: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        match *self.table.get(&s)? {}
+
+    fn remote_address(&mut self, socket: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
+        Ok(self.udp(&socket)?.remote_address()?.into())
     }
-    fn address_family(&mut self, s: Resource<UdpSocket>) -> wasmtime::Result<IpAddressFamily> {
-        match *self.table.get(&s)? {}
+
+    fn address_family(&mut self, socket: Resource<UdpSocket>) -> wasmtime::Result<IpAddressFamily> {
+        Ok(self.table.get(&socket)?.family().into())
     }
-    fn unicast_hop_limit(&mut self, s: Resource<UdpSocket>) -> SocketResult<u8> {
-        match *self.table.get(&s)? {}
+
+    fn unicast_hop_limit(&mut self, socket: Resource<UdpSocket>) -> SocketResult<u8> {
+        Ok(self.udp(&socket)?.unicast_hop_limit()?)
     }
-    fn set_unicast_hop_limit(&mut self, s: Resource<UdpSocket>, _: u8) -> SocketResult<()> {
-        match *self.table.get(&s)? {}
+
+    fn set_unicast_hop_limit(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        value: u8,
+    ) -> SocketResult<()> {
+        Ok(self.udp(&socket)?.set_unicast_hop_limit(value)?)
     }
-    fn receive_buffer_size(&mut self, s: Resource<UdpSocket>) -> SocketResult<u64> {
-        match *self.table.get(&s)? {}
+
+    fn receive_buffer_size(&mut self, socket: Resource<UdpSocket>) -> SocketResult<u64> {
+        Ok(self.udp(&socket)?.receive_buffer_size()?)
     }
-    fn set_receive_buffer_size(&mut self, s: Resource<UdpSocket>, _: u64) -> SocketResult<()> {
-        match *self.table.get(&s)? {}
+
+    fn set_receive_buffer_size(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
+        Ok(self.udp(&socket)?.set_receive_buffer_size(value)?)
     }
-    fn send_buffer_size(&mut self, s: Resource<UdpSocket>) -> SocketResult<u64> {
-        match *self.table.get(&s)? {}
+
+    fn send_buffer_size(&mut self, socket: Resource<UdpSocket>) -> SocketResult<u64> {
+        Ok(self.udp(&socket)?.send_buffer_size()?)
     }
-    fn set_send_buffer_size(&mut self, s: Resource<UdpSocket>, _: u64) -> SocketResult<()> {
-        match *self.table.get(&s)? {}
+
+    fn set_send_buffer_size(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
+        Ok(self.udp(&socket)?.set_send_buffer_size(value)?)
     }
-    fn subscribe(&mut self, s: Resource<UdpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
-        match *self.table.get(&s)? {}
+
+    fn subscribe(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        wasmtime_wasi_io::poll::subscribe(self.table, socket)
     }
-    fn drop(&mut self, s: Resource<UdpSocket>) -> wasmtime::Result<()> {
-        match self.table.delete(s)? {}
+
+    fn drop(&mut self, socket: Resource<UdpSocket>) -> wasmtime::Result<()> {
+        self.table.delete(socket)?;
+        Ok(())
     }
 }
 
 impl HostIncomingDatagramStream for CapnetCtxView<'_> {
     fn receive(
         &mut self,
-        s: Resource<IncomingDatagramStream>,
-        _: u64,
+        stream: Resource<IncomingDatagramStream>,
+        max_results: u64,
     ) -> SocketResult<Vec<IncomingDatagram>> {
-        match *self.table.get(&s)? {}
+        let datagrams = self.table.get_mut(&stream)?.receive(max_results)?;
+        Ok(datagrams
+            .into_iter()
+            .map(|(data, from)| IncomingDatagram {
+                data,
+                remote_address: from.into(),
+            })
+            .collect())
     }
+
     fn subscribe(
         &mut self,
-        s: Resource<IncomingDatagramStream>,
+        stream: Resource<IncomingDatagramStream>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        match *self.table.get(&s)? {}
+        wasmtime_wasi_io::poll::subscribe(self.table, stream)
     }
-    fn drop(&mut self, s: Resource<IncomingDatagramStream>) -> wasmtime::Result<()> {
-        match self.table.delete(s)? {}
+
+    fn drop(&mut self, stream: Resource<IncomingDatagramStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
     }
 }
 
 impl HostOutgoingDatagramStream for CapnetCtxView<'_> {
-    fn check_send(&mut self, s: Resource<OutgoingDatagramStream>) -> SocketResult<u64> {
-        match *self.table.get(&s)? {}
+    fn check_send(&mut self, stream: Resource<OutgoingDatagramStream>) -> SocketResult<u64> {
+        Ok(self.table.get_mut(&stream)?.check_send())
     }
+
     fn send(
         &mut self,
-        s: Resource<OutgoingDatagramStream>,
-        _: Vec<OutgoingDatagram>,
+        stream: Resource<OutgoingDatagramStream>,
+        datagrams: Vec<OutgoingDatagram>,
     ) -> SocketResult<u64> {
-        match *self.table.get(&s)? {}
+        let stream = self.table.get_mut(&stream)?;
+        let batch = datagrams
+            .iter()
+            .map(|d| (d.data.as_slice(), d.remote_address.map(SocketAddr::from)));
+        match stream.send(batch) {
+            Ok(sent) => Ok(sent),
+            Err(SendError::Code(code)) => Err(code.into()),
+            Err(SendError::Unpermitted) => Err(SocketError::trap(wasmtime::format_err!(
+                "outgoing-datagram-stream.send: more datagrams than check-send permitted"
+            ))),
+        }
     }
+
     fn subscribe(
         &mut self,
-        s: Resource<OutgoingDatagramStream>,
+        stream: Resource<OutgoingDatagramStream>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        match *self.table.get(&s)? {}
+        wasmtime_wasi_io::poll::subscribe(self.table, stream)
     }
-    fn drop(&mut self, s: Resource<OutgoingDatagramStream>) -> wasmtime::Result<()> {
-        match self.table.delete(s)? {}
+
+    fn drop(&mut self, stream: Resource<OutgoingDatagramStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
     }
 }

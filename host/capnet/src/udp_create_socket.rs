@@ -1,18 +1,16 @@
-//! `wasi:sockets/udp-create-socket`.
-//!
-//! UDP is not implemented yet (its own issue): creating a UDP socket reports `not-supported`,
-//! so no `udp-socket` resource can exist and the methods in [`crate::udp`] are unreachable.
+//! `wasi:sockets/udp-create-socket`. Creating a socket needs no right: until it is bound
+//! through a `network` it cannot reach anything.
 
-use crate::bindings::sockets::network::{ErrorCode, IpAddressFamily};
-use crate::bindings::sockets::udp::UdpSocket;
+use crate::bindings::sockets::network::IpAddressFamily;
 use crate::bindings::sockets::udp_create_socket::Host;
 use crate::ctx::CapnetCtxView;
 use crate::error::SocketResult;
+use crate::socket::udp::UdpSocket;
 use wasmtime::component::Resource;
 
 impl Host for CapnetCtxView<'_> {
-    fn create_udp_socket(&mut self, _family: IpAddressFamily) -> SocketResult<Resource<UdpSocket>> {
-        tracing::debug!(target: "capnet::socket", "create-udp-socket: not-supported (UDP is not implemented yet)");
-        Err(ErrorCode::NotSupported.into())
+    fn create_udp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Resource<UdpSocket>> {
+        let socket = UdpSocket::new(family.into())?;
+        Ok(self.table.push(socket)?)
     }
 }

@@ -5,6 +5,7 @@ pub mod addr;
 pub mod lookup;
 pub mod stream;
 pub mod tcp;
+pub mod udp;
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};

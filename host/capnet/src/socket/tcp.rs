@@ -531,7 +531,7 @@ fn keepalive_duration(nanos: u64) -> Result<Duration, ErrorCode> {
     Ok(Duration::from_secs(secs))
 }
 
-fn buffer_size(value: u64) -> Result<usize, ErrorCode> {
+pub(super) fn buffer_size(value: u64) -> Result<usize, ErrorCode> {
     if value == 0 {
         return Err(ErrorCode::InvalidArgument);
     }

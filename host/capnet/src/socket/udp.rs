@@ -1,0 +1,358 @@
+//! The UDP socket and its datagram streams, over tokio, with per-peer capability checks.
+//!
+//! A bind needs the `udp-bind` right, except the ephemeral bind (unspecified address, port 0)
+//! that wasi-libc makes before a first `sendto`: that bind exposes nothing by itself, since
+//! every datagram sent is checked against `udp-send` for its destination and every datagram
+//! received against `udp-receive` for its source. Refused incoming datagrams are dropped and
+//! logged; the guest never sees them.
+
+use super::addr::{self, Family};
+use super::poll_now;
+use crate::bindings::sockets::network::ErrorCode;
+use crate::grant::Grant;
+use capnet_policy::Use;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Poll;
+use wasmtime_wasi_io::poll::Pollable;
+
+/// The largest UDP payload (65535 minus the UDP header would be the IPv4 limit; the kernel
+/// reports EMSGSIZE for what it cannot send, this bounds what we accept at all).
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Datagrams one `check-send` permits and one `receive` returns at most.
+const BATCH: usize = 64;
+
+/// A `wasi:sockets/udp.udp-socket`.
+pub struct UdpSocket {
+    family: Family,
+    socket: Arc<tokio::net::UdpSocket>,
+    state: State,
+    grant: Option<Grant>,
+    /// The peer the current streams are limited to.
+    remote: Option<SocketAddr>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Unbound,
+    BindStarted,
+    Bound,
+}
+
+impl UdpSocket {
+    /// A fresh unbound socket (`udp-create-socket`); IPv6 sockets are IPv6-only.
+    pub fn new(family: Family) -> io::Result<Self> {
+        let domain = match family {
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
+        };
+        let socket = Socket::new(domain, Type::DGRAM.nonblocking(), Some(Protocol::UDP))?;
+        if family == Family::V6 {
+            socket.set_only_v6(true)?;
+        }
+        let socket = tokio::net::UdpSocket::from_std(socket.into())?;
+        Ok(Self {
+            family,
+            socket: Arc::new(socket),
+            state: State::Unbound,
+            grant: None,
+            remote: None,
+        })
+    }
+
+    /// `start-bind`, with the `udp-bind` right (none for the ephemeral bind).
+    pub fn start_bind(&mut self, grant: &Grant, local: SocketAddr) -> Result<(), ErrorCode> {
+        match self.state {
+            State::Unbound => {}
+            State::BindStarted => return Err(ErrorCode::ConcurrencyConflict),
+            State::Bound => return Err(ErrorCode::InvalidState),
+        }
+        addr::validate_local(self.family, &local)?;
+        if local.ip().is_unspecified() && local.port() == 0 {
+            tracing::debug!(
+                target: "capnet::socket",
+                addr = %local,
+                "ephemeral udp bind: each send and receive is checked per peer"
+            );
+        } else {
+            grant.check(Use::UdpBind, local)?;
+        }
+        SockRef::from(&*self.socket).bind(&local.into())?;
+        self.state = State::BindStarted;
+        self.grant = Some(grant.clone());
+        Ok(())
+    }
+
+    /// `finish-bind`.
+    pub fn finish_bind(&mut self) -> Result<(), ErrorCode> {
+        if self.state != State::BindStarted {
+            return Err(ErrorCode::NotInProgress);
+        }
+        self.state = State::Bound;
+        Ok(())
+    }
+
+    /// `%stream`: limits the socket to `remote` (with the `udp-send` right for it) or lifts the
+    /// limit, and returns the streams. The caller makes sure older streams are gone.
+    pub fn stream(
+        &mut self,
+        remote: Option<SocketAddr>,
+    ) -> Result<(IncomingDatagramStream, OutgoingDatagramStream), ErrorCode> {
+        let grant = match (&self.state, &self.grant) {
+            (State::Bound, Some(grant)) => grant.clone(),
+            _ => return Err(ErrorCode::InvalidState),
+        };
+        let mut receive_allowed = false;
+        if let Some(peer) = remote {
+            addr::validate_remote(self.family, &peer)?;
+            grant.check(Use::UdpSend, peer)?;
+            // Decided once for the peer: received datagrams then cost no policy work.
+            receive_allowed = grant.check(Use::UdpReceive, peer).is_ok();
+        }
+        if self.remote.is_some() {
+            disconnect(&self.socket)?;
+            self.remote = None;
+        }
+        if let Some(peer) = remote {
+            connect(&self.socket, peer)?;
+            self.remote = Some(peer);
+        }
+        let incoming = IncomingDatagramStream {
+            socket: self.socket.clone(),
+            grant: grant.clone(),
+            remote: self.remote,
+            receive_allowed,
+            scratch: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+        };
+        let outgoing = OutgoingDatagramStream {
+            socket: self.socket.clone(),
+            family: self.family,
+            grant,
+            remote: self.remote,
+            permit: 0,
+        };
+        Ok((incoming, outgoing))
+    }
+
+    /// `local-address`.
+    pub fn local_address(&self) -> Result<SocketAddr, ErrorCode> {
+        if self.state != State::Bound {
+            return Err(ErrorCode::InvalidState);
+        }
+        Ok(self.socket.local_addr()?)
+    }
+
+    /// `remote-address`.
+    pub fn remote_address(&self) -> Result<SocketAddr, ErrorCode> {
+        self.remote.ok_or(ErrorCode::InvalidState)
+    }
+
+    /// `address-family`.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// `unicast-hop-limit`.
+    pub fn unicast_hop_limit(&self) -> Result<u8, ErrorCode> {
+        let sock = SockRef::from(&*self.socket);
+        let hops = match self.family {
+            Family::V4 => sock.ttl_v4()?,
+            Family::V6 => sock.unicast_hops_v6()?,
+        };
+        Ok(u8::try_from(hops).unwrap_or(u8::MAX))
+    }
+
+    /// `set-unicast-hop-limit`: 0 is invalid.
+    pub fn set_unicast_hop_limit(&self, value: u8) -> Result<(), ErrorCode> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument);
+        }
+        let sock = SockRef::from(&*self.socket);
+        match self.family {
+            Family::V4 => sock.set_ttl_v4(value.into())?,
+            Family::V6 => sock.set_unicast_hops_v6(value.into())?,
+        }
+        Ok(())
+    }
+
+    /// `receive-buffer-size`.
+    pub fn receive_buffer_size(&self) -> Result<u64, ErrorCode> {
+        Ok(SockRef::from(&*self.socket).recv_buffer_size()? as u64)
+    }
+
+    /// `set-receive-buffer-size`: 0 is invalid; large values are clamped.
+    pub fn set_receive_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
+        let size = super::tcp::buffer_size(value)?;
+        Ok(SockRef::from(&*self.socket).set_recv_buffer_size(size)?)
+    }
+
+    /// `send-buffer-size`.
+    pub fn send_buffer_size(&self) -> Result<u64, ErrorCode> {
+        Ok(SockRef::from(&*self.socket).send_buffer_size()? as u64)
+    }
+
+    /// `set-send-buffer-size`: 0 is invalid; large values are clamped.
+    pub fn set_send_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
+        let size = super::tcp::buffer_size(value)?;
+        Ok(SockRef::from(&*self.socket).set_send_buffer_size(size)?)
+    }
+}
+
+/// Binding finishes at once: the socket's pollable is always ready.
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for UdpSocket {
+    async fn ready(&mut self) {}
+}
+
+fn connect(socket: &tokio::net::UdpSocket, peer: SocketAddr) -> Result<(), ErrorCode> {
+    SockRef::from(socket).connect(&peer.into())?;
+    Ok(())
+}
+
+/// Dissolves a UDP association (`connect` to `AF_UNSPEC`).
+fn disconnect(socket: &tokio::net::UdpSocket) -> Result<(), ErrorCode> {
+    match rustix::net::connect_unspec(socket) {
+        Ok(()) => Ok(()),
+        // Some kernels report an error even though the association is gone.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::AFNOSUPPORT) => Ok(()),
+        Err(e) => Err(io::Error::from(e).into()),
+    }
+}
+
+/// The receiving half of a UDP socket's streams.
+pub struct IncomingDatagramStream {
+    socket: Arc<tokio::net::UdpSocket>,
+    grant: Grant,
+    remote: Option<SocketAddr>,
+    /// For a stream limited to one peer: whether that peer may be heard (decided once).
+    receive_allowed: bool,
+    /// Where a datagram lands before it is copied out at its exact size.
+    scratch: Box<[u8]>,
+}
+
+/// A received datagram: its payload and who sent it.
+pub type Datagram = (Vec<u8>, SocketAddr);
+
+impl IncomingDatagramStream {
+    /// `receive`: up to `max` waiting datagrams from peers the policy allows, never waiting.
+    pub fn receive(&mut self, max: u64) -> Result<Vec<Datagram>, ErrorCode> {
+        let max = usize::try_from(max).unwrap_or(usize::MAX).min(BATCH);
+        let mut out = Vec::new();
+        while out.len() < max {
+            let (len, peer) = match self.socket.try_recv_from(&mut self.scratch) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(e.into()),
+            };
+            let peer = SocketAddr::new(capnet_policy::normalize(peer.ip()), peer.port());
+            let allowed = match self.remote {
+                Some(_) => self.receive_allowed,
+                None => self.grant.check(Use::UdpReceive, peer).is_ok(),
+            };
+            if allowed {
+                out.push((self.scratch[..len].to_vec(), peer));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for IncomingDatagramStream {
+    async fn ready(&mut self) {
+        let _ = self.socket.readable().await;
+    }
+}
+
+/// The sending half of a UDP socket's streams.
+pub struct OutgoingDatagramStream {
+    socket: Arc<tokio::net::UdpSocket>,
+    family: Family,
+    grant: Grant,
+    remote: Option<SocketAddr>,
+    /// Datagrams the last `check-send` allowed; `send` uses them up.
+    permit: usize,
+}
+
+/// What `send` does with a guest that sends beyond its permit.
+pub enum SendError {
+    /// The guest sees this code.
+    Code(ErrorCode),
+    /// The guest broke the `check-send` contract.
+    Unpermitted,
+}
+
+impl From<ErrorCode> for SendError {
+    fn from(code: ErrorCode) -> Self {
+        SendError::Code(code)
+    }
+}
+
+impl OutgoingDatagramStream {
+    /// `check-send`: a batch when the socket can take datagrams now, else 0.
+    pub fn check_send(&mut self) -> u64 {
+        self.permit = match poll_now(|cx| self.socket.poll_send_ready(cx)) {
+            Poll::Ready(_) => BATCH,
+            Poll::Pending => 0,
+        };
+        self.permit as u64
+    }
+
+    /// `send`: datagrams in order, each destination checked against `udp-send`; stops at the
+    /// first failure and reports it only when nothing was sent.
+    pub fn send<'a>(
+        &mut self,
+        datagrams: impl ExactSizeIterator<Item = (&'a [u8], Option<SocketAddr>)>,
+    ) -> Result<u64, SendError> {
+        if datagrams.len() == 0 {
+            return Ok(0);
+        }
+        if datagrams.len() > self.permit {
+            return Err(SendError::Unpermitted);
+        }
+        self.permit = 0;
+        let mut sent = 0;
+        for (data, dest) in datagrams {
+            match self.send_one(data, dest) {
+                Ok(true) => sent += 1,
+                Ok(false) => break,
+                Err(_) if sent > 0 => break,
+                Err(code) => return Err(code.into()),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends one datagram: `Ok(false)` when the kernel has no room now.
+    fn send_one(&self, data: &[u8], dest: Option<SocketAddr>) -> Result<bool, ErrorCode> {
+        if data.len() > MAX_DATAGRAM {
+            return Err(ErrorCode::DatagramTooLarge);
+        }
+        let result = match (dest, self.remote) {
+            (Some(dest), Some(peer)) if dest == peer => self.socket.try_send(data),
+            (Some(_), Some(_)) | (None, None) => return Err(ErrorCode::InvalidArgument),
+            (None, Some(_)) => self.socket.try_send(data),
+            (Some(dest), None) => {
+                addr::validate_remote(self.family, &dest)?;
+                self.grant.check(Use::UdpSend, dest)?;
+                self.socket.try_send_to(data, dest)
+            }
+        };
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[wasmtime_wasi_io::async_trait]
+impl Pollable for OutgoingDatagramStream {
+    async fn ready(&mut self) {
+        let _ = self.socket.writable().await;
+    }
+}
