@@ -538,3 +538,386 @@ pub(super) fn buffer_size(value: u64) -> Result<usize, ErrorCode> {
     // The kernel doubles what it is given and caps it; keep the request within its int.
     Ok(usize::try_from(value.min(i32::MAX as u64 / 2)).unwrap_or(usize::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctx::CapnetCtxBuilder;
+    use crate::error::code_name;
+    use capnet_policy::Policy;
+
+    fn grant() -> Grant {
+        Grant::new(Arc::new(Policy::inherit_network()), Arc::from("test"))
+    }
+
+    fn preopens() -> Preopens {
+        CapnetCtxBuilder::new().build().preopens
+    }
+
+    fn show<T>(result: Result<T, ErrorCode>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(code) => code_name(code),
+        }
+    }
+
+    /// A socket driven into each state of the WIT's TCP state machine.
+    async fn in_state(
+        grant: &Grant,
+        state: &str,
+        peer: SocketAddr,
+        refused: SocketAddr,
+    ) -> TcpSocket {
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut s = TcpSocket::new(Family::V4).unwrap();
+        let bind = |s: &mut TcpSocket| s.start_bind(grant, local, &mut preopens()).unwrap();
+        match state {
+            "unbound" => {}
+            "bind-started" => bind(&mut s),
+            "bound" => {
+                bind(&mut s);
+                s.finish_bind().unwrap();
+            }
+            "listen-started" | "listening" => {
+                bind(&mut s);
+                s.finish_bind().unwrap();
+                s.start_listen().unwrap();
+                if state == "listening" {
+                    s.finish_listen().unwrap();
+                }
+            }
+            "connect-started" => s.start_connect(grant, peer).unwrap(),
+            "connected" | "closed" => {
+                let target = if state == "connected" { peer } else { refused };
+                s.start_connect(grant, target).unwrap();
+                loop {
+                    match s.finish_connect() {
+                        Err(ErrorCode::WouldBlock) => s.ready().await,
+                        _ => break,
+                    }
+                }
+            }
+            other => panic!("no state {other}"),
+        }
+        s
+    }
+
+    /// Every operation in every state gives the result the WIT docs name (and where they are
+    /// silent, what wasmtime-wasi gives): one row per operation, one column per state.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_operation_in_every_state_gives_the_documented_result() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = listener.local_addr().unwrap();
+        let refused = {
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            closed.local_addr().unwrap()
+        };
+        let states = [
+            "unbound",
+            "bind-started",
+            "bound",
+            "listen-started",
+            "listening",
+            "connected",
+            "closed",
+        ];
+        type Op = fn(&mut TcpSocket, &Grant, SocketAddr) -> &'static str;
+        let table: [(&str, Op, [&str; 7]); 14] = [
+            (
+                "start-bind",
+                |s, g, _| show(s.start_bind(g, "127.0.0.1:0".parse().unwrap(), &mut preopens())),
+                [
+                    "ok",
+                    "concurrency-conflict",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "finish-bind",
+                |s, _, _| show(s.finish_bind()),
+                [
+                    "not-in-progress",
+                    "ok",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                ],
+            ),
+            (
+                "start-connect",
+                |s, g, p| show(s.start_connect(g, p)),
+                [
+                    "ok",
+                    "concurrency-conflict",
+                    "ok",
+                    "concurrency-conflict",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "finish-connect",
+                |s, _, _| show(s.finish_connect()),
+                [
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                ],
+            ),
+            (
+                "start-listen",
+                |s, _, _| show(s.start_listen()),
+                [
+                    "invalid-state",
+                    "concurrency-conflict",
+                    "ok",
+                    "concurrency-conflict",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "finish-listen",
+                |s, _, _| show(s.finish_listen()),
+                [
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "ok",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                ],
+            ),
+            (
+                "accept",
+                |s, _, _| show(s.accept().map(drop)),
+                [
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "would-block",
+                    "invalid-state",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "local-address",
+                |s, _, _| show(s.local_address()),
+                [
+                    "invalid-state",
+                    "invalid-state",
+                    "ok",
+                    "ok",
+                    "ok",
+                    "ok",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "remote-address",
+                |s, _, _| show(s.remote_address()),
+                [
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "ok",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "shutdown",
+                |s, _, _| show(s.shutdown(Shutdown::Both)),
+                [
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "ok",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "set-listen-backlog-size 0",
+                |s, _, _| show(s.set_listen_backlog_size(0)),
+                ["invalid-argument"; 7],
+            ),
+            (
+                "set-listen-backlog-size 16",
+                |s, _, _| show(s.set_listen_backlog_size(16)),
+                [
+                    "ok",
+                    "ok",
+                    "ok",
+                    "ok",
+                    "ok",
+                    "invalid-state",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "set-hop-limit 0",
+                |s, _, _| show(s.set_hop_limit(0)),
+                ["invalid-argument"; 7],
+            ),
+            (
+                "set-keep-alive-count 3",
+                |s, _, _| show(s.set_keep_alive_count(3)),
+                ["ok", "ok", "ok", "ok", "ok", "ok", "invalid-state"],
+            ),
+        ];
+        let network = grant();
+        let mut wrong = Vec::new();
+        for (op, run, expected) in table {
+            for (state, want) in states.iter().zip(expected) {
+                let mut socket = in_state(&network, state, peer, refused).await;
+                let got = run(&mut socket, &network, peer);
+                if got != want {
+                    wrong.push(format!("{op} in {state}: got {got}, the docs say {want}"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connect_through_another_network_than_the_bind_is_invalid_argument() {
+        let (bound_with, other) = (grant(), grant());
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = TcpSocket::new(Family::V4).unwrap();
+        s.start_bind(&bound_with, "127.0.0.1:0".parse().unwrap(), &mut preopens())
+            .unwrap();
+        s.finish_bind().unwrap();
+        let addr = peer.local_addr().unwrap();
+        assert_eq!(show(s.start_connect(&other, addr)), "invalid-argument");
+        assert_eq!(show(s.start_connect(&bound_with, addr)), "ok");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn option_setters_reject_zero_and_clamp_the_rest() {
+        let s = TcpSocket::new(Family::V6).unwrap();
+        for (name, result) in [
+            ("keep-alive-idle-time", s.set_keep_alive_idle_time(0)),
+            ("keep-alive-interval", s.set_keep_alive_interval(0)),
+            ("keep-alive-count", s.set_keep_alive_count(0)),
+            ("hop-limit", s.set_hop_limit(0)),
+            ("receive-buffer-size", s.set_receive_buffer_size(0)),
+            ("send-buffer-size", s.set_send_buffer_size(0)),
+        ] {
+            assert_eq!(show(result), "invalid-argument", "{name} 0");
+        }
+        // Out-of-range values are clamped, not refused; the value read back is the kernel's.
+        s.set_keep_alive_idle_time(u64::MAX).unwrap();
+        assert_eq!(s.keep_alive_idle_time().unwrap(), 32_767 * 1_000_000_000);
+        s.set_keep_alive_interval(1).unwrap();
+        assert_eq!(s.keep_alive_interval().unwrap(), 1_000_000_000);
+        s.set_keep_alive_count(u32::MAX).unwrap();
+        assert_eq!(s.keep_alive_count().unwrap(), 127);
+        s.set_hop_limit(42).unwrap();
+        assert_eq!(s.hop_limit().unwrap(), 42);
+        s.set_keep_alive_enabled(true).unwrap();
+        assert!(s.keep_alive_enabled().unwrap());
+        s.set_receive_buffer_size(u64::MAX).unwrap();
+        assert!(s.receive_buffer_size().unwrap() > 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bind_and_connect_reject_the_addresses_the_docs_name() {
+        let g = grant();
+        let cases: [(Family, &str, &str, &str); 8] = [
+            (Family::V4, "bind", "[::1]:0", "invalid-argument"),
+            (Family::V6, "bind", "127.0.0.1:0", "invalid-argument"),
+            (
+                Family::V6,
+                "bind",
+                "[::ffff:127.0.0.1]:0",
+                "invalid-argument",
+            ),
+            (Family::V4, "bind", "224.0.0.1:0", "invalid-argument"),
+            (Family::V4, "connect", "0.0.0.0:80", "invalid-argument"),
+            (Family::V4, "connect", "127.0.0.1:0", "invalid-argument"),
+            (
+                Family::V6,
+                "connect",
+                "[::ffff:127.0.0.1]:80",
+                "invalid-argument",
+            ),
+            (
+                Family::V4,
+                "connect",
+                "255.255.255.255:80",
+                "invalid-argument",
+            ),
+        ];
+        for (family, op, addr, want) in cases {
+            let mut s = TcpSocket::new(family).unwrap();
+            let addr: SocketAddr = addr.parse().unwrap();
+            let got = match op {
+                "bind" => show(s.start_bind(&g, addr, &mut preopens())),
+                _ => show(s.start_connect(&g, addr)),
+            };
+            assert_eq!(got, want, "{op} {addr} on {family:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_bind_to_a_bound_address_is_address_in_use() {
+        let g = grant();
+        let mut first = TcpSocket::new(Family::V4).unwrap();
+        first
+            .start_bind(&g, "127.0.0.1:0".parse().unwrap(), &mut preopens())
+            .unwrap();
+        first.finish_bind().unwrap();
+        first.start_listen().unwrap();
+        let taken = first.local_address().unwrap();
+        let mut second = TcpSocket::new(Family::V4).unwrap();
+        assert_eq!(
+            show(second.start_bind(&g, taken, &mut preopens())),
+            "address-in-use"
+        );
+        // A failed bind leaves the socket unbound: it may try again elsewhere.
+        assert_eq!(
+            show(second.start_bind(&g, "127.0.0.1:0".parse().unwrap(), &mut preopens())),
+            "ok"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn accepted_sockets_inherit_the_listeners_options() {
+        let g = grant();
+        let mut listener = TcpSocket::new(Family::V4).unwrap();
+        listener
+            .start_bind(&g, "127.0.0.1:0".parse().unwrap(), &mut preopens())
+            .unwrap();
+        listener.finish_bind().unwrap();
+        listener.set_keep_alive_enabled(true).unwrap();
+        listener.set_keep_alive_idle_time(77_000_000_000).unwrap();
+        listener.set_hop_limit(33).unwrap();
+        listener.start_listen().unwrap();
+        listener.finish_listen().unwrap();
+        let addr = listener.local_address().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        listener.ready().await;
+        let (accepted, _, _) = listener.accept().map_err(code_name).unwrap();
+        assert!(accepted.keep_alive_enabled().unwrap());
+        assert_eq!(accepted.keep_alive_idle_time().unwrap(), 77_000_000_000);
+        assert_eq!(accepted.hop_limit().unwrap(), 33);
+        assert_eq!(accepted.family(), Family::V4);
+    }
+}

@@ -356,3 +356,225 @@ impl Pollable for OutgoingDatagramStream {
         let _ = self.socket.writable().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::code_name;
+    use capnet_policy::Policy;
+
+    fn grant() -> Grant {
+        Grant::new(Arc::new(Policy::inherit_network()), Arc::from("test"))
+    }
+
+    fn show<T>(result: Result<T, ErrorCode>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(code) => code_name(code),
+        }
+    }
+
+    fn in_state(grant: &Grant, state: &str, peer: SocketAddr) -> UdpSocket {
+        let mut s = UdpSocket::new(Family::V4).unwrap();
+        if state != "unbound" {
+            s.start_bind(grant, "127.0.0.1:0".parse().unwrap()).unwrap();
+        }
+        if state != "unbound" && state != "bind-started" {
+            s.finish_bind().unwrap();
+        }
+        match state {
+            "streaming" => drop(s.stream(None).unwrap()),
+            "streaming-to-peer" => drop(s.stream(Some(peer)).unwrap()),
+            _ => {}
+        }
+        s
+    }
+
+    /// Every operation in every state gives the result the WIT docs name.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_operation_in_every_state_gives_the_documented_result() {
+        let peer_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = peer_socket.local_addr().unwrap();
+        let states = [
+            "unbound",
+            "bind-started",
+            "bound",
+            "streaming",
+            "streaming-to-peer",
+        ];
+        type Op = fn(&mut UdpSocket, &Grant, SocketAddr) -> &'static str;
+        let table: [(&str, Op, [&str; 5]); 8] = [
+            (
+                "start-bind",
+                |s, g, _| show(s.start_bind(g, "127.0.0.1:0".parse().unwrap())),
+                [
+                    "ok",
+                    "concurrency-conflict",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                ],
+            ),
+            (
+                "finish-bind",
+                |s, _, _| show(s.finish_bind()),
+                [
+                    "not-in-progress",
+                    "ok",
+                    "not-in-progress",
+                    "not-in-progress",
+                    "not-in-progress",
+                ],
+            ),
+            (
+                "stream none",
+                |s, _, _| show(s.stream(None)),
+                ["invalid-state", "invalid-state", "ok", "ok", "ok"],
+            ),
+            (
+                "stream peer",
+                |s, _, p| show(s.stream(Some(p))),
+                ["invalid-state", "invalid-state", "ok", "ok", "ok"],
+            ),
+            (
+                "local-address",
+                |s, _, _| show(s.local_address()),
+                ["invalid-state", "invalid-state", "ok", "ok", "ok"],
+            ),
+            (
+                "remote-address",
+                |s, _, _| show(s.remote_address()),
+                [
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "invalid-state",
+                    "ok",
+                ],
+            ),
+            (
+                "set-unicast-hop-limit 0",
+                |s, _, _| show(s.set_unicast_hop_limit(0)),
+                ["invalid-argument"; 5],
+            ),
+            (
+                "set-receive-buffer-size 0",
+                |s, _, _| show(s.set_receive_buffer_size(0)),
+                ["invalid-argument"; 5],
+            ),
+        ];
+        let network = grant();
+        let mut wrong = Vec::new();
+        for (op, run, expected) in table {
+            for (state, want) in states.iter().zip(expected) {
+                let mut socket = in_state(&network, state, peer);
+                let got = run(&mut socket, &network, peer);
+                if got != want {
+                    wrong.push(format!("{op} in {state}: got {got}, the docs say {want}"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    fn send(out: &mut OutgoingDatagramStream, batch: &[(&[u8], Option<SocketAddr>)]) -> String {
+        match out.send(batch.iter().copied()) {
+            Ok(n) => format!("sent {n}"),
+            Err(SendError::Code(code)) => code_name(code).to_string(),
+            Err(SendError::Unpermitted) => "trap".to_string(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_follows_the_permit_and_destination_rules() {
+        let peer_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = peer_socket.local_addr().unwrap();
+        let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let network = grant();
+
+        let mut unconnected = in_state(&network, "bound", peer);
+        let (_, mut out) = unconnected.stream(None).unwrap();
+        assert_eq!(
+            send(&mut out, &[(b"x", Some(peer))]),
+            "trap",
+            "no permit yet"
+        );
+        assert_eq!(out.check_send(), BATCH as u64);
+        assert_eq!(send(&mut out, &[]), "sent 0");
+        assert_eq!(
+            send(&mut out, &[(b"x", None)]),
+            "invalid-argument",
+            "no destination"
+        );
+        out.check_send();
+        assert_eq!(
+            send(&mut out, &[(b"x", Some("0.0.0.0:80".parse().unwrap()))]),
+            "invalid-argument"
+        );
+        out.check_send();
+        assert_eq!(
+            send(&mut out, &[(b"x", Some("[::1]:80".parse().unwrap()))]),
+            "invalid-argument"
+        );
+        out.check_send();
+        let huge = vec![0; MAX_DATAGRAM + 1];
+        assert_eq!(send(&mut out, &[(&huge, Some(peer))]), "datagram-too-large");
+        out.check_send();
+        assert_eq!(
+            send(&mut out, &[(b"a", Some(peer)), (b"b", Some(peer))]),
+            "sent 2"
+        );
+        // The permit is spent by a send; more than it allowed traps.
+        assert_eq!(send(&mut out, &[(b"c", Some(peer))]), "trap");
+        let too_many: Vec<(&[u8], Option<SocketAddr>)> = vec![(b"d", Some(peer)); BATCH + 1];
+        out.check_send();
+        assert_eq!(send(&mut out, &too_many), "trap");
+
+        let mut connected = in_state(&network, "bound", peer);
+        let (_, mut out) = connected.stream(Some(peer)).unwrap();
+        out.ready().await;
+        out.check_send();
+        assert_eq!(
+            send(&mut out, &[(b"e", Some(other))]),
+            "invalid-argument",
+            "another peer"
+        );
+        out.check_send();
+        assert_eq!(
+            send(&mut out, &[(b"f", None), (b"g", Some(peer))]),
+            "sent 2"
+        );
+
+        let mut buf = [0; 8];
+        let got: Vec<u8> = (0..4)
+            .map(|_| {
+                let (n, _) = peer_socket.recv_from(&mut buf).unwrap();
+                buf[..n][0]
+            })
+            .collect();
+        assert_eq!(got, b"abfg");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receive_returns_nothing_for_zero_and_never_would_block() {
+        let network = grant();
+        let mut s = in_state(&network, "bound", "127.0.0.1:9".parse().unwrap());
+        let (mut incoming, _) = s.stream(None).unwrap();
+        assert!(incoming.receive(0).unwrap().is_empty());
+        assert!(
+            incoming.receive(10).unwrap().is_empty(),
+            "nothing has arrived"
+        );
+        let to = s.local_address().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"one", to).unwrap();
+        sender.send_to(b"two", to).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            incoming.ready().await;
+            got.extend(incoming.receive(10).unwrap());
+        }
+        assert_eq!(got[0], (b"one".to_vec(), sender.local_addr().unwrap()));
+        assert_eq!(got[1].0, b"two");
+    }
+}
