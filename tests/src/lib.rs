@@ -18,9 +18,62 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 /// How long a guest may take to start listening or to finish before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The path of a Rust guest component, e.g. `guest("echo-server")`.
+/// The path of a Rust guest component, e.g. `guest("echo-server")`, built on first use.
 pub fn guest(name: &str) -> PathBuf {
-    PathBuf::from(env!("CAPNET_GUEST_DIR")).join(format!("{name}.wasm"))
+    rust_guests().join(format!("{name}.wasm"))
+}
+
+/// Builds `guest/rust` for `wasm32-wasip2` once per test process (a no-op when it is up to
+/// date) and returns where the components are.
+///
+/// The repository is found from the running test's `CARGO_MANIFEST_DIR`, never from a path
+/// baked in at compile time: checkouts that share a target directory share compiled tests.
+fn rust_guests() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let start = std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::current_dir().expect("a working directory"));
+            let root = start
+                .ancestors()
+                .find(|dir| dir.join("guest/rust/Cargo.toml").is_file())
+                .unwrap_or_else(|| panic!("no guest/rust above {}", start.display()))
+                .to_path_buf();
+            let guests = root.join("guest/rust");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+            let mut build = std::process::Command::new(cargo);
+            build
+                .current_dir(&guests)
+                .args([
+                    "build",
+                    "--release",
+                    "--locked",
+                    "--target",
+                    "wasm32-wasip2",
+                ])
+                .arg("--target-dir")
+                .arg(guests.join("target"));
+            // The outer build's settings are for the host, not for the guests.
+            for var in [
+                "CARGO_TARGET_DIR",
+                "CARGO_BUILD_TARGET",
+                "RUSTFLAGS",
+                "CARGO_ENCODED_RUSTFLAGS",
+            ] {
+                build.env_remove(var);
+            }
+            let status = build
+                .status()
+                .expect("cannot run cargo to build the guests");
+            assert!(
+                status.success(),
+                "building the guests in {} failed; is the target installed? (scripts/setup)",
+                guests.display()
+            );
+            guests.join("target/wasm32-wasip2/release")
+        })
+        .clone()
 }
 
 struct Runtime {

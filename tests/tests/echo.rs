@@ -85,3 +85,21 @@ async fn poll_echo_serves_several_connections_at_once() {
     let done = guest.finish().await;
     assert_eq!(done.code, 0, "stderr: {}", done.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn std_echo_server_works_over_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no ::1");
+        return;
+    }
+    let policy = policy(&[(Allow, "listen", "[::1]:0")]);
+    let guest = Running::start("echo-server", &["[::1]:0", "1"], ctx(policy));
+    let addr = guest.listening().await;
+    assert!(addr.is_ipv6());
+    let data = pattern(1 << 20, 3);
+    let sent = digest(&data);
+    let (len, got) = echo_through(addr, data).await;
+    assert_eq!((len, got), (1 << 20, sent));
+    let done = guest.finish().await;
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+}

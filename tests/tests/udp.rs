@@ -135,3 +135,23 @@ async fn udp_bind_to_a_fixed_address_needs_the_udp_bind_right() {
     );
     std::net::UdpSocket::bind(addr).expect("the denied bind left the port free");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_echo_works_over_ipv6_loopback() {
+    let Ok(client) = UdpSocket::bind("[::1]:0").await else {
+        eprintln!("skipped: this machine has no ::1");
+        return;
+    };
+    let policy = policy(&[
+        (Allow, "udp-bind", "[::1]:0"),
+        (Allow, "udp-receive", "::1"),
+        (Allow, "udp-send", "::1"),
+    ]);
+    let guest = Running::start("udp-echo", &["[::1]:0", "1"], ctx(policy));
+    let addr = guest.listening().await;
+    client.send_to(b"over v6", addr).await.unwrap();
+    let back = recv_within(&client, Duration::from_secs(20)).await;
+    assert_eq!(back.as_deref(), Some(&b"over v6"[..]));
+    let done = guest.finish().await;
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+}
