@@ -442,6 +442,18 @@ fn our_monotonic_clock_matches_the_standard_signature_for_signature() -> Result<
     Ok(())
 }
 
+#[test]
+fn our_stdin_matches_the_standard_signature_for_signature() -> Result<()> {
+    let ours = ours()?;
+    let only = ["wasi:cli/stdin@0.2.12"];
+    let diffs = diff_package("wasi:cli@0.2.12", Some(&only), &ours, &theirs()?)?;
+    assert_no_diffs("wasi:cli/stdin@0.2.12", &diffs);
+    let cli = &ours.packages[package(&ours, "wasi:cli@0.2.12")?];
+    let carried: Vec<&String> = cli.interfaces.keys().collect();
+    assert_eq!(carried, ["stdin"], "capnet carries only stdin of wasi:cli");
+    Ok(())
+}
+
 /// The comparison itself must notice a change: a parameter type swapped in
 /// an otherwise identical copy is reported by name.
 #[test]
@@ -510,6 +522,11 @@ fn capnet_host_world_imports_the_seven_sockets_interfaces_and_preopens() -> Resu
             }
         }
         let imports: BTreeSet<&str> = imports.iter().map(String::as_str).collect();
+        let mut expected = expected.clone();
+        if world_name == "guest" {
+            // Guests also poll stdin beside their sockets.
+            expected.insert("wasi:cli/stdin@0.2.12");
+        }
         assert_eq!(imports, expected, "imports of world {world_name}");
         assert!(
             world.exports.is_empty(),

@@ -236,3 +236,79 @@ fn bad_flags_fail_at_load_naming_the_flag_and_the_rule() {
         "error: --allow-connect: rule \"connect 10.0.0.0/8:9000-80\": port range start is above its end (write 80-9000)\n"
     );
 }
+
+/// Lines from a child's stdout, each awaited with a deadline.
+fn lines_of(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn next_line(lines: &std::sync::mpsc::Receiver<String>, waiting_for: &str) -> String {
+    lines
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no line from the guest while waiting for {waiting_for}"))
+}
+
+#[test]
+fn one_poll_wakes_for_whichever_of_tcp_udp_timer_and_stdin_is_ready() {
+    let policy = std::env::temp_dir().join(format!("capnet-poll-mix-{}.toml", std::process::id()));
+    std::fs::write(
+        &policy,
+        "[allow]\nlisten = [\"127.0.0.1:0\"]\nudp-bind = [\"127.0.0.1:0\"]\nudp-receive = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    let mut child = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(&policy)
+        .arg(guest("poll-mix"))
+        .args(["127.0.0.1:0", "127.0.0.1:0", "300"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let tcp: SocketAddr = next_line(&lines, "the tcp address")
+        .strip_prefix("listening on ")
+        .expect("tcp line")
+        .parse()
+        .unwrap();
+    let udp: SocketAddr = next_line(&lines, "the udp address")
+        .strip_prefix("udp on ")
+        .expect("udp line")
+        .parse()
+        .unwrap();
+
+    // Nothing but time passes: the timer wakes the poll.
+    assert_eq!(next_line(&lines, "the timer"), "ready: timer");
+
+    let client = std::net::TcpStream::connect(tcp).unwrap();
+    let peer = client.local_addr().unwrap();
+    assert_eq!(next_line(&lines, "tcp"), format!("ready: tcp {peer}"));
+
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"ping", udp).unwrap();
+    assert_eq!(next_line(&lines, "udp"), "ready: udp ping");
+
+    use std::io::Write;
+    child.stdin.as_mut().unwrap().write_all(b"hello\n").unwrap();
+    assert_eq!(next_line(&lines, "stdin"), "ready: stdin hello");
+
+    let out = wait(child);
+    std::fs::remove_file(&policy).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -590,11 +590,8 @@ mod tests {
             "connected" | "closed" => {
                 let target = if state == "connected" { peer } else { refused };
                 s.start_connect(grant, target).unwrap();
-                loop {
-                    match s.finish_connect() {
-                        Err(ErrorCode::WouldBlock) => s.ready().await,
-                        _ => break,
-                    }
+                while let Err(ErrorCode::WouldBlock) = s.finish_connect() {
+                    s.ready().await;
                 }
             }
             other => panic!("no state {other}"),

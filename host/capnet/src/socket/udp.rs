@@ -499,6 +499,8 @@ mod tests {
             "trap",
             "no permit yet"
         );
+        // Writability is known once the reactor has seen the socket: wait as a guest would.
+        out.ready().await;
         assert_eq!(out.check_send(), BATCH as u64);
         assert_eq!(send(&mut out, &[]), "sent 0");
         assert_eq!(
