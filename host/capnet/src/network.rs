@@ -31,3 +31,32 @@ impl HostNetwork for CapnetCtxView<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctx::CapnetCtx;
+    use crate::error::code_name;
+    use wasmtime::component::ResourceTable;
+
+    /// `network-error-code` names the socket error behind a failed stream operation, and
+    /// nothing for an error that is not a socket's.
+    #[test]
+    fn network_error_code_finds_the_code_behind_a_stream_error() {
+        let mut ctx = CapnetCtx::default();
+        let mut table = ResourceTable::new();
+        let mut view = CapnetCtxView {
+            ctx: &mut ctx,
+            table: &mut table,
+        };
+        let reset = std::io::Error::from_raw_os_error(libc::ECONNRESET);
+        let socket_error = view.table.push(wasmtime::Error::new(reset)).unwrap();
+        let code = view.network_error_code(socket_error).unwrap();
+        assert_eq!(code.map(code_name), Some("connection-reset"));
+        let other = view
+            .table
+            .push(wasmtime::format_err!("not a socket's"))
+            .unwrap();
+        assert_eq!(view.network_error_code(other).unwrap().map(code_name), None);
+    }
+}

@@ -619,7 +619,23 @@ mod tests {
             "closed",
         ];
         type Op = fn(&mut TcpSocket, &Grant, SocketAddr) -> &'static str;
-        let table: [(&str, Op, [&str; 7]); 14] = [
+        let table: [(&str, Op, [&str; 7]); 16] = [
+            (
+                "is-listening",
+                |s, _, _| if s.is_listening() { "true" } else { "false" },
+                ["false", "false", "false", "false", "true", "false", "false"],
+            ),
+            (
+                "address-family",
+                |s, _, _| {
+                    if s.family() == Family::V4 {
+                        "ipv4"
+                    } else {
+                        "ipv6"
+                    }
+                },
+                ["ipv4"; 7],
+            ),
             (
                 "start-bind",
                 |s, g, _| show(s.start_bind(g, "127.0.0.1:0".parse().unwrap(), &mut preopens())),

@@ -477,6 +477,22 @@ mod tests {
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn options_read_back_and_reject_zero() {
+        for family in [Family::V4, Family::V6] {
+            let s = UdpSocket::new(family).unwrap();
+            assert_eq!(s.family(), family);
+            s.set_unicast_hop_limit(17).unwrap();
+            assert_eq!(s.unicast_hop_limit().unwrap(), 17);
+            assert_eq!(show(s.set_unicast_hop_limit(0)), "invalid-argument");
+            s.set_send_buffer_size(64 * 1024).unwrap();
+            assert!(s.send_buffer_size().unwrap() >= 64 * 1024);
+            s.set_receive_buffer_size(64 * 1024).unwrap();
+            assert!(s.receive_buffer_size().unwrap() >= 64 * 1024);
+            assert_eq!(show(s.set_send_buffer_size(0)), "invalid-argument");
+        }
+    }
+
     fn send(out: &mut OutgoingDatagramStream, batch: &[(&[u8], Option<SocketAddr>)]) -> String {
         match out.send(batch.iter().copied()) {
             Ok(n) => format!("sent {n}"),
