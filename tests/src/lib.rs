@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use wasmtime::{Cache, CacheConfig, Engine};
 use wasmtime::component::{Component, Linker};
+use wasmtime::{Cache, CacheConfig, Engine};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 

@@ -107,6 +107,31 @@ async fn client_to_a_denied_address_is_access_denied_and_reaches_no_listener(lan
     assert!(reached.is_err(), "no connection may reach the listener");
 }
 
+async fn client_and_server_talk_over_ipv6(lang: &str) {
+    let listen = policy(&[(Allow, "listen", "[::1]:0")]);
+    let server = Running::start_path(
+        &lang_guest(lang, "echo-server"),
+        &["[::1]:0", "1"],
+        ctx(listen),
+    );
+    let addr = server.listening().await;
+    assert!(
+        addr.is_ipv6() && addr.ip().is_loopback(),
+        "listening on {addr}"
+    );
+    let connect = policy(&[(Allow, "connect", &addr.to_string())]);
+    let client = Running::start_path(
+        &lang_guest(lang, "tcp-client"),
+        &[&addr.to_string(), "over v6"],
+        ctx(connect),
+    );
+    let done = client.finish().await;
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+    assert_eq!(done.stdout, "over v6");
+    let served = server.finish().await;
+    assert_eq!(served.code, 0, "stderr: {}", served.stderr);
+}
+
 /// The tests of one language, as a module named after it.
 macro_rules! language {
     ($module:ident, $lang:literal) => {
@@ -128,10 +153,13 @@ macro_rules! language {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn client_to_a_denied_address_is_access_denied_and_reaches_no_listener() {
-                super::client_to_a_denied_address_is_access_denied_and_reaches_no_listener(
-                    $lang,
-                )
-                .await;
+                super::client_to_a_denied_address_is_access_denied_and_reaches_no_listener($lang)
+                    .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn client_and_server_talk_over_ipv6() {
+                super::client_and_server_talk_over_ipv6($lang).await;
             }
         }
     };
