@@ -150,7 +150,25 @@ function parseIpv6(text) {
 export function formatAddr(addr) {
   const { port, address } = addr.val;
   if (addr.tag === "ipv4") return `${address.join(".")}:${port}`;
-  return `[${address.map((n) => n.toString(16)).join(":")}]:${port}`;
+  return `[${formatIpv6(address)}]:${port}`;
+}
+
+/** Eight u16 groups in RFC 5952 form: the longest run of two or more zero groups is `::`. */
+function formatIpv6(groups) {
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (part) => part.map((n) => n.toString(16)).join(":");
+  if (best < 0) return hex(groups);
+  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
 }
 
 /** Calls `attempt` until it stops throwing `would-block`, waiting on `pollable` between tries. */

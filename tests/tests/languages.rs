@@ -130,6 +130,8 @@ async fn client_and_server_talk_over_ipv6(lang: &str) {
     assert_eq!(done.stdout, "over v6");
     let served = server.finish().await;
     assert_eq!(served.code, 0, "stderr: {}", served.stderr);
+    // The address is printed the way every capnet guest prints it: `[::1]:PORT`.
+    assert_eq!(served.stdout, format!("listening on {addr}\n"));
 }
 
 /// The tests of one language, as a module named after it.
