@@ -1,17 +1,18 @@
-//! Test support: the guests built from `guest/rust`, and a runner that starts a guest on the
-//! capnet host in this process and talks to it over real loopback sockets.
+//! Test support: the guests built from `guest/rust` (by this crate's build script) and from
+//! `guest/python`, `guest/js` and `guest/c` (by `scripts/build-guests`), and a runner that starts
+//! a guest on the capnet host in this process and talks to it over real loopback sockets.
 
 use capnet::CapnetCtx;
 use capnet::policy::{Policy, Verdict};
 use capnet_cli::host::{self, CommandHost, Exit};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
+use wasmtime::{Cache, CacheConfig, Engine};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -76,16 +77,36 @@ fn rust_guests() -> PathBuf {
         .clone()
 }
 
+/// The path of a guest that `scripts/build-guests` builds, e.g. `lang_guest("python",
+/// "echo-server")` for `build/guests/python-echo-server.wasm`.
+pub fn lang_guest(lang: &str, name: &str) -> PathBuf {
+    build_dir().join(format!("guests/{lang}-{name}.wasm"))
+}
+
+/// The repository's git-ignored `build/` directory, where `scripts/build-guests` works.
+fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .join("build")
+}
+
 struct Runtime {
     engine: Engine,
     linker: Linker<CommandHost>,
-    components: Mutex<HashMap<String, Component>>,
+    components: Mutex<HashMap<PathBuf, Component>>,
 }
 
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        let engine = host::engine().expect("engine");
+        // The host's configuration plus wasmtime's compiled-code cache in build/, so the 18 MB
+        // Python components compile once, not once per test binary and run.
+        let mut config = host::config();
+        let mut cache = CacheConfig::new();
+        cache.with_directory(build_dir().join("wasmtime-cache"));
+        config.cache(Some(Cache::new(cache).expect("wasmtime cache")));
+        let engine = Engine::new(&config).expect("engine");
         let linker = host::linker(&engine).expect("linker");
         Runtime {
             engine,
@@ -95,14 +116,20 @@ fn runtime() -> &'static Runtime {
     })
 }
 
-fn component(name: &str) -> Component {
+/// The compiled component at `path`, compiled once per test process.
+fn component(path: &Path) -> Component {
     let rt = runtime();
     let mut cache = rt.components.lock().unwrap();
     cache
-        .entry(name.to_string())
+        .entry(path.to_path_buf())
         .or_insert_with(|| {
-            Component::from_file(&rt.engine, guest(name))
-                .unwrap_or_else(|e| panic!("cannot compile guest {name}: {e:?}"))
+            Component::from_file(&rt.engine, path).unwrap_or_else(|e| {
+                panic!(
+                    "cannot compile guest {}: {e:?}\n(the Python, JavaScript and C guests are \
+                     built by scripts/build-guests)",
+                    path.display()
+                )
+            })
         })
         .clone()
 }
@@ -135,17 +162,27 @@ pub struct Finished {
 }
 
 impl Running {
-    /// Starts guest `name` with `args` (argv[0] is the guest's name) under `capnet`.
+    /// Starts Rust guest `name` with `args` (argv[0] is the guest's name) under `capnet`.
     pub fn start(name: &str, args: &[&str], capnet: CapnetCtx) -> Running {
+        Self::start_path(&guest(name), args, capnet)
+    }
+
+    /// Starts the guest component at `path` with `args` under `capnet`; argv[0] is the file's
+    /// name without `.wasm`.
+    pub fn start_path(path: &Path, args: &[&str], capnet: CapnetCtx) -> Running {
+        let name = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let stdout = MemoryOutputPipe::new(1 << 20);
         let stderr = MemoryOutputPipe::new(1 << 20);
         let mut wasi = WasiCtxBuilder::new();
-        wasi.arg(name)
+        wasi.arg(&name)
             .args(args)
             .stdout(stdout.clone())
             .stderr(stderr.clone());
         let host = CommandHost::new(wasi.build(), capnet);
-        let component = component(name);
+        let component = component(path);
         let task = tokio::spawn(async move {
             let rt = runtime();
             host::run_command(&rt.engine, &rt.linker, &component, host).await

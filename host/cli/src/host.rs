@@ -47,9 +47,15 @@ impl CapnetView for CommandHost {
 /// # Errors
 /// When wasmtime rejects the configuration.
 pub fn engine() -> wasmtime::Result<Engine> {
+    Engine::new(&config())
+}
+
+/// The engine configuration [`engine`] uses, for embedders (and tests) that add to it, e.g. a
+/// compiled-code cache.
+pub fn config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
-    Engine::new(&config)
+    config
 }
 
 /// A linker with the full WASI world and capnet's sockets.

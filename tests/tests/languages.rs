@@ -1,0 +1,199 @@
+//! The Python, JavaScript and C guests (`guest/python`, `guest/js`, `guest/c`, built by
+//! `scripts/build-guests`) on capnet, over real loopback sockets: each language's echo server
+//! answers real clients, and each language's client reaches an allowed server and is refused,
+//! with `access-denied` and no connection, at a denied one.
+//!
+//! Every language runs the same tests (the `language!` macro); a guest that is missing or
+//! broken fails them, never skips them.
+
+use capnet::policy::Verdict::Allow;
+use capnet_tests::{Running, ctx, lang_guest, pattern, policy};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Sends `data` to the echo server at `addr`, shuts down the sending side, and returns all
+/// that came back; writing and reading run together so neither side's buffers fill up.
+async fn echo_through(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
+    let stream = TcpStream::connect(addr).await.expect("connect to guest");
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&data).await.expect("write");
+        wr.shutdown().await.expect("shutdown");
+    });
+    let mut back = Vec::new();
+    rd.read_to_end(&mut back).await.expect("read echo");
+    writer.await.unwrap();
+    back
+}
+
+/// A native server that answers one connection with `pong:` and what it read; the task
+/// returns how many bytes it read.
+async fn pong_server() -> (SocketAddr, tokio::task::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).await.unwrap();
+        stream.write_all(b"pong:").await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        request.len()
+    });
+    (addr, task)
+}
+
+async fn echo_server_answers_real_clients(lang: &str) {
+    let policy = policy(&[(Allow, "listen", "127.0.0.1:0")]);
+    let server = lang_guest(lang, "echo-server");
+    let guest = Running::start_path(&server, &["127.0.0.1:0", "2"], ctx(policy));
+    let addr = guest.listening().await;
+    assert_ne!(addr.port(), 0, "the guest reports the port the host chose");
+
+    assert_eq!(echo_through(addr, b"hello\n".to_vec()).await, b"hello\n");
+    // More than one read and one write of the guest: 1 MiB, in order and unchanged.
+    let data = pattern(1 << 20, 3);
+    assert!(
+        echo_through(addr, data.clone()).await == data,
+        "1 MiB comes back intact"
+    );
+
+    let done = guest.finish().await;
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+    assert_eq!(done.stdout, format!("listening on {addr}\n"));
+}
+
+async fn echo_server_without_a_listen_right_is_access_denied(lang: &str) {
+    // The right to connect is not the right to bind.
+    let policy = policy(&[(Allow, "connect", "127.0.0.1")]);
+    let server = lang_guest(lang, "echo-server");
+    let guest = Running::start_path(&server, &["127.0.0.1:0", "1"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 1);
+    assert_eq!(done.stderr, "error: bind 127.0.0.1:0: access-denied\n");
+    assert_eq!(done.stdout, "", "it never listened");
+}
+
+async fn client_reaches_an_allowed_server_and_prints_its_reply(lang: &str) {
+    let (addr, server) = pong_server().await;
+    let policy = policy(&[(Allow, "connect", &addr.to_string())]);
+    let client = lang_guest(lang, "tcp-client");
+    let guest = Running::start_path(&client, &[&addr.to_string(), "ping"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+    assert_eq!(done.stdout, "pong:ping");
+    assert_eq!(server.await.unwrap(), 4, "the server read the message");
+}
+
+async fn client_to_a_denied_address_is_access_denied_and_reaches_no_listener(lang: &str) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    // A rule for another port of the same host must not cover this one.
+    let policy = policy(&[(Allow, "connect", "127.0.0.1:1")]);
+    let client = lang_guest(lang, "tcp-client");
+    let guest = Running::start_path(&client, &[&target.to_string(), "hello"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 1);
+    assert_eq!(
+        done.stderr,
+        format!("error: connect {target}: access-denied\n")
+    );
+    assert_eq!(done.stdout, "");
+    let reached = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(reached.is_err(), "no connection may reach the listener");
+}
+
+async fn client_and_server_talk_over_ipv6(lang: &str) {
+    let listen = policy(&[(Allow, "listen", "[::1]:0")]);
+    let server = Running::start_path(
+        &lang_guest(lang, "echo-server"),
+        &["[::1]:0", "1"],
+        ctx(listen),
+    );
+    let addr = server.listening().await;
+    assert!(
+        addr.is_ipv6() && addr.ip().is_loopback(),
+        "listening on {addr}"
+    );
+    let connect = policy(&[(Allow, "connect", &addr.to_string())]);
+    let client = Running::start_path(
+        &lang_guest(lang, "tcp-client"),
+        &[&addr.to_string(), "over v6"],
+        ctx(connect),
+    );
+    let done = client.finish().await;
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+    assert_eq!(done.stdout, "over v6");
+    let served = server.finish().await;
+    assert_eq!(served.code, 0, "stderr: {}", served.stderr);
+    // The address is printed the way every capnet guest prints it: `[::1]:PORT`.
+    assert_eq!(served.stdout, format!("listening on {addr}\n"));
+}
+
+/// The tests of one language, as a module named after it.
+macro_rules! language {
+    ($module:ident, $lang:literal) => {
+        mod $module {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn echo_server_answers_real_clients() {
+                super::echo_server_answers_real_clients($lang).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn echo_server_without_a_listen_right_is_access_denied() {
+                super::echo_server_without_a_listen_right_is_access_denied($lang).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn client_reaches_an_allowed_server_and_prints_its_reply() {
+                super::client_reaches_an_allowed_server_and_prints_its_reply($lang).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn client_to_a_denied_address_is_access_denied_and_reaches_no_listener() {
+                super::client_to_a_denied_address_is_access_denied_and_reaches_no_listener($lang)
+                    .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn client_and_server_talk_over_ipv6() {
+                super::client_and_server_talk_over_ipv6($lang).await;
+            }
+        }
+    };
+}
+
+language!(python, "python");
+language!(js, "js");
+language!(c, "c");
+
+/// Guests of different languages talk to each other through capnet: a Python client to a C
+/// server, a C client to a JavaScript server, a JavaScript client to a Python server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_and_servers_of_different_languages_talk_to_each_other() {
+    for (client_lang, server_lang) in [("python", "c"), ("c", "js"), ("js", "python")] {
+        let listen = policy(&[(Allow, "listen", "127.0.0.1:0")]);
+        let server = Running::start_path(
+            &lang_guest(server_lang, "echo-server"),
+            &["127.0.0.1:0", "1"],
+            ctx(listen),
+        );
+        let addr = server.listening().await;
+        let connect = policy(&[(Allow, "connect", &addr.to_string())]);
+        let message = format!("from {client_lang} to {server_lang}");
+        let client = Running::start_path(
+            &lang_guest(client_lang, "tcp-client"),
+            &[&addr.to_string(), &message],
+            ctx(connect),
+        );
+        let done = client.finish().await;
+        assert_eq!(done.code, 0, "{client_lang} client: {}", done.stderr);
+        assert_eq!(done.stdout, message, "{server_lang} server echoed it");
+        let served = server.finish().await;
+        assert_eq!(served.code, 0, "{server_lang} server: {}", served.stderr);
+    }
+}
