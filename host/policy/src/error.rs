@@ -164,8 +164,11 @@ pub enum ErrorKind {
         /// The larger port (the range's start as written).
         hi: u16,
     },
-    /// A host name or `*.suffix` target on a use other than `lookup`.
-    #[error("host names are only valid for lookup until DNS-pinned grants land; use an IP or CIDR")]
+    /// A host name or `*.suffix` target on a use other than `lookup`,
+    /// `tcp-connect` or `udp-send`.
+    #[error(
+        "a host name is only a target for connect, tcp-connect, udp-send and lookup (write an IP, a CIDR or a named set such as loopback)"
+    )]
     NameNeedsLookup,
     /// Ports on a `lookup` rule; a lookup has no port.
     #[error("lookup rules take no ports (write {0})")]

@@ -41,6 +41,7 @@ mod matcher;
 mod policy;
 mod ports;
 mod rule;
+mod sets;
 mod target;
 mod uses;
 
@@ -49,5 +50,6 @@ pub use ip::{IpNet, normalize};
 pub use policy::{Decision, Policy, PolicyBuilder, Reason};
 pub use ports::PortRange;
 pub use rule::{Origin, Rule, Source};
+pub use sets::NamedSet;
 pub use target::Target;
 pub use uses::{ParseUseError, Use, UseSet, Verdict, words};

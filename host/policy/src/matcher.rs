@@ -1,11 +1,21 @@
-//! Rules compiled into lookup tables, so a decision costs a few hash probes
+//! Rules compiled into lookup tables, so a decision costs a few array probes
 //! whatever the number of rules.
 //!
-//! Per use and per verdict there is one [`Table`]: for IPv4 and IPv6 apart,
-//! the distinct prefix lengths present (longest first), each a map from the
-//! masked network bits to a [`PortMap`]; for names, an exact map and a
-//! suffix map probed once per label of the queried name. `any` is prefix
-//! length 0 in both families, and the name table's catch-all.
+//! Per use and per verdict there is one [`Table`]. For IPv4 and IPv6 apart,
+//! the prefixes of every rule are flattened into a sorted array of disjoint
+//! address intervals ([`Flat`]): each interval points at one port map that
+//! already says, for every port, which rule the longest matching prefix
+//! gives (a longer prefix that does not cover the port falls back to a
+//! shorter one). A check is one binary search over interval starts and one
+//! over a handful of port segments: `O(log n)`, no hashing. For names, an
+//! exact map and a suffix map probed once per label of the queried name,
+//! both with a fast non-cryptographic hasher. `any` is prefix length 0 in
+//! both families, and the name table's catch-all.
+//!
+//! Unspecified and multicast addresses match only rules at least as long as
+//! their family's minimum (`0.0.0.0/32`, `224.0.0.0/4`, `::/128`,
+//! `ff00::/8`): those prefixes are "cut" nodes that inherit nothing from the
+//! shorter prefixes around them.
 //!
 //! When several rules match, the most specific is reported: the longest
 //! prefix, then the narrowest port range, then the earliest rule; for names,
@@ -13,16 +23,15 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-use crate::ip::{mask_v4, mask_v6, min_prefix};
 use crate::{Rule, Target, Use, Verdict};
 
 /// The index of a rule in the policy's rule list.
 pub(crate) type RuleIndex = u32;
 
-/// Sentinel for "no rule" in a [`PortMap`].
+/// Sentinel for "no rule" in a port map.
 const NONE: RuleIndex = RuleIndex::MAX;
 
 /// Every use's tables.
@@ -31,41 +40,35 @@ pub(crate) struct Compiled {
     per_use: [Tables; Use::ALL.len()],
 }
 
-/// One use's deny and allow tables.
+/// The deny and allow tables of one use.
 #[derive(Default)]
 struct Tables {
     deny: Table,
     allow: Table,
 }
 
-/// The rules of one use and one verdict.
+/// The rules of one use and one verdict, compiled.
 #[derive(Default)]
 pub(crate) struct Table {
-    v4: Prefixes<u32>,
-    v6: Prefixes<u128>,
-    exact: HashMap<String, RuleIndex>,
-    suffix: HashMap<String, RuleIndex>,
+    v4: Flat<u32>,
+    v6: Flat<u128>,
+    exact: NameMap,
+    suffix: NameMap,
     any_name: Option<RuleIndex>,
+    /// Port segments of every port map of this table, pooled.
+    ports: Pool,
+    /// Whether no rule at all is in this table (a check skips it).
+    empty: bool,
 }
 
-/// Prefix lengths present, longest first, each with its networks.
-struct Prefixes<K> {
-    levels: Vec<(u8, NetMap<K, PortMap>)>,
-}
+type NameMap = HashMap<Box<str>, PortSlice, BuildHasherDefault<FastHasher>>;
 
-/// A map keyed by network bits, hashed with [`NetHasher`].
-type NetMap<K, V> = HashMap<K, V, BuildHasherDefault<NetHasher>>;
-
-/// A fast hasher for network bits (integers), a few multiplies per key
-/// instead of SipHash's rounds. It mixes every input bit into the low bits
-/// (the splitmix64 finaliser), since masked networks end in runs of zeros
-/// that a plain multiplicative hash would leave in place and pile into one
-/// bucket. Keys come from the policy's author, not from guests, so there
-/// is no need for a keyed hash here.
+/// A small, fast, non-cryptographic hasher (splitmix64 steps). Policies
+/// are written by operators, not attackers, and a check must be quick.
 #[derive(Default)]
-struct NetHasher(u64);
+struct FastHasher(u64);
 
-impl NetHasher {
+impl FastHasher {
     fn mix(&mut self, word: u64) {
         let mut z = (self.0 ^ word).wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -74,7 +77,7 @@ impl NetHasher {
     }
 }
 
-impl Hasher for NetHasher {
+impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -87,33 +90,69 @@ impl Hasher for NetHasher {
         }
     }
 
-    fn write_u32(&mut self, n: u32) {
+    fn write_u8(&mut self, n: u8) {
         self.mix(n.into());
     }
-
-    fn write_u128(&mut self, n: u128) {
-        self.mix(n as u64);
-        self.mix((n >> 64) as u64);
-    }
 }
 
-impl<K> Default for Prefixes<K> {
-    fn default() -> Self {
-        Prefixes { levels: Vec::new() }
-    }
+/// Where one port map lives in a [`Pool`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PortSlice {
+    offset: u32,
+    len: u32,
 }
 
-/// The port space of one network cut into segments, each holding the most
-/// specific rule covering it; a lookup is one binary search.
-struct PortMap {
-    /// Segment starts, ascending, the first 0.
+/// Port maps stored back to back: for each, sorted segment starts (the
+/// first is 0) and the rule of each segment (or [`NONE`]).
+#[derive(Default)]
+struct Pool {
     starts: Vec<u16>,
-    /// The rule of each segment, or [`NONE`].
+    rules: Vec<RuleIndex>,
+}
+
+impl Pool {
+    fn push(&mut self, map: &PortMap) -> PortSlice {
+        let offset = u32::try_from(self.starts.len()).expect("fewer than 2^32 port segments");
+        self.starts.extend_from_slice(&map.starts);
+        self.rules.extend_from_slice(&map.rules);
+        PortSlice {
+            offset,
+            len: map.starts.len() as u32,
+        }
+    }
+
+    #[inline]
+    fn find(&self, slice: PortSlice, port: u16) -> Option<RuleIndex> {
+        let (lo, len) = (slice.offset as usize, slice.len as usize);
+        let rule = if len == 1 {
+            self.rules[lo]
+        } else {
+            let starts = &self.starts[lo..lo + len];
+            let i = starts.partition_point(|&s| s <= port) - 1;
+            self.rules[lo + i]
+        };
+        (rule != NONE).then_some(rule)
+    }
+}
+
+/// For each port, which rule applies: sorted segment starts (the first is
+/// always 0) and the rule of each segment ([`NONE`] for no rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PortMap {
+    starts: Vec<u16>,
     rules: Vec<RuleIndex>,
 }
 
 impl PortMap {
-    /// Builds the segments from `(lo, hi, rule)` entries, which may overlap.
+    fn empty() -> PortMap {
+        PortMap {
+            starts: vec![0],
+            rules: vec![NONE],
+        }
+    }
+
+    /// Builds a map from `(lo, hi, rule)` entries: where several cover a
+    /// port, the narrowest range wins, then the lowest rule index.
     fn build(mut entries: PortEntries) -> PortMap {
         let mut cuts: Vec<u32> = Vec::with_capacity(entries.len() * 2 + 1);
         cuts.push(0);
@@ -125,13 +164,14 @@ impl PortMap {
         cuts.dedup();
         entries.sort_unstable_by_key(|&(lo, _, _)| lo);
 
-        // Sweep the cuts; the heap holds the entries begun so far, best on
-        // top (narrowest range, then earliest rule); ended ones are dropped
-        // when they reach the top.
+        // Sweep the cut points, keeping the ranges open at each in a heap
+        // ordered by (width, rule): its top is the winner there.
         let mut active = BinaryHeap::new();
         let mut next = 0;
-        let mut starts = Vec::new();
-        let mut rules = Vec::new();
+        let mut map = PortMap {
+            starts: Vec::new(),
+            rules: Vec::new(),
+        };
         for &cut in cuts.iter().filter(|&&c| c <= u32::from(u16::MAX)) {
             while next < entries.len() && u32::from(entries[next].0) <= cut {
                 let (lo, hi, rule) = entries[next];
@@ -145,84 +185,224 @@ impl PortMap {
                 active.pop();
             }
             let best = active.peek().map_or(NONE, |Reverse((_, rule, _))| *rule);
-            if rules.last() != Some(&best) {
-                starts.push(cut as u16);
-                rules.push(best);
-            }
+            map.push(cut as u16, best);
         }
-        PortMap { starts, rules }
+        map
     }
 
-    /// The most specific rule covering `port`.
+    fn push(&mut self, start: u16, rule: RuleIndex) {
+        if self.rules.last() != Some(&rule) {
+            self.starts.push(start);
+            self.rules.push(rule);
+        }
+    }
+
     fn find(&self, port: u16) -> Option<RuleIndex> {
         let i = self.starts.partition_point(|&s| s <= port) - 1;
         Some(self.rules[i]).filter(|&r| r != NONE)
     }
-}
 
-/// Network bits of one family: how to mask them.
-trait Bits: Copy + Eq + Hash {
-    fn masked(self, len: u8) -> Self;
-}
-
-impl Bits for u32 {
-    fn masked(self, len: u8) -> Self {
-        self & mask_v4(len)
+    /// `own` where it has a rule, else `parent`.
+    fn overlay(own: &PortMap, parent: &PortMap) -> PortMap {
+        let mut cuts: Vec<u16> = own.starts.iter().chain(&parent.starts).copied().collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut map = PortMap {
+            starts: Vec::new(),
+            rules: Vec::new(),
+        };
+        for cut in cuts {
+            let rule = own.find(cut).or_else(|| parent.find(cut)).unwrap_or(NONE);
+            map.push(cut, rule);
+        }
+        map
     }
 }
 
-impl Bits for u128 {
-    fn masked(self, len: u8) -> Self {
-        self & mask_v6(len)
+/// An address family's key: `u32` for IPv4, `u128` for IPv6.
+trait Key: Copy + Ord + Default {
+    /// Bits in an address.
+    const WIDTH: u32;
+    fn from_wide(v: u128) -> Self;
+}
+
+impl Key for u32 {
+    const WIDTH: u32 = 32;
+    fn from_wide(v: u128) -> Self {
+        v as u32
     }
 }
 
-impl<K: Bits> Prefixes<K> {
-    /// The most specific rule on the longest matching prefix that covers
-    /// `port`, considering only prefixes of at least `min` bits.
-    fn find(&self, bits: K, port: u16, min: u8) -> Option<RuleIndex> {
-        self.levels
-            .iter()
-            .take_while(|(len, _)| *len >= min)
-            .find_map(|(len, nets)| nets.get(&bits.masked(*len))?.find(port))
+impl Key for u128 {
+    const WIDTH: u32 = 128;
+    fn from_wide(v: u128) -> Self {
+        v
+    }
+}
+
+/// One family's prefixes, flattened: `starts[i]..starts[i + 1]` is an
+/// interval whose addresses all match the same rules, `maps[i]` its ports.
+struct Flat<K> {
+    starts: Vec<K>,
+    maps: Vec<PortSlice>,
+}
+
+impl<K> Default for Flat<K> {
+    fn default() -> Self {
+        Flat {
+            starts: Vec::new(),
+            maps: Vec::new(),
+        }
+    }
+}
+
+/// One prefix while flattening.
+struct Node {
+    lo: u128,
+    hi: u128,
+    /// The rules written for exactly this prefix.
+    own: Option<PortMap>,
+    /// A special-address boundary: inherits nothing from shorter prefixes.
+    cut: bool,
+}
+
+impl<K: Key> Flat<K> {
+    #[inline]
+    fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
+        if self.starts.is_empty() {
+            return None;
+        }
+        let i = self.starts.partition_point(|&s| s <= bits) - 1;
+        pool.find(self.maps[i], port)
     }
 
-    fn from_staging(staging: Staged<K>) -> Self {
-        let levels = staging
-            .into_iter()
-            .rev()
-            .map(|(len, nets)| {
-                let nets = nets
-                    .into_iter()
-                    .map(|(k, entries)| (k, PortMap::build(entries)))
-                    .collect();
-                (len, nets)
-            })
-            .collect();
-        Prefixes { levels }
+    /// Flattens `(prefix length, network bits) -> port entries` with the
+    /// family's `cuts` (special prefixes), storing port maps in `pool`.
+    fn build(staged: Staged, cuts: &[(u128, u8)], pool: &mut Pool) -> Flat<K> {
+        if staged.is_empty() {
+            return Flat::default();
+        }
+        let width = K::WIDTH;
+        let span = |lo: u128, len: u8| -> (u128, u128) {
+            let host = u32::from(len) >= width;
+            let size_mask = if host {
+                0
+            } else {
+                (u128::MAX >> (128 - width)) >> u32::from(len)
+            };
+            (lo, lo | size_mask)
+        };
+        let mut nodes: BTreeMap<(u128, u8), Node> = BTreeMap::new();
+        for ((len, lo), entries) in staged {
+            let (lo, hi) = span(lo, len);
+            nodes.insert(
+                (lo, len),
+                Node {
+                    lo,
+                    hi,
+                    own: Some(PortMap::build(entries)),
+                    cut: false,
+                },
+            );
+        }
+        for &(lo, len) in cuts {
+            let (lo, hi) = span(lo, len);
+            nodes
+                .entry((lo, len))
+                .or_insert(Node {
+                    lo,
+                    hi,
+                    own: None,
+                    cut: true,
+                })
+                .cut = true;
+        }
+
+        let mut flat = Flat::default();
+        let none = pool.push(&PortMap::empty());
+        // The open prefixes, outermost first, with their merged port map.
+        let mut stack: Vec<(u128, PortMap, PortSlice)> = Vec::new();
+        // The next address not yet given an interval; None past the end.
+        let mut cur: Option<u128> = Some(0);
+        let emit = |flat: &mut Flat<K>, start: u128, map: PortSlice| {
+            if flat.maps.last() != Some(&map) {
+                flat.starts.push(K::from_wide(start));
+                flat.maps.push(map);
+            }
+        };
+        let top = u128::MAX >> (128 - width);
+        let close = |flat: &mut Flat<K>,
+                     stack: &mut Vec<(u128, PortMap, PortSlice)>,
+                     cur: &mut Option<u128>| {
+            let (hi, _, slice) = stack.pop().expect("an open prefix");
+            if let Some(c) = *cur
+                && c <= hi
+            {
+                emit(flat, c, slice);
+                *cur = (hi < top).then(|| hi + 1);
+            }
+        };
+        for node in nodes.into_values() {
+            while stack.last().is_some_and(|(hi, _, _)| *hi < node.lo) {
+                close(&mut flat, &mut stack, &mut cur);
+            }
+            if let Some(c) = cur
+                && c < node.lo
+            {
+                emit(&mut flat, c, stack.last().map_or(none, |(_, _, s)| *s));
+                cur = Some(node.lo);
+            }
+            let own = node.own.unwrap_or_else(PortMap::empty);
+            let merged = match stack.last() {
+                Some((_, parent, _)) if !node.cut => PortMap::overlay(&own, parent),
+                _ => own,
+            };
+            let slice = pool.push(&merged);
+            stack.push((node.hi, merged, slice));
+        }
+        while !stack.is_empty() {
+            close(&mut flat, &mut stack, &mut cur);
+        }
+        if let Some(c) = cur {
+            emit(&mut flat, c, none);
+        }
+        flat.starts.shrink_to_fit();
+        flat.maps.shrink_to_fit();
+        flat
     }
 }
 
 impl Table {
-    /// The most specific rule matching `ip` (normalised) on `port`.
+    /// Whether the table holds no rule.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// The best rule for a normalised address and port.
+    #[inline]
     pub(crate) fn find_ip(&self, ip: IpAddr, port: u16) -> Option<RuleIndex> {
-        let min = min_prefix(ip);
         match ip {
-            IpAddr::V4(a) => self.v4.find(a.to_bits(), port, min),
-            IpAddr::V6(a) => self.v6.find(a.to_bits(), port, min),
+            IpAddr::V4(a) => self.v4.find(&self.ports, a.to_bits(), port),
+            IpAddr::V6(a) => self.v6.find(&self.ports, a.to_bits(), port),
         }
     }
 
-    /// The most specific rule matching `name` (lowercase, no trailing dot,
-    /// not an IP literal).
-    pub(crate) fn find_name(&self, name: &str) -> Option<RuleIndex> {
-        if let Some(&r) = self.exact.get(name) {
+    /// The best rule for a normalised host name (lowercase, no trailing dot)
+    /// and port: exact, then the longest suffix, then `any`.
+    pub(crate) fn find_name(&self, name: &str, port: u16) -> Option<RuleIndex> {
+        if !self.exact.is_empty()
+            && let Some(&slice) = self.exact.get(name)
+            && let Some(r) = self.ports.find(slice, port)
+        {
             return Some(r);
         }
         if !self.suffix.is_empty() {
             let mut rest = name;
             while let Some((_, tail)) = rest.split_once('.') {
-                if let Some(&r) = self.suffix.get(tail) {
+                if let Some(&slice) = self.suffix.get(tail)
+                    && let Some(r) = self.ports.find(slice, port)
+                {
                     return Some(r);
                 }
                 rest = tail;
@@ -232,69 +412,94 @@ impl Table {
     }
 }
 
-/// `(lo, hi, rule)` entries of one network, as staged before compiling.
+/// `(lo, hi, rule)` port entries of one prefix or name.
 type PortEntries = Vec<(u16, u16, RuleIndex)>;
 
-/// Staged networks of one family, by prefix length.
-type Staged<K> = BTreeMap<u8, NetMap<K, PortEntries>>;
+/// `(prefix length, network bits) -> entries`, before flattening.
+type Staged = HashMap<(u8, u128), PortEntries>;
 
-/// A table being filled: address entries grouped by prefix length.
+/// One table's rules gathered by prefix and name, before flattening.
 #[derive(Default)]
 struct Staging {
-    v4: Staged<u32>,
-    v6: Staged<u128>,
-    exact: HashMap<String, RuleIndex>,
-    suffix: HashMap<String, RuleIndex>,
+    v4: Staged,
+    v6: Staged,
+    exact: HashMap<String, PortEntries>,
+    suffix: HashMap<String, PortEntries>,
     any_name: Option<RuleIndex>,
+    count: usize,
 }
+
+/// Special prefixes of IPv4: only rules at least this long match there.
+const V4_CUTS: [(u128, u8); 2] = [(0, 32), (0xe000_0000, 4)];
+/// Special prefixes of IPv6.
+const V6_CUTS: [(u128, u8); 2] = [(0, 128), (0xff << 120, 8)];
 
 impl Staging {
     fn add(&mut self, rule: &Rule, index: RuleIndex) {
+        self.count += 1;
         let entry = (rule.ports.lo(), rule.ports.hi(), index);
         match &rule.target {
-            Target::Ip(net) => match net.addr() {
-                IpAddr::V4(a) => push(&mut self.v4, net.prefix(), a.to_bits(), entry),
-                IpAddr::V6(a) => push(&mut self.v6, net.prefix(), a.to_bits(), entry),
-            },
+            Target::Ip(net) => self.add_net(*net, entry),
+            Target::Set(set) => {
+                for net in set.nets() {
+                    self.add_net(*net, entry);
+                }
+            }
             Target::Any => {
-                push(&mut self.v4, 0, 0, entry);
-                push(&mut self.v6, 0, 0, entry);
+                self.v4.entry((0, 0)).or_default().push(entry);
+                self.v6.entry((0, 0)).or_default().push(entry);
                 if rule.ports.is_any() {
                     self.any_name.get_or_insert(index);
                 }
             }
-            // Rules are added in order, so the first keeps the name.
-            Target::Name(n) => {
-                self.exact.entry(n.clone()).or_insert(index);
-            }
-            Target::Suffix(s) => {
-                self.suffix.entry(s.clone()).or_insert(index);
-            }
+            Target::Name(n) => self.exact.entry(n.clone()).or_default().push(entry),
+            Target::Suffix(s) => self.suffix.entry(s.clone()).or_default().push(entry),
+        }
+    }
+
+    fn add_net(&mut self, net: crate::IpNet, entry: (u16, u16, RuleIndex)) {
+        match net.addr() {
+            IpAddr::V4(a) => self
+                .v4
+                .entry((net.prefix(), a.to_bits().into()))
+                .or_default()
+                .push(entry),
+            IpAddr::V6(a) => self
+                .v6
+                .entry((net.prefix(), a.to_bits()))
+                .or_default()
+                .push(entry),
         }
     }
 
     fn finish(self) -> Table {
+        let mut ports = Pool::default();
+        let v4 = Flat::build(self.v4, &V4_CUTS, &mut ports);
+        let v6 = Flat::build(self.v6, &V6_CUTS, &mut ports);
+        let mut names = |staged: HashMap<String, PortEntries>| -> NameMap {
+            staged
+                .into_iter()
+                .map(|(name, entries)| (name.into(), ports.push(&PortMap::build(entries))))
+                .collect()
+        };
+        let exact = names(self.exact);
+        let suffix = names(self.suffix);
+        ports.starts.shrink_to_fit();
+        ports.rules.shrink_to_fit();
         Table {
-            v4: Prefixes::from_staging(self.v4),
-            v6: Prefixes::from_staging(self.v6),
-            exact: self.exact,
-            suffix: self.suffix,
+            v4,
+            v6,
+            exact,
+            suffix,
             any_name: self.any_name,
+            ports,
+            empty: self.count == 0,
         }
     }
 }
 
-fn push<K: Eq + Hash>(staging: &mut Staged<K>, len: u8, key: K, entry: (u16, u16, RuleIndex)) {
-    staging
-        .entry(len)
-        .or_default()
-        .entry(key)
-        .or_default()
-        .push(entry);
-}
-
 impl Compiled {
-    /// Compiles `rules`; their indices are what lookups return.
+    /// Compiles `rules`; a rule's index is its position in the slice.
     pub(crate) fn build(rules: &[Rule]) -> Compiled {
         let mut staging: [[Staging; 2]; Use::ALL.len()] = Default::default();
         for (index, rule) in rules.iter().enumerate() {
@@ -311,7 +516,8 @@ impl Compiled {
         compiled
     }
 
-    /// The table for `use_` and `verdict`.
+    /// The table of `use_` for `verdict`.
+    #[inline]
     pub(crate) fn table(&self, use_: Use, verdict: Verdict) -> &Table {
         let tables = &self.per_use[use_.index()];
         match verdict {
@@ -353,5 +559,15 @@ mod tests {
         assert_eq!(map.find(41), None);
         assert_eq!(map.find(65534), None);
         assert_eq!(map.find(65535), Some(2));
+    }
+
+    #[test]
+    fn overlay_falls_back_to_the_parent_where_the_own_map_has_no_rule() {
+        let own = PortMap::build(vec![(80, 80, 5)]);
+        let parent = PortMap::build(vec![(0, 65535, 1)]);
+        let map = PortMap::overlay(&own, &parent);
+        assert_eq!(map.find(79), Some(1));
+        assert_eq!(map.find(80), Some(5));
+        assert_eq!(map.find(81), Some(1));
     }
 }
