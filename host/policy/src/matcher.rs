@@ -61,7 +61,7 @@ pub(crate) struct Table {
     empty: bool,
 }
 
-type NameMap = HashMap<Box<str>, PortSlice, BuildHasherDefault<FastHasher>>;
+type NameMap = HashMap<Box<str>, Cell, BuildHasherDefault<FastHasher>>;
 
 /// A small, fast, non-cryptographic hasher (splitmix64 steps). Policies
 /// are written by operators, not attackers, and a check must be quick.
@@ -95,43 +95,64 @@ impl Hasher for FastHasher {
     }
 }
 
-/// Where one port map lives in a [`Pool`].
+/// One port map in a [`Pool`], and where to look when it has no rule for
+/// a port: the map of the next shorter prefix (`parent`), or [`NONE`].
+/// A map of one segment is held inline: `len == 0` and `offset` is its rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PortSlice {
+struct Cell {
     offset: u32,
     len: u32,
+    parent: u32,
 }
 
 /// Port maps stored back to back: for each, sorted segment starts (the
-/// first is 0) and the rule of each segment (or [`NONE`]).
+/// first is 0) and the rule of each segment (or [`NONE`]); and every
+/// prefix's cell, for the `parent` links.
 #[derive(Default)]
 struct Pool {
     starts: Vec<u16>,
     rules: Vec<RuleIndex>,
+    cells: Vec<Cell>,
 }
 
 impl Pool {
-    fn push(&mut self, map: &PortMap) -> PortSlice {
+    fn push(&mut self, map: &PortMap, parent: u32) -> Cell {
+        if map.starts.len() == 1 {
+            return Cell {
+                offset: map.rules[0],
+                len: 0,
+                parent,
+            };
+        }
         let offset = u32::try_from(self.starts.len()).expect("fewer than 2^32 port segments");
         self.starts.extend_from_slice(&map.starts);
         self.rules.extend_from_slice(&map.rules);
-        PortSlice {
+        Cell {
             offset,
             len: map.starts.len() as u32,
+            parent,
         }
     }
 
     #[inline]
-    fn find(&self, slice: PortSlice, port: u16) -> Option<RuleIndex> {
-        let (lo, len) = (slice.offset as usize, slice.len as usize);
-        let rule = if len == 1 {
-            self.rules[lo]
-        } else {
-            let starts = &self.starts[lo..lo + len];
-            let i = starts.partition_point(|&s| s <= port) - 1;
-            self.rules[lo + i]
-        };
-        (rule != NONE).then_some(rule)
+    fn find(&self, mut cell: Cell, port: u16) -> Option<RuleIndex> {
+        loop {
+            let rule = if cell.len == 0 {
+                cell.offset
+            } else {
+                let (lo, len) = (cell.offset as usize, cell.len as usize);
+                let starts = &self.starts[lo..lo + len];
+                let i = starts.partition_point(|&s| s <= port) - 1;
+                self.rules[lo + i]
+            };
+            if rule != NONE {
+                return Some(rule);
+            }
+            if cell.parent == NONE {
+                return None;
+            }
+            cell = self.cells[cell.parent as usize];
+        }
     }
 }
 
@@ -240,18 +261,30 @@ impl Key for u128 {
     }
 }
 
+/// Interval starts per entry of [`Flat::index`].
+const BLOCK: usize = 32;
+
+/// A parent port map this small is copied into its children, so a check
+/// finds its rule in one map; a larger one is linked to instead, which
+/// keeps memory linear when many prefixes nest under one busy network.
+const MERGE_LIMIT: usize = 16;
+
 /// One family's prefixes, flattened: `starts[i]..starts[i + 1]` is an
-/// interval whose addresses all match the same rules, `maps[i]` its ports.
+/// interval whose addresses all match the same rules, `slots[i]` its ports.
+/// `index` holds every [`BLOCK`]th start, small enough to stay in cache,
+/// so a search touches one index and one block of `starts`.
 struct Flat<K> {
+    index: Vec<K>,
     starts: Vec<K>,
-    maps: Vec<PortSlice>,
+    slots: Vec<Cell>,
 }
 
 impl<K> Default for Flat<K> {
     fn default() -> Self {
         Flat {
+            index: Vec::new(),
             starts: Vec::new(),
-            maps: Vec::new(),
+            slots: Vec::new(),
         }
     }
 }
@@ -266,14 +299,21 @@ struct Node {
     cut: bool,
 }
 
+/// An open prefix while flattening: its last address, the port map stored
+/// for it, its cell, and the cell's index in the pool.
+type Open = (u128, PortMap, Cell, u32);
+
 impl<K: Key> Flat<K> {
     #[inline]
     fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
         if self.starts.is_empty() {
             return None;
         }
-        let i = self.starts.partition_point(|&s| s <= bits) - 1;
-        pool.find(self.maps[i], port)
+        let j = self.index.partition_point(|&s| s <= bits) - 1;
+        let lo = j * BLOCK;
+        let hi = (lo + BLOCK).min(self.starts.len());
+        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= bits) - 1;
+        pool.find(self.slots[i], port)
     }
 
     /// Flattens `(prefix length, network bits) -> port entries` with the
@@ -283,12 +323,12 @@ impl<K: Key> Flat<K> {
             return Flat::default();
         }
         let width = K::WIDTH;
+        let top = u128::MAX >> (128 - width);
         let span = |lo: u128, len: u8| -> (u128, u128) {
-            let host = u32::from(len) >= width;
-            let size_mask = if host {
+            let size_mask = if u32::from(len) >= width {
                 0
             } else {
-                (u128::MAX >> (128 - width)) >> u32::from(len)
+                top >> u32::from(len)
             };
             (lo, lo | size_mask)
         };
@@ -319,46 +359,55 @@ impl<K: Key> Flat<K> {
         }
 
         let mut flat = Flat::default();
-        let none = pool.push(&PortMap::empty());
-        // The open prefixes, outermost first, with their merged port map.
-        let mut stack: Vec<(u128, PortMap, PortSlice)> = Vec::new();
+        let none = pool.push(&PortMap::empty(), NONE);
+        // The open prefixes, outermost first.
+        let mut stack: Vec<Open> = Vec::new();
         // The next address not yet given an interval; None past the end.
         let mut cur: Option<u128> = Some(0);
-        let emit = |flat: &mut Flat<K>, start: u128, map: PortSlice| {
-            if flat.maps.last() != Some(&map) {
+        let emit = |flat: &mut Flat<K>, start: u128, cell: Cell| {
+            if flat.slots.last() != Some(&cell) {
                 flat.starts.push(K::from_wide(start));
-                flat.maps.push(map);
+                flat.slots.push(cell);
             }
         };
-        let top = u128::MAX >> (128 - width);
-        let close = |flat: &mut Flat<K>,
-                     stack: &mut Vec<(u128, PortMap, PortSlice)>,
-                     cur: &mut Option<u128>| {
-            let (hi, _, slice) = stack.pop().expect("an open prefix");
+        let close = |flat: &mut Flat<K>, stack: &mut Vec<Open>, cur: &mut Option<u128>| {
+            let (hi, _, cell, _) = stack.pop().expect("an open prefix");
             if let Some(c) = *cur
                 && c <= hi
             {
-                emit(flat, c, slice);
+                emit(flat, c, cell);
                 *cur = (hi < top).then(|| hi + 1);
             }
         };
         for node in nodes.into_values() {
-            while stack.last().is_some_and(|(hi, _, _)| *hi < node.lo) {
+            while stack.last().is_some_and(|(hi, ..)| *hi < node.lo) {
                 close(&mut flat, &mut stack, &mut cur);
             }
             if let Some(c) = cur
                 && c < node.lo
             {
-                emit(&mut flat, c, stack.last().map_or(none, |(_, _, s)| *s));
+                emit(
+                    &mut flat,
+                    c,
+                    stack.last().map_or(none, |(_, _, cell, _)| *cell),
+                );
                 cur = Some(node.lo);
             }
             let own = node.own.unwrap_or_else(PortMap::empty);
-            let merged = match stack.last() {
-                Some((_, parent, _)) if !node.cut => PortMap::overlay(&own, parent),
-                _ => own,
+            let (map, parent) = match stack.last() {
+                Some((_, pmap, pcell, pid)) if !node.cut => {
+                    if pcell.parent == NONE && pmap.starts.len() <= MERGE_LIMIT {
+                        (PortMap::overlay(&own, pmap), NONE)
+                    } else {
+                        (own, *pid)
+                    }
+                }
+                _ => (own, NONE),
             };
-            let slice = pool.push(&merged);
-            stack.push((node.hi, merged, slice));
+            let cell = pool.push(&map, parent);
+            let id = u32::try_from(pool.cells.len()).expect("fewer than 2^32 prefixes");
+            pool.cells.push(cell);
+            stack.push((node.hi, map, cell, id));
         }
         while !stack.is_empty() {
             close(&mut flat, &mut stack, &mut cur);
@@ -367,7 +416,8 @@ impl<K: Key> Flat<K> {
             emit(&mut flat, c, none);
         }
         flat.starts.shrink_to_fit();
-        flat.maps.shrink_to_fit();
+        flat.slots.shrink_to_fit();
+        flat.index = flat.starts.iter().step_by(BLOCK).copied().collect();
         flat
     }
 }
@@ -400,8 +450,8 @@ impl Table {
         if !self.suffix.is_empty() {
             let mut rest = name;
             while let Some((_, tail)) = rest.split_once('.') {
-                if let Some(&slice) = self.suffix.get(tail)
-                    && let Some(r) = self.ports.find(slice, port)
+                if let Some(&cell) = self.suffix.get(tail)
+                    && let Some(r) = self.ports.find(cell, port)
                 {
                     return Some(r);
                 }
@@ -479,13 +529,14 @@ impl Staging {
         let mut names = |staged: HashMap<String, PortEntries>| -> NameMap {
             staged
                 .into_iter()
-                .map(|(name, entries)| (name.into(), ports.push(&PortMap::build(entries))))
+                .map(|(name, entries)| (name.into(), ports.push(&PortMap::build(entries), NONE)))
                 .collect()
         };
         let exact = names(self.exact);
         let suffix = names(self.suffix);
         ports.starts.shrink_to_fit();
         ports.rules.shrink_to_fit();
+        ports.cells.shrink_to_fit();
         Table {
             v4,
             v6,
