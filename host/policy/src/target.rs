@@ -185,17 +185,23 @@ pub(crate) fn parse_entry(text: &str) -> Result<Entry<'_>, ErrorKind> {
     })
 }
 
-/// The inside of `[...]`: an IPv6 address or CIDR. `suggestion` is what
-/// to write instead if it turns out to be IPv4.
 /// PORTS: one port, a range `a-b` or `*`, or several joined by `;`
 /// (`80;443;8000-8100`). `;` rather than `,` so a flag's comma-separated
 /// LIST and a rule's port list never mix.
 pub(crate) fn parse_ports(text: &str) -> Result<Vec<PortRange>, ErrorKind> {
+    if !text.contains(';') {
+        return Ok(vec![PortRange::parse(text.trim())?]);
+    }
     text.split(';')
-        .map(|p| PortRange::parse(p.trim()))
+        .map(|p| match p.trim() {
+            "" => Err(ErrorKind::EmptyPortInList(text.to_owned())),
+            p => PortRange::parse(p),
+        })
         .collect()
 }
 
+/// The inside of `[...]`: an IPv6 address or CIDR. `suggestion` is what
+/// to write instead if it turns out to be IPv4.
 fn parse_bracketed(inner: &str, suggestion: &str) -> Result<Target, ErrorKind> {
     if inner.is_empty() {
         return Err(ErrorKind::EmptyTarget);
@@ -240,6 +246,11 @@ fn parse_host(text: &str) -> Result<Target, ErrorKind> {
         return parse_bare_ipv6(text);
     }
     if text.contains('/') {
+        if let Some((word, _)) = text.split_once('/')
+            && let Some(set) = NamedSet::from_word(word)
+        {
+            return Err(ErrorKind::SetWithPrefix(set.to_string()));
+        }
         return IpNet::parse(text).map(Target::Ip);
     }
     if let Ok(v4) = text.parse::<Ipv4Addr>() {
