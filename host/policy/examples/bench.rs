@@ -82,7 +82,9 @@ fn workload(kind: Kind, n: usize, rng: &mut Rng) -> (Policy, Vec<Query>, Vec<Que
                 )
             }
             Kind::V6 => {
-                let len = 32 + rng.below(97) as u32;
+                // 2001:db8::/32 space, prefixes /40../128: as for IPv4, 256
+                // distinct shortest networks that the longer ones nest under.
+                let len = 40 + rng.below(89) as u32;
                 let bits = (0x2001_0db8u128 << 96)
                     | (u128::from(rng.next()) << 32)
                     | u128::from(rng.next() as u32);
@@ -203,6 +205,8 @@ fn cycle(queries: &[Query], n: usize) -> Vec<Query> {
 
 fn main() {
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+    // `BENCH_ONLY=ipv4|ipv6|hostname` runs one kind (for profiling).
+    let only = std::env::var("BENCH_ONLY").ok();
     println!(
         "capnet-policy: median ns per tcp-connect decision (naive = linear scan of every rule)"
     );
@@ -214,6 +218,9 @@ fn main() {
     println!("|--------:|:---------|:------|------------:|------------:|---------------:|");
     for n in [10usize, 1_000, 100_000] {
         for kind in [Kind::V4, Kind::V6, Kind::Name] {
+            if only.as_deref().is_some_and(|o| o != kind.as_str()) {
+                continue;
+            }
             let (policy, allow, deny) = workload(kind, n, &mut rng);
             for (path, queries) in [("allow", &allow), ("deny", &deny)] {
                 let fast_q = cycle(queries, 4096);

@@ -1,7 +1,7 @@
 //! Rules compiled into lookup tables, so a decision costs a few array probes
 //! whatever the number of rules.
 //!
-//! Per use and per verdict there is one [`Table`]. For IPv4 and IPv6 apart,
+//! Per use there is one table. For IPv4 and IPv6 apart,
 //! the prefixes of every rule are flattened into a sorted array of disjoint
 //! address intervals ([`Flat`]): each interval points at one port map that
 //! already says, for every port, which rule the longest matching prefix
@@ -37,31 +37,174 @@ const NONE: RuleIndex = RuleIndex::MAX;
 /// Every use's tables.
 #[derive(Default)]
 pub(crate) struct Compiled {
-    per_use: [Tables; Use::ALL.len()],
+    per_use: [UseTable; Use::ALL.len()],
 }
 
-/// The deny and allow tables of one use.
+/// The rules of one use, compiled: addresses with deny and allow side by
+/// side (one search answers both), names per verdict.
 #[derive(Default)]
-struct Tables {
-    deny: Table,
-    allow: Table,
+struct UseTable {
+    /// Port segments of every port map of this use, pooled.
+    pool: Pool,
+    v4: Both<u32>,
+    v6: Both<u128>,
+    /// Deny names, then allow names.
+    names: [Names; 2],
 }
 
-/// The rules of one use and one verdict, compiled.
+/// The host-name rules of one use and verdict.
 #[derive(Default)]
-pub(crate) struct Table {
-    v4: Flat<u32>,
-    v6: Flat<u128>,
-    exact: NameMap,
-    suffix: NameMap,
-    any_name: Option<RuleIndex>,
-    /// Port segments of every port map of this table, pooled.
-    ports: Pool,
-    /// Whether no rule at all is in this table (a check skips it).
-    empty: bool,
+struct Names {
+    exact: LabelMap,
+    suffix: LabelMap,
+    any: Option<RuleIndex>,
 }
 
-type NameMap = HashMap<Box<str>, Cell, BuildHasherDefault<FastHasher>>;
+/// Names keyed by their reversed-label hash ([`NameKey`]), so one pass
+/// over a queried name yields the key of every suffix of it.
+#[derive(Default)]
+struct LabelMap {
+    /// Bit `n` (n < 64) is set when a stored name has `n` labels (bit 63
+    /// stands for 63 or more), so a lookup probes only suffixes that can hit.
+    label_counts: u64,
+    slots: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    /// `(name, its port map, next entry with the same hash or NONE)`.
+    entries: Vec<(Box<str>, Cell, u32)>,
+}
+
+impl LabelMap {
+    fn insert(&mut self, name: &str, cell: Cell) {
+        let index = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
+        let next = self
+            .slots
+            .insert(label_hash_of(name), index)
+            .unwrap_or(NONE);
+        self.entries.push((name.into(), cell, next));
+        self.label_counts |= 1 << (name.split('.').count().min(63));
+    }
+
+    /// Whether a stored name may have `labels` labels.
+    #[inline]
+    fn has_labels(&self, labels: usize) -> bool {
+        self.label_counts & (1 << labels.min(63)) != 0
+    }
+
+    #[inline]
+    fn get(&self, hash: u64, name: &str) -> Option<Cell> {
+        let mut index = *self.slots.get(&hash)?;
+        while index != NONE {
+            let (stored, cell, next) = &self.entries[index as usize];
+            if **stored == *name {
+                return Some(*cell);
+            }
+            index = *next;
+        }
+        None
+    }
+}
+
+/// A hasher for keys that are already well-mixed hashes.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Labels of a name hashed right to left, keeping the hash after each:
+/// the hash of every suffix (`com`, `example.com`, `a.example.com`) in
+/// one pass, shortest first.
+pub(crate) struct NameKey<'a> {
+    name: &'a str,
+    /// `(start of the suffix in name, its hash)`, shortest suffix first;
+    /// the first [`INLINE_LABELS`] inline, the rest in `more`.
+    inline: [(u32, u64); INLINE_LABELS],
+    len: usize,
+    more: Vec<(u32, u64)>,
+}
+
+/// Labels a [`NameKey`] holds without allocating.
+const INLINE_LABELS: usize = 8;
+
+impl<'a> NameKey<'a> {
+    #[inline]
+    pub(crate) fn new(name: &'a str) -> NameKey<'a> {
+        let bytes = name.as_bytes();
+        let mut key = NameKey {
+            name,
+            inline: [(0, 0); INLINE_LABELS],
+            len: 0,
+            more: Vec::new(),
+        };
+        let mut hash = SEED;
+        let mut end = bytes.len();
+        loop {
+            let start = bytes[..end]
+                .iter()
+                .rposition(|&b| b == b'.')
+                .map_or(0, |i| i + 1);
+            hash = label_hash(hash, &bytes[start..end]);
+            if key.len < INLINE_LABELS {
+                key.inline[key.len] = (start as u32, hash);
+            } else {
+                key.more.push((start as u32, hash));
+            }
+            key.len += 1;
+            if start == 0 {
+                break;
+            }
+            end = start - 1;
+        }
+        key
+    }
+
+    /// The `(start, hash)` of the suffix of `labels` labels (1-based).
+    #[inline]
+    fn part(&self, labels: usize) -> (u32, u64) {
+        match labels - 1 {
+            i if i < INLINE_LABELS => self.inline[i],
+            i => self.more[i - INLINE_LABELS],
+        }
+    }
+}
+
+const SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+/// Folds one label into a running name hash.
+#[inline]
+fn label_hash(hash: u64, label: &[u8]) -> u64 {
+    let mut h = FastHasher(hash);
+    let mut chunks = label.chunks_exact(8);
+    for chunk in &mut chunks {
+        h.mix(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        // Assembled by hand: a variable-length copy would call memmove.
+        let word = tail.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+        h.mix(word);
+    }
+    h.mix(label.len() as u64 | 0x100);
+    h.0
+}
+
+/// The reversed-label hash of a whole name, as [`NameKey`] computes it.
+fn label_hash_of(name: &str) -> u64 {
+    name.rsplit('.')
+        .fold(SEED, |h, label| label_hash(h, label.as_bytes()))
+}
 
 /// A small, fast, non-cryptographic hasher (splitmix64 steps). Policies
 /// are written by operators, not attackers, and a check must be quick.
@@ -267,14 +410,12 @@ const BLOCK: usize = 32;
 /// A parent port map this small is copied into its children, so a check
 /// finds its rule in one map; a larger one is linked to instead, which
 /// keeps memory linear when many prefixes nest under one busy network.
-const MERGE_LIMIT: usize = 16;
+const MERGE_LIMIT: usize = 64;
 
-/// One family's prefixes, flattened: `starts[i]..starts[i + 1]` is an
-/// interval whose addresses all match the same rules, `slots[i]` its ports.
-/// `index` holds every [`BLOCK`]th start, small enough to stay in cache,
-/// so a search touches one index and one block of `starts`.
+/// One family's prefixes of one verdict, flattened: `starts[i]..starts[i
+/// + 1]` is an interval whose addresses all match the same rules,
+/// `slots[i]` its ports. [`Both`] merges the deny and allow ones.
 struct Flat<K> {
-    index: Vec<K>,
     starts: Vec<K>,
     slots: Vec<Cell>,
 }
@@ -282,7 +423,6 @@ struct Flat<K> {
 impl<K> Default for Flat<K> {
     fn default() -> Self {
         Flat {
-            index: Vec::new(),
             starts: Vec::new(),
             slots: Vec::new(),
         }
@@ -304,18 +444,6 @@ struct Node {
 type Open = (u128, PortMap, Cell, u32);
 
 impl<K: Key> Flat<K> {
-    #[inline]
-    fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
-        if self.starts.is_empty() {
-            return None;
-        }
-        let j = self.index.partition_point(|&s| s <= bits) - 1;
-        let lo = j * BLOCK;
-        let hi = (lo + BLOCK).min(self.starts.len());
-        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= bits) - 1;
-        pool.find(self.slots[i], port)
-    }
-
     /// Flattens `(prefix length, network bits) -> port entries` with the
     /// family's `cuts` (special prefixes), storing port maps in `pool`.
     fn build(staged: Staged, cuts: &[(u128, u8)], pool: &mut Pool) -> Flat<K> {
@@ -396,8 +524,10 @@ impl<K: Key> Flat<K> {
             let own = node.own.unwrap_or_else(PortMap::empty);
             let (map, parent) = match stack.last() {
                 Some((_, pmap, pcell, pid)) if !node.cut => {
-                    if pcell.parent == NONE && pmap.starts.len() <= MERGE_LIMIT {
-                        (PortMap::overlay(&own, pmap), NONE)
+                    if pmap.starts.len() <= MERGE_LIMIT {
+                        // Copy the parent's map and share its link: a chain
+                        // only ever passes through large maps.
+                        (PortMap::overlay(&own, pmap), pcell.parent)
                     } else {
                         (own, *pid)
                     }
@@ -415,50 +545,114 @@ impl<K: Key> Flat<K> {
         if let Some(c) = cur {
             emit(&mut flat, c, none);
         }
-        flat.starts.shrink_to_fit();
-        flat.slots.shrink_to_fit();
-        flat.index = flat.starts.iter().step_by(BLOCK).copied().collect();
         flat
     }
 }
 
-impl Table {
-    /// Whether the table holds no rule.
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.empty
-    }
+/// Deny and allow prefixes of one family merged into one interval array:
+/// `slots[i]` holds the deny cell and the allow cell of interval `i`.
+/// `index` holds every [`BLOCK`]th start, small enough to stay in cache,
+/// so a search touches the index and one block of `starts`.
+struct Both<K> {
+    index: Vec<K>,
+    starts: Vec<K>,
+    slots: Vec<[Cell; 2]>,
+}
 
-    /// The best rule for a normalised address and port.
-    #[inline]
-    pub(crate) fn find_ip(&self, ip: IpAddr, port: u16) -> Option<RuleIndex> {
-        match ip {
-            IpAddr::V4(a) => self.v4.find(&self.ports, a.to_bits(), port),
-            IpAddr::V6(a) => self.v6.find(&self.ports, a.to_bits(), port),
+impl<K> Default for Both<K> {
+    fn default() -> Self {
+        Both {
+            index: Vec::new(),
+            starts: Vec::new(),
+            slots: Vec::new(),
         }
     }
+}
 
-    /// The best rule for a normalised host name (lowercase, no trailing dot)
-    /// and port: exact, then the longest suffix, then `any`.
-    pub(crate) fn find_name(&self, name: &str, port: u16) -> Option<RuleIndex> {
-        if !self.exact.is_empty()
-            && let Some(&slice) = self.exact.get(name)
-            && let Some(r) = self.ports.find(slice, port)
+impl<K: Key> Both<K> {
+    /// Merges the deny and allow interval arrays (an empty one matches
+    /// nothing, `none`).
+    fn merge(deny: Flat<K>, allow: Flat<K>, none: Cell) -> Both<K> {
+        if deny.starts.is_empty() && allow.starts.is_empty() {
+            return Both::default();
+        }
+        let whole = || Flat {
+            starts: vec![K::default()],
+            slots: vec![none],
+        };
+        let d = if deny.starts.is_empty() {
+            whole()
+        } else {
+            deny
+        };
+        let a = if allow.starts.is_empty() {
+            whole()
+        } else {
+            allow
+        };
+        let mut both = Both::default();
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let start = d.starts[i].max(a.starts[j]);
+            let slot = [d.slots[i], a.slots[j]];
+            if both.slots.last() != Some(&slot) {
+                both.starts.push(start);
+                both.slots.push(slot);
+            }
+            match (d.starts.get(i + 1), a.starts.get(j + 1)) {
+                (None, None) => break,
+                (Some(_), None) => i += 1,
+                (None, Some(_)) => j += 1,
+                (Some(x), Some(y)) => {
+                    if x <= y {
+                        i += 1;
+                    }
+                    if y <= x {
+                        j += 1;
+                    }
+                }
+            }
+        }
+        both.index = both.starts.iter().step_by(BLOCK).copied().collect();
+        both
+    }
+
+    #[inline]
+    fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
+        if self.starts.is_empty() {
+            return None;
+        }
+        let j = self.index.partition_point(|&s| s <= bits) - 1;
+        let lo = j * BLOCK;
+        let hi = (lo + BLOCK).min(self.starts.len());
+        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= bits) - 1;
+        let [deny, allow] = self.slots[i];
+        pool.find(deny, port).or_else(|| pool.find(allow, port))
+    }
+}
+
+impl Names {
+    #[inline]
+    fn find(&self, pool: &Pool, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
+        let n = key.len;
+        if self.exact.has_labels(n)
+            && let Some(cell) = self.exact.get(key.part(n).1, key.name)
+            && let Some(r) = pool.find(cell, port)
         {
             return Some(r);
         }
-        if !self.suffix.is_empty() {
-            let mut rest = name;
-            while let Some((_, tail)) = rest.split_once('.') {
-                if let Some(&cell) = self.suffix.get(tail)
-                    && let Some(r) = self.ports.find(cell, port)
-                {
-                    return Some(r);
-                }
-                rest = tail;
+        for labels in (1..n).rev() {
+            if !self.suffix.has_labels(labels) {
+                continue;
+            }
+            let (start, hash) = key.part(labels);
+            if let Some(cell) = self.suffix.get(hash, &key.name[start as usize..])
+                && let Some(r) = pool.find(cell, port)
+            {
+                return Some(r);
             }
         }
-        self.any_name
+        self.any
     }
 }
 
@@ -522,30 +716,23 @@ impl Staging {
         }
     }
 
-    fn finish(self) -> Table {
-        let mut ports = Pool::default();
-        let v4 = Flat::build(self.v4, &V4_CUTS, &mut ports);
-        let v6 = Flat::build(self.v6, &V6_CUTS, &mut ports);
-        let mut names = |staged: HashMap<String, PortEntries>| -> NameMap {
-            staged
-                .into_iter()
-                .map(|(name, entries)| (name.into(), ports.push(&PortMap::build(entries), NONE)))
-                .collect()
+    /// Flattens the prefixes into `pool`; builds the name maps.
+    fn finish(self, pool: &mut Pool) -> (Flat<u32>, Flat<u128>, Names) {
+        let v4 = Flat::build(self.v4, &V4_CUTS, pool);
+        let v6 = Flat::build(self.v6, &V6_CUTS, pool);
+        let mut names = Names {
+            any: self.any_name,
+            ..Names::default()
         };
-        let exact = names(self.exact);
-        let suffix = names(self.suffix);
-        ports.starts.shrink_to_fit();
-        ports.rules.shrink_to_fit();
-        ports.cells.shrink_to_fit();
-        Table {
-            v4,
-            v6,
-            exact,
-            suffix,
-            any_name: self.any_name,
-            ports,
-            empty: self.count == 0,
+        for (staged, map) in [
+            (self.exact, &mut names.exact),
+            (self.suffix, &mut names.suffix),
+        ] {
+            for (name, entries) in staged {
+                map.insert(&name, pool.push(&PortMap::build(entries), NONE));
+            }
         }
+        (v4, v6, names)
     }
 }
 
@@ -560,21 +747,43 @@ impl Compiled {
             }
         }
         let mut compiled = Compiled::default();
-        for (tables, [deny, allow]) in compiled.per_use.iter_mut().zip(staging) {
-            tables.deny = deny.finish();
-            tables.allow = allow.finish();
+        for (table, [deny, allow]) in compiled.per_use.iter_mut().zip(staging) {
+            let mut pool = Pool::default();
+            let none = pool.push(&PortMap::empty(), NONE);
+            let (d4, d6, dn) = deny.finish(&mut pool);
+            let (a4, a6, an) = allow.finish(&mut pool);
+            pool.starts.shrink_to_fit();
+            pool.rules.shrink_to_fit();
+            pool.cells.shrink_to_fit();
+            *table = UseTable {
+                v4: Both::merge(d4, a4, none),
+                v6: Both::merge(d6, a6, none),
+                names: [dn, an],
+                pool,
+            };
         }
         compiled
     }
 
-    /// The table of `use_` for `verdict`.
+    /// The deciding rule for `use_` on a normalised address and port: the
+    /// best deny rule, else the best allow rule.
     #[inline]
-    pub(crate) fn table(&self, use_: Use, verdict: Verdict) -> &Table {
-        let tables = &self.per_use[use_.index()];
-        match verdict {
-            Verdict::Deny => &tables.deny,
-            Verdict::Allow => &tables.allow,
+    pub(crate) fn find_ip(&self, use_: Use, ip: IpAddr, port: u16) -> Option<RuleIndex> {
+        let table = &self.per_use[use_.index()];
+        match ip {
+            IpAddr::V4(a) => table.v4.find(&table.pool, a.to_bits(), port),
+            IpAddr::V6(a) => table.v6.find(&table.pool, a.to_bits(), port),
         }
+    }
+
+    /// The deciding rule for `use_` on a normalised host name and port:
+    /// deny first, each verdict exact, then the longest suffix, then `any`.
+    #[inline]
+    pub(crate) fn find_name(&self, use_: Use, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
+        let table = &self.per_use[use_.index()];
+        table.names[0]
+            .find(&table.pool, key, port)
+            .or_else(|| table.names[1].find(&table.pool, key, port))
     }
 }
 

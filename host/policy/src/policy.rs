@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Place;
-use crate::matcher::{Compiled, RuleIndex};
+use crate::matcher::{Compiled, NameKey, RuleIndex};
 use crate::target::{ip_literal, normalize_name, parse_entry};
 use crate::uses::{On, all_uses, expand};
 use crate::{
@@ -85,7 +85,7 @@ impl Policy {
     #[inline]
     pub fn decide(&self, use_: Use, addr: SocketAddr) -> Decision<'_> {
         let ip = normalize(addr.ip());
-        self.decide_with(use_, |table| table.find_ip(ip, addr.port()))
+        self.decide_with(self.compiled.find_ip(use_, ip, addr.port()))
     }
 
     /// Decides `use_` (normally [`Use::Lookup`]) on a host name, compared
@@ -105,30 +105,21 @@ impl Policy {
         match ip_literal(&name) {
             Some(ip) => {
                 let ip = normalize(ip);
-                self.decide_with(use_, |table| table.find_ip(ip, port))
+                self.decide_with(self.compiled.find_ip(use_, ip, port))
             }
-            None => self.decide_with(use_, |table| table.find_name(&name, port)),
+            None => self.decide_with(self.compiled.find_name(use_, &NameKey::new(&name), port)),
         }
     }
 
     #[inline]
-    fn decide_with(
-        &self,
-        use_: Use,
-        find: impl Fn(&crate::matcher::Table) -> Option<RuleIndex>,
-    ) -> Decision<'_> {
-        for verdict in [Verdict::Deny, Verdict::Allow] {
-            let table = self.compiled.table(use_, verdict);
-            if table.is_empty() {
-                continue;
-            }
-            if let Some(index) = find(table) {
-                return Decision {
-                    verdict,
-                    rule: Some(&self.rules[index as usize]),
-                    reason: Reason::Rule,
-                };
-            }
+    fn decide_with(&self, found: Option<RuleIndex>) -> Decision<'_> {
+        if let Some(index) = found {
+            let rule = &self.rules[index as usize];
+            return Decision {
+                verdict: rule.verdict,
+                rule: Some(rule),
+                reason: Reason::Rule,
+            };
         }
         if self.inherit_network {
             Decision {
