@@ -45,6 +45,11 @@ pub struct RunOpts {
     #[arg(long, value_name = "json[:FILE]")]
     pub log_decisions: Option<DecisionLogSpec>,
 
+    /// A DNS server (IP:PORT) for the guest's name lookups, instead of the system's from
+    /// /etc/resolv.conf; repeatable. Its answers' TTLs bound DNS-pinned grants.
+    #[arg(long, value_name = "ADDR")]
+    dns_server: Vec<SocketAddr>,
+
     /// Bind a listening socket before the guest starts and hand it to the guest, which needs
     /// no bind or listen right to serve on it. ADDR=GUEST_ADDR lets the guest know it by
     /// another address (it gets the socket by binding GUEST_ADDR).
@@ -109,6 +114,9 @@ impl RunOpts {
             .unwrap_or_else(|| "component".into());
 
         let mut capnet = CapnetCtx::builder().policy(policy).instance_name(&name);
+        if !self.dns_server.is_empty() {
+            capnet = capnet.name_servers(self.dns_server.iter().copied());
+        }
         for spec in &self.tcplisten {
             let (host_addr, guest_addr) = parse_tcplisten(spec)?;
             let listener = std::net::TcpListener::bind(host_addr).map_err(|e| {
