@@ -23,8 +23,11 @@ pub struct Grant {
 pub(crate) struct Dns {
     /// Name servers to ask; `None` reads /etc/resolv.conf.
     pub(crate) name_servers: Option<Vec<SocketAddr>>,
-    pins: Mutex<HashMap<IpAddr, Vec<(Arc<str>, Instant)>>>,
+    pins: Mutex<Pins>,
 }
+
+/// Each answered address, with the names it was the answer for and until when.
+type Pins = HashMap<IpAddr, Vec<(Arc<str>, Instant)>>;
 
 impl Dns {
     /// Lookups through `name_servers` (`None`: the system's), nothing pinned yet.

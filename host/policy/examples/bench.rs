@@ -74,8 +74,7 @@ fn workload(kind: Kind, n: usize, rng: &mut Rng) -> (Policy, Vec<Query>, Vec<Que
                 let len = 16 + rng.below(17) as u32;
                 let bits = 0x0a00_0000 | (rng.next() as u32 & 0x00ff_ffff);
                 let net = bits & (u32::MAX << (32 - len));
-                let host = net | (rng.next() as u32 & !(u32::MAX << (32 - len)).max(0));
-                let host = if len == 32 { net } else { host };
+                let host = net | (rng.next() as u32 & !(u32::MAX << (32 - len)));
                 (
                     format!("{}/{len}:{port}", Ipv4Addr::from_bits(net)),
                     Query::Addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::from_bits(host)), port)),

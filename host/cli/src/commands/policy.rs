@@ -4,7 +4,7 @@ use capnet::policy::{NamedSet, Policy, Target, Use, Verdict};
 use clap::{Parser, Subcommand};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Check a policy file, or explain which rule decides a use.
@@ -62,7 +62,7 @@ impl PolicyOpts {
     }
 }
 
-fn load(file: &PathBuf) -> wasmtime::Result<Policy> {
+fn load(file: &Path) -> wasmtime::Result<Policy> {
     let policy = Policy::builder().file(file)?.build();
     for warning in policy.warnings() {
         eprintln!("warning: {warning}");
