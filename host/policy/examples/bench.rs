@@ -204,7 +204,8 @@ fn cycle(queries: &[Query], n: usize) -> Vec<Query> {
 
 fn main() {
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
-    // `BENCH_ONLY=ipv4|ipv6|hostname` runs one kind (for profiling).
+    // `BENCH_ONLY=ipv4|ipv6|hostname` runs one kind, `BENCH_SIZES=10,1000` some sizes
+    // (for profiling).
     let only = std::env::var("BENCH_ONLY").ok();
     println!(
         "capnet-policy: median ns per tcp-connect decision (naive = linear scan of every rule)"
@@ -215,7 +216,11 @@ fn main() {
         "rules", "target", "path", "compiled ns", "naive ns", "naive/compiled"
     );
     println!("|--------:|:---------|:------|------------:|------------:|---------------:|");
-    for n in [10usize, 1_000, 100_000] {
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 1_000, 100_000]);
+    for &n in &sizes {
         for kind in [Kind::V4, Kind::V6, Kind::Name] {
             if only.as_deref().is_some_and(|o| o != kind.as_str()) {
                 continue;

@@ -48,16 +48,18 @@ struct UseTable {
     pool: Pool,
     v4: Both<u32>,
     v6: Both<u128>,
-    /// Deny names, then allow names.
-    names: [Names; 2],
+    /// Deny and allow names side by side.
+    names: Names,
 }
 
-/// The host-name rules of one use and verdict.
+/// The host-name rules of one use: each stored name holds its deny cell
+/// and its allow cell, so one probe serves both verdicts.
 #[derive(Default)]
 struct Names {
     exact: LabelMap,
     suffix: LabelMap,
-    any: Option<RuleIndex>,
+    /// `any` of deny, then of allow.
+    any: [Option<RuleIndex>; 2],
 }
 
 /// Names keyed by their reversed-label hash ([`NameKey`]), so one pass
@@ -69,17 +71,30 @@ struct LabelMap {
     label_counts: u64,
     slots: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
     /// `(name, its port map, next entry with the same hash or NONE)`.
-    entries: Vec<(Box<str>, Cell, u32)>,
+    entries: Vec<(Box<str>, [Cell; 2], u32)>,
 }
 
 impl LabelMap {
-    fn insert(&mut self, name: &str, cell: Cell) {
+    /// Sets the cell of `name` for verdict `slot` (0 deny, 1 allow); the
+    /// other verdict's cell stays `none` until set.
+    fn insert(&mut self, name: &str, slot: usize, cell: Cell, none: Cell) {
+        let hash = label_hash_of(name);
+        if let Some(&first) = self.slots.get(&hash) {
+            let mut index = first;
+            while index != NONE {
+                let entry = &mut self.entries[index as usize];
+                if *entry.0 == *name {
+                    entry.1[slot] = cell;
+                    return;
+                }
+                index = entry.2;
+            }
+        }
         let index = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
-        let next = self
-            .slots
-            .insert(label_hash_of(name), index)
-            .unwrap_or(NONE);
-        self.entries.push((name.into(), cell, next));
+        let next = self.slots.insert(hash, index).unwrap_or(NONE);
+        let mut cells = [none, none];
+        cells[slot] = cell;
+        self.entries.push((name.into(), cells, next));
         self.label_counts |= 1 << (name.split('.').count().min(63));
     }
 
@@ -90,12 +105,12 @@ impl LabelMap {
     }
 
     #[inline]
-    fn get(&self, hash: u64, name: &str) -> Option<Cell> {
+    fn get(&self, hash: u64, name: &str) -> Option<[Cell; 2]> {
         let mut index = *self.slots.get(&hash)?;
         while index != NONE {
-            let (stored, cell, next) = &self.entries[index as usize];
+            let (stored, cells, next) = &self.entries[index as usize];
             if **stored == *name {
-                return Some(*cell);
+                return Some(*cells);
             }
             index = *next;
         }
@@ -631,28 +646,69 @@ impl<K: Key> Both<K> {
     }
 }
 
+/// Suffix hits a name check keeps without allocating.
+const SUFFIX_HITS: usize = 8;
+
 impl Names {
+    /// Deny first, then allow; each exact, then the longest suffix, then
+    /// `any`. Every map is probed once for both verdicts.
     #[inline]
     fn find(&self, pool: &Pool, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
         let n = key.len;
-        if self.exact.has_labels(n)
-            && let Some(cell) = self.exact.get(key.part(n).1, key.name)
-            && let Some(r) = pool.find(cell, port)
-        {
-            return Some(r);
-        }
+        let exact = if self.exact.has_labels(n) {
+            self.exact.get(key.part(n).1, key.name)
+        } else {
+            None
+        };
+        let mut hits = [None; SUFFIX_HITS];
+        let mut count = 0;
         for labels in (1..n).rev() {
             if !self.suffix.has_labels(labels) {
                 continue;
             }
             let (start, hash) = key.part(labels);
-            if let Some(cell) = self.suffix.get(hash, &key.name[start as usize..])
-                && let Some(r) = pool.find(cell, port)
-            {
-                return Some(r);
+            if let Some(cells) = self.suffix.get(hash, &key.name[start as usize..]) {
+                if count == SUFFIX_HITS {
+                    return self.find_slow(pool, key, port);
+                }
+                hits[count] = Some(cells);
+                count += 1;
             }
         }
-        self.any
+        for slot in 0..2 {
+            let found = exact
+                .iter()
+                .chain(hits[..count].iter().flatten())
+                .find_map(|cells| pool.find(cells[slot], port))
+                .or(self.any[slot]);
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// As [`Names::find`], probing again per verdict: for names with more
+    /// matching suffixes than [`SUFFIX_HITS`].
+    #[cold]
+    fn find_slow(&self, pool: &Pool, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
+        let n = key.len;
+        for slot in 0..2 {
+            let exact = self.exact.get(key.part(n).1, key.name);
+            let suffixes = (1..n).rev().filter_map(|labels| {
+                let (start, hash) = key.part(labels);
+                self.suffix.get(hash, &key.name[start as usize..])
+            });
+            let found = exact
+                .into_iter()
+                .chain(suffixes)
+                .find_map(|cells| pool.find(cells[slot], port))
+                .or(self.any[slot]);
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 }
 
@@ -716,23 +772,28 @@ impl Staging {
         }
     }
 
-    /// Flattens the prefixes into `pool`; builds the name maps.
-    fn finish(self, pool: &mut Pool) -> (Flat<u32>, Flat<u128>, Names) {
+    /// Flattens the prefixes into `pool`; adds the names to `names` as
+    /// verdict `slot`.
+    fn finish(
+        self,
+        pool: &mut Pool,
+        names: &mut Names,
+        slot: usize,
+        none: Cell,
+    ) -> (Flat<u32>, Flat<u128>) {
         let v4 = Flat::build(self.v4, &V4_CUTS, pool);
         let v6 = Flat::build(self.v6, &V6_CUTS, pool);
-        let mut names = Names {
-            any: self.any_name,
-            ..Names::default()
-        };
+        names.any[slot] = self.any_name;
         for (staged, map) in [
             (self.exact, &mut names.exact),
             (self.suffix, &mut names.suffix),
         ] {
             for (name, entries) in staged {
-                map.insert(&name, pool.push(&PortMap::build(entries), NONE));
+                let cell = pool.push(&PortMap::build(entries), NONE);
+                map.insert(&name, slot, cell, none);
             }
         }
-        (v4, v6, names)
+        (v4, v6)
     }
 }
 
@@ -750,15 +811,16 @@ impl Compiled {
         for (table, [deny, allow]) in compiled.per_use.iter_mut().zip(staging) {
             let mut pool = Pool::default();
             let none = pool.push(&PortMap::empty(), NONE);
-            let (d4, d6, dn) = deny.finish(&mut pool);
-            let (a4, a6, an) = allow.finish(&mut pool);
+            let mut names = Names::default();
+            let (d4, d6) = deny.finish(&mut pool, &mut names, 0, none);
+            let (a4, a6) = allow.finish(&mut pool, &mut names, 1, none);
             pool.starts.shrink_to_fit();
             pool.rules.shrink_to_fit();
             pool.cells.shrink_to_fit();
             *table = UseTable {
                 v4: Both::merge(d4, a4, none),
                 v6: Both::merge(d6, a6, none),
-                names: [dn, an],
+                names,
                 pool,
             };
         }
@@ -781,9 +843,7 @@ impl Compiled {
     #[inline]
     pub(crate) fn find_name(&self, use_: Use, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
         let table = &self.per_use[use_.index()];
-        table.names[0]
-            .find(&table.pool, key, port)
-            .or_else(|| table.names[1].find(&table.pool, key, port))
+        table.names.find(&table.pool, key, port)
     }
 }
 
