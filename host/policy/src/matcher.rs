@@ -268,8 +268,8 @@ struct Cell {
 /// prefix's cell, for the `parent` links.
 #[derive(Default)]
 struct Pool {
-    starts: Vec<u16>,
-    rules: Vec<RuleIndex>,
+    /// `(segment start, rule)`, interleaved so a small map is one cache line.
+    segments: Vec<(u16, RuleIndex)>,
     cells: Vec<Cell>,
 }
 
@@ -282,9 +282,9 @@ impl Pool {
                 parent,
             };
         }
-        let offset = u32::try_from(self.starts.len()).expect("fewer than 2^32 port segments");
-        self.starts.extend_from_slice(&map.starts);
-        self.rules.extend_from_slice(&map.rules);
+        let offset = u32::try_from(self.segments.len()).expect("fewer than 2^32 port segments");
+        self.segments
+            .extend(map.starts.iter().copied().zip(map.rules.iter().copied()));
         Cell {
             offset,
             len: map.starts.len() as u32,
@@ -299,9 +299,9 @@ impl Pool {
                 cell.offset
             } else {
                 let (lo, len) = (cell.offset as usize, cell.len as usize);
-                let starts = &self.starts[lo..lo + len];
-                let i = starts.partition_point(|&s| s <= port) - 1;
-                self.rules[lo + i]
+                let segments = &self.segments[lo..lo + len];
+                let i = segments.partition_point(|&(s, _)| s <= port) - 1;
+                segments[i].1
             };
             if rule != NONE {
                 return Some(rule);
@@ -420,7 +420,7 @@ impl Key for u128 {
 }
 
 /// Interval starts per entry of [`Flat::index`].
-const BLOCK: usize = 32;
+const BLOCK: usize = 8;
 
 /// A parent port map this small is copied into its children, so a check
 /// finds its rule in one map; a larger one is linked to instead, which
@@ -814,8 +814,7 @@ impl Compiled {
             let mut names = Names::default();
             let (d4, d6) = deny.finish(&mut pool, &mut names, 0, none);
             let (a4, a6) = allow.finish(&mut pool, &mut names, 1, none);
-            pool.starts.shrink_to_fit();
-            pool.rules.shrink_to_fit();
+            pool.segments.shrink_to_fit();
             pool.cells.shrink_to_fit();
             *table = UseTable {
                 v4: Both::merge(d4, a4, none),
