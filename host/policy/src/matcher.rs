@@ -134,7 +134,10 @@ impl Hasher for IdHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+        // One mixing step: the map takes its bucket from the low bits and
+        // its tag from the top ones; both must depend on every input bit.
+        let n = (n ^ n >> 32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = n ^ n >> 29;
     }
 }
 
@@ -197,60 +200,28 @@ impl<'a> NameKey<'a> {
 
 const SEED: u64 = 0x243f_6a88_85a3_08d3;
 
-/// Folds one label into a running name hash.
+/// Folds one label into a running name hash: one multiply per 8 bytes
+/// (FxHash-style), cheap enough to hash every suffix of a name per check.
 #[inline]
 fn label_hash(hash: u64, label: &[u8]) -> u64 {
-    let mut h = FastHasher(hash);
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut h = hash;
     let mut chunks = label.chunks_exact(8);
     for chunk in &mut chunks {
-        h.mix(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        h = step(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
     }
     let tail = chunks.remainder();
-    if !tail.is_empty() {
-        // Assembled by hand: a variable-length copy would call memmove.
-        let word = tail.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
-        h.mix(word);
-    }
-    h.mix(label.len() as u64 | 0x100);
-    h.0
+    // Assembled by hand: a variable-length copy would call memmove. The
+    // length goes into the top byte, so labels never run together.
+    let word = tail.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+    step(h, word | (label.len() as u64) << 56)
 }
 
 /// The reversed-label hash of a whole name, as [`NameKey`] computes it.
 fn label_hash_of(name: &str) -> u64 {
     name.rsplit('.')
         .fold(SEED, |h, label| label_hash(h, label.as_bytes()))
-}
-
-/// A small, fast, non-cryptographic hasher (splitmix64 steps). Policies
-/// are written by operators, not attackers, and a check must be quick.
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl FastHasher {
-    fn mix(&mut self, word: u64) {
-        let mut z = (self.0 ^ word).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        self.0 = z ^ (z >> 31);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.mix(n.into());
-    }
 }
 
 /// One port map in a [`Pool`], and where to look when it has no rule for
