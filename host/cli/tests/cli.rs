@@ -278,6 +278,7 @@ fn explain(policy: &Path, use_: &str, address: &str) -> String {
 const SETS_POLICY: &str = r#"[allow]
 connect = ["loopback:8080", "private:443", "public", "api.example.com:443"]
 udp-send = ["link-local:5353"]
+udp-receive = ["any:53"]
 
 [deny]
 connect = ["metadata"]
@@ -310,12 +311,17 @@ fn explain_names_the_rule_for_each_named_set() {
         (
             "tcp-connect",
             "169.254.169.254:80",
-            "deny tcp-connect 169.254.169.254:80\n  decided by: rule policy.toml:6:12 \"connect metadata\"\n  169.254.169.254 is in: link-local, metadata\n",
+            "deny tcp-connect 169.254.169.254:80\n  decided by: rule policy.toml:7:12 \"connect metadata\"\n  169.254.169.254 is in: link-local, metadata\n",
         ),
         (
             "tcp-connect",
             "8.8.8.8:53",
             "allow tcp-connect 8.8.8.8:53\n  decided by: rule policy.toml:2:44 \"connect public\"\n  8.8.8.8 is in: public\n",
+        ),
+        (
+            "udp-receive",
+            "[2001:db8::1]:53",
+            "allow udp-receive [2001:db8::1]:53\n  decided by: rule policy.toml:4:16 \"udp-receive any:53\"\n  2001:db8::1 is in: public\n",
         ),
     ];
     for (use_, address, expected) in cases {
@@ -358,7 +364,7 @@ fn policy_check_prints_a_summary() {
         .replace(&policy.display().to_string(), "policy.toml");
     assert_eq!(
         stdout,
-        "policy.toml: ok, 7 rules, 0 warning(s)
+        "policy.toml: ok, 8 rules, 0 warning(s)
 use           allow   deny
 tcp-bind          0      0
 tcp-listen        0      0
@@ -366,7 +372,7 @@ tcp-accept        0      0
 tcp-connect       4      1
 udp-bind          0      0
 udp-send          1      0
-udp-receive       0      0
+udp-receive       1      0
 lookup            1      0
 DNS-pinned grants: 1 (connect to what a lookup returns, for its TTL)
 default: deny

@@ -346,6 +346,7 @@ impl PolicyBuilder {
     /// Compiles the rules into lookup tables.
     pub fn build(self) -> Policy {
         let compiled = Compiled::build(&self.rules);
+        #[cfg(feature = "tracing")]
         tracing::debug!(
             rules = self.rules.len(),
             inherit_network = self.inherit_network,
