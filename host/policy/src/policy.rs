@@ -18,7 +18,7 @@ use crate::{
 ///
 /// Build one with [`Policy::builder`], or take [`Policy::deny_all`]
 /// (also [`Policy::default`]) or the explicitly named
-/// [`Policy::inherit_network`]. Decisions cost a few hash probes whatever
+/// [`Policy::inherit_network`]. Decisions cost a few table probes whatever
 /// the number of rules.
 ///
 /// ```
