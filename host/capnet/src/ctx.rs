@@ -35,6 +35,7 @@ pub struct CapnetCtxBuilder {
     policy: Arc<Policy>,
     instance: Arc<str>,
     preopens: Vec<Preopen>,
+    name_servers: Option<Vec<SocketAddr>>,
 }
 
 impl CapnetCtxBuilder {
@@ -44,7 +45,16 @@ impl CapnetCtxBuilder {
             policy: Arc::new(Policy::deny_all()),
             instance: Arc::from("component"),
             preopens: Vec::new(),
+            name_servers: None,
         }
+    }
+
+    /// The DNS servers name lookups ask (UDP), instead of the system's from /etc/resolv.conf.
+    /// Answers carry TTLs, which bound how long a DNS-pinned grant lets the guest connect to
+    /// the addresses returned. `localhost` and /etc/hosts names are still answered by the system.
+    pub fn name_servers(mut self, servers: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.name_servers = Some(servers.into_iter().collect());
+        self
     }
 
     /// The policy every `network` of this instance is checked against.
@@ -86,7 +96,11 @@ impl CapnetCtxBuilder {
     /// The context.
     pub fn build(self) -> CapnetCtx {
         CapnetCtx {
-            root: Grant::new(self.policy, self.instance),
+            root: Grant::with_dns(
+                self.policy,
+                self.instance,
+                crate::grant::Dns::new(self.name_servers),
+            ),
             preopens: Preopens(self.preopens),
         }
     }

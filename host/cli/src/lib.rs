@@ -2,4 +2,6 @@
 //! component with capnet's sockets (used by the binary and by the tests).
 
 pub mod commands;
+pub mod decision_log;
+pub mod flags;
 pub mod host;

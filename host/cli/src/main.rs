@@ -1,6 +1,8 @@
 //! `capnet`: run WebAssembly components with network sockets granted by policy.
 
+use capnet_cli::commands::policy::PolicyOpts;
 use capnet_cli::commands::run::RunOpts;
+use capnet_cli::decision_log::{DecisionLog, DecisionLogSpec};
 use clap::{ArgAction, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -21,13 +23,22 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Run(RunOpts),
+    Policy(PolicyOpts),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let decisions = match &cli.command {
+        Command::Run(opts) => opts.log_decisions.clone(),
+        Command::Policy(_) => None,
+    };
+    if let Err(e) = init_logging(cli.verbose, decisions.as_ref()) {
+        eprintln!("error: --log-decisions: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Run(opts) => opts.run(),
+        Command::Policy(opts) => opts.run(),
     };
     match result {
         Ok(code) => code,
@@ -45,18 +56,37 @@ fn main() -> ExitCode {
     }
 }
 
-/// Denials are logged by default (info); allows with -v (debug).
-fn init_logging(verbose: u8) {
+/// Denials are logged by default (info); allows with -v (debug). With `--log-decisions`, every
+/// decision also goes to the JSON log, which to stderr replaces the human decision lines.
+fn init_logging(verbose: u8, decisions: Option<&DecisionLogSpec>) -> std::io::Result<()> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let default = match verbose {
         0 => "capnet=info",
         1 => "capnet=debug",
         _ => "capnet=trace",
     };
-    let filter = EnvFilter::try_from_env("CAPNET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let mut filter =
+        EnvFilter::try_from_env("CAPNET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    if decisions == Some(&DecisionLogSpec::Stderr) {
+        filter = filter.add_directive("capnet::policy=off".parse().expect("a valid directive"));
+    }
+    let human = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
-        .init();
+        .with_filter(filter);
+    let json = match decisions {
+        Some(spec) => Some(
+            DecisionLog::open(spec)?.with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("capnet::policy", tracing::Level::DEBUG),
+            ),
+        ),
+        None => None,
+    };
+    tracing_subscriber::registry().with(human).with(json).init();
+    Ok(())
 }

@@ -164,8 +164,17 @@ pub enum ErrorKind {
         /// The larger port (the range's start as written).
         hi: u16,
     },
-    /// A host name or `*.suffix` target on a use other than `lookup`.
-    #[error("host names are only valid for lookup until DNS-pinned grants land; use an IP or CIDR")]
+    /// An empty item in a `;`-separated port list (`80;;443`, `80;`).
+    #[error("empty port in the list \"{0}\" (write ports joined by ';', as in 80;443;8000-8100)")]
+    EmptyPortInList(String),
+    /// A named set written with a prefix length (`loopback/8`).
+    #[error("the named set {0} takes no prefix (write {0}, or a CIDR)")]
+    SetWithPrefix(String),
+    /// A host name or `*.suffix` target on a use other than `lookup`,
+    /// `tcp-connect` or `udp-send`.
+    #[error(
+        "a host name is only a target for connect, tcp-connect, udp-send and lookup (write an IP, a CIDR or a named set such as loopback)"
+    )]
     NameNeedsLookup,
     /// Ports on a `lookup` rule; a lookup has no port.
     #[error("lookup rules take no ports (write {0})")]

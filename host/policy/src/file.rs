@@ -40,6 +40,8 @@ struct Raw {
 pub(crate) struct File {
     pub inherit_network: Option<bool>,
     pub entries: Vec<Entry>,
+    /// `(line, column, verdict, word)` of every empty list.
+    pub empty: Vec<(u32, u32, Verdict, String)>,
 }
 
 /// One target string under one USE key.
@@ -71,6 +73,7 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
     keys.sort_by_key(|(_, key, _)| key.span().start);
 
     let mut entries = Vec::new();
+    let mut empty = Vec::new();
     for (verdict, key, targets) in keys {
         if expand(key.get_ref(), verdict).is_none() {
             return Err(PolicyError::new(
@@ -79,7 +82,12 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
                 ErrorKind::UnknownUse(key.into_inner()),
             ));
         }
+        let key_start = key.span().start;
         let word = key.into_inner();
+        if targets.is_empty() {
+            let (line, column) = line_column(text, key_start);
+            empty.push((line, column, verdict, word.clone()));
+        }
         for target in targets {
             entries.push(Entry {
                 verdict,
@@ -92,6 +100,7 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
     Ok(File {
         inherit_network: raw.inherit_network,
         entries,
+        empty,
     })
 }
 

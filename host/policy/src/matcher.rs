@@ -1,11 +1,21 @@
-//! Rules compiled into lookup tables, so a decision costs a few hash probes
+//! Rules compiled into lookup tables, so a decision costs a few array probes
 //! whatever the number of rules.
 //!
-//! Per use and per verdict there is one [`Table`]: for IPv4 and IPv6 apart,
-//! the distinct prefix lengths present (longest first), each a map from the
-//! masked network bits to a [`PortMap`]; for names, an exact map and a
-//! suffix map probed once per label of the queried name. `any` is prefix
-//! length 0 in both families, and the name table's catch-all.
+//! Per use there is one table. For IPv4 and IPv6 apart,
+//! the prefixes of every rule are flattened into a sorted array of disjoint
+//! address intervals ([`Flat`]): each interval points at one port map that
+//! already says, for every port, which rule the longest matching prefix
+//! gives (a longer prefix that does not cover the port falls back to a
+//! shorter one). A check is one binary search over interval starts and one
+//! over a handful of port segments: `O(log n)`, no hashing. For names, an
+//! exact map and a suffix map probed once per label of the queried name,
+//! both with a fast non-cryptographic hasher. `any` is prefix length 0 in
+//! both families, and the name table's catch-all.
+//!
+//! Unspecified and multicast addresses match only rules at least as long as
+//! their family's minimum (`0.0.0.0/32`, `224.0.0.0/4`, `::/128`,
+//! `ff00::/8`): those prefixes are "cut" nodes that inherit nothing from the
+//! shorter prefixes around them.
 //!
 //! When several rules match, the most specific is reported: the longest
 //! prefix, then the narrowest port range, then the earliest rule; for names,
@@ -13,107 +23,286 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-use crate::ip::{mask_v4, mask_v6, min_prefix};
 use crate::{Rule, Target, Use, Verdict};
 
 /// The index of a rule in the policy's rule list.
 pub(crate) type RuleIndex = u32;
 
-/// Sentinel for "no rule" in a [`PortMap`].
+/// Sentinel for "no rule" in a port map.
 const NONE: RuleIndex = RuleIndex::MAX;
 
 /// Every use's tables.
 #[derive(Default)]
 pub(crate) struct Compiled {
-    per_use: [Tables; Use::ALL.len()],
+    per_use: [UseTable; Use::ALL.len()],
 }
 
-/// One use's deny and allow tables.
+/// The rules of one use, compiled: addresses with deny and allow side by
+/// side (one search answers both), names per verdict.
 #[derive(Default)]
-struct Tables {
-    deny: Table,
-    allow: Table,
+struct UseTable {
+    /// Port segments of every port map of this use, pooled.
+    pool: Pool,
+    v4: Both<u32>,
+    v6: Both<u128>,
+    /// Deny and allow names side by side.
+    names: Names,
 }
 
-/// The rules of one use and one verdict.
+/// The host-name rules of one use: each stored name holds its deny cell
+/// and its allow cell, so one probe serves both verdicts.
 #[derive(Default)]
-pub(crate) struct Table {
-    v4: Prefixes<u32>,
-    v6: Prefixes<u128>,
-    exact: HashMap<String, RuleIndex>,
-    suffix: HashMap<String, RuleIndex>,
-    any_name: Option<RuleIndex>,
+struct Names {
+    exact: LabelMap,
+    suffix: LabelMap,
+    /// `any` of deny, then of allow.
+    any: [Option<RuleIndex>; 2],
 }
 
-/// Prefix lengths present, longest first, each with its networks.
-struct Prefixes<K> {
-    levels: Vec<(u8, NetMap<K, PortMap>)>,
-}
-
-/// A map keyed by network bits, hashed with [`NetHasher`].
-type NetMap<K, V> = HashMap<K, V, BuildHasherDefault<NetHasher>>;
-
-/// A fast hasher for network bits (integers), a few multiplies per key
-/// instead of SipHash's rounds. It mixes every input bit into the low bits
-/// (the splitmix64 finaliser), since masked networks end in runs of zeros
-/// that a plain multiplicative hash would leave in place and pile into one
-/// bucket. Keys come from the policy's author, not from guests, so there
-/// is no need for a keyed hash here.
+/// Names keyed by their reversed-label hash ([`NameKey`]), so one pass
+/// over a queried name yields the key of every suffix of it.
 #[derive(Default)]
-struct NetHasher(u64);
+struct LabelMap {
+    /// Bit `n` (n < 64) is set when a stored name has `n` labels (bit 63
+    /// stands for 63 or more), so a lookup probes only suffixes that can hit.
+    label_counts: u64,
+    slots: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    /// `(name, its port map, next entry with the same hash or NONE)`.
+    entries: Vec<(Box<str>, [Cell; 2], u32)>,
+}
 
-impl NetHasher {
-    fn mix(&mut self, word: u64) {
-        let mut z = (self.0 ^ word).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        self.0 = z ^ (z >> 31);
+impl LabelMap {
+    /// Sets the cell of `name` for verdict `slot` (0 deny, 1 allow); the
+    /// other verdict's cell stays `none` until set.
+    fn insert(&mut self, name: &str, slot: usize, cell: Cell, none: Cell) {
+        let hash = label_hash_of(name);
+        if let Some(&first) = self.slots.get(&hash) {
+            let mut index = first;
+            while index != NONE {
+                let entry = &mut self.entries[index as usize];
+                if *entry.0 == *name {
+                    entry.1[slot] = cell;
+                    return;
+                }
+                index = entry.2;
+            }
+        }
+        let index = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
+        let next = self.slots.insert(hash, index).unwrap_or(NONE);
+        let mut cells = [none, none];
+        cells[slot] = cell;
+        self.entries.push((name.into(), cells, next));
+        self.label_counts |= 1 << (name.split('.').count().min(63));
+    }
+
+    /// Whether a stored name may have `labels` labels.
+    #[inline]
+    fn has_labels(&self, labels: usize) -> bool {
+        self.label_counts & (1 << labels.min(63)) != 0
+    }
+
+    #[inline]
+    fn get(&self, hash: u64, name: &str) -> Option<[Cell; 2]> {
+        let mut index = *self.slots.get(&hash)?;
+        while index != NONE {
+            let (stored, cells, next) = &self.entries[index as usize];
+            if **stored == *name {
+                return Some(*cells);
+            }
+            index = *next;
+        }
+        None
     }
 }
 
-impl Hasher for NetHasher {
+/// A hasher for keys that are already well-mixed hashes.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
 
-    fn write_u32(&mut self, n: u32) {
-        self.mix(n.into());
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.mix(n as u64);
-        self.mix((n >> 64) as u64);
+    fn write_u64(&mut self, n: u64) {
+        // One mixing step: the map takes its bucket from the low bits and
+        // its tag from the top ones; both must depend on every input bit.
+        let n = (n ^ n >> 32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = n ^ n >> 29;
     }
 }
 
-impl<K> Default for Prefixes<K> {
-    fn default() -> Self {
-        Prefixes { levels: Vec::new() }
+/// Labels of a name hashed right to left, keeping the hash after each:
+/// the hash of every suffix (`com`, `example.com`, `a.example.com`) in
+/// one pass, shortest first.
+pub(crate) struct NameKey<'a> {
+    name: &'a str,
+    /// `(start of the suffix in name, its hash)`, shortest suffix first;
+    /// the first [`INLINE_LABELS`] inline, the rest in `more`.
+    inline: [(u32, u64); INLINE_LABELS],
+    len: usize,
+    more: Vec<(u32, u64)>,
+}
+
+/// Labels a [`NameKey`] holds without allocating.
+const INLINE_LABELS: usize = 8;
+
+impl<'a> NameKey<'a> {
+    #[inline]
+    pub(crate) fn new(name: &'a str) -> NameKey<'a> {
+        let bytes = name.as_bytes();
+        let mut key = NameKey {
+            name,
+            inline: [(0, 0); INLINE_LABELS],
+            len: 0,
+            more: Vec::new(),
+        };
+        let mut hash = SEED;
+        let mut end = bytes.len();
+        loop {
+            let start = bytes[..end]
+                .iter()
+                .rposition(|&b| b == b'.')
+                .map_or(0, |i| i + 1);
+            hash = label_hash(hash, &bytes[start..end]);
+            if key.len < INLINE_LABELS {
+                key.inline[key.len] = (start as u32, hash);
+            } else {
+                key.more.push((start as u32, hash));
+            }
+            key.len += 1;
+            if start == 0 {
+                break;
+            }
+            end = start - 1;
+        }
+        key
+    }
+
+    /// The `(start, hash)` of the suffix of `labels` labels (1-based).
+    #[inline]
+    fn part(&self, labels: usize) -> (u32, u64) {
+        match labels - 1 {
+            i if i < INLINE_LABELS => self.inline[i],
+            i => self.more[i - INLINE_LABELS],
+        }
     }
 }
 
-/// The port space of one network cut into segments, each holding the most
-/// specific rule covering it; a lookup is one binary search.
+const SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+/// Folds one label into a running name hash: one multiply per 8 bytes
+/// (FxHash-style), cheap enough to hash every suffix of a name per check.
+#[inline]
+fn label_hash(hash: u64, label: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut h = hash;
+    let mut chunks = label.chunks_exact(8);
+    for chunk in &mut chunks {
+        h = step(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+    }
+    let tail = chunks.remainder();
+    // Assembled by hand: a variable-length copy would call memmove. The
+    // length goes into the top byte, so labels never run together.
+    let word = tail.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+    step(h, word | (label.len() as u64) << 56)
+}
+
+/// The reversed-label hash of a whole name, as [`NameKey`] computes it.
+fn label_hash_of(name: &str) -> u64 {
+    name.rsplit('.')
+        .fold(SEED, |h, label| label_hash(h, label.as_bytes()))
+}
+
+/// One port map in a [`Pool`], and where to look when it has no rule for
+/// a port: the map of the next shorter prefix (`parent`), or [`NONE`].
+/// A map of one segment is held inline: `len == 0` and `offset` is its rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cell {
+    offset: u32,
+    len: u32,
+    parent: u32,
+}
+
+/// Port maps stored back to back: for each, sorted segment starts (the
+/// first is 0) and the rule of each segment (or [`NONE`]); and every
+/// prefix's cell, for the `parent` links.
+#[derive(Default)]
+struct Pool {
+    /// `(segment start, rule)`, interleaved so a small map is one cache line.
+    segments: Vec<(u16, RuleIndex)>,
+    cells: Vec<Cell>,
+}
+
+impl Pool {
+    fn push(&mut self, map: &PortMap, parent: u32) -> Cell {
+        if map.starts.len() == 1 {
+            return Cell {
+                offset: map.rules[0],
+                len: 0,
+                parent,
+            };
+        }
+        let offset = u32::try_from(self.segments.len()).expect("fewer than 2^32 port segments");
+        self.segments
+            .extend(map.starts.iter().copied().zip(map.rules.iter().copied()));
+        Cell {
+            offset,
+            len: map.starts.len() as u32,
+            parent,
+        }
+    }
+
+    #[inline]
+    fn find(&self, mut cell: Cell, port: u16) -> Option<RuleIndex> {
+        loop {
+            let rule = if cell.len == 0 {
+                cell.offset
+            } else {
+                let (lo, len) = (cell.offset as usize, cell.len as usize);
+                let segments = &self.segments[lo..lo + len];
+                let i = segments.partition_point(|&(s, _)| s <= port) - 1;
+                segments[i].1
+            };
+            if rule != NONE {
+                return Some(rule);
+            }
+            if cell.parent == NONE {
+                return None;
+            }
+            cell = self.cells[cell.parent as usize];
+        }
+    }
+}
+
+/// For each port, which rule applies: sorted segment starts (the first is
+/// always 0) and the rule of each segment ([`NONE`] for no rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct PortMap {
-    /// Segment starts, ascending, the first 0.
     starts: Vec<u16>,
-    /// The rule of each segment, or [`NONE`].
     rules: Vec<RuleIndex>,
 }
 
 impl PortMap {
-    /// Builds the segments from `(lo, hi, rule)` entries, which may overlap.
+    fn empty() -> PortMap {
+        PortMap {
+            starts: vec![0],
+            rules: vec![NONE],
+        }
+    }
+
+    /// Builds a map from `(lo, hi, rule)` entries: where several cover a
+    /// port, the narrowest range wins, then the lowest rule index.
     fn build(mut entries: PortEntries) -> PortMap {
         let mut cuts: Vec<u32> = Vec::with_capacity(entries.len() * 2 + 1);
         cuts.push(0);
@@ -125,13 +314,14 @@ impl PortMap {
         cuts.dedup();
         entries.sort_unstable_by_key(|&(lo, _, _)| lo);
 
-        // Sweep the cuts; the heap holds the entries begun so far, best on
-        // top (narrowest range, then earliest rule); ended ones are dropped
-        // when they reach the top.
+        // Sweep the cut points, keeping the ranges open at each in a heap
+        // ordered by (width, rule): its top is the winner there.
         let mut active = BinaryHeap::new();
         let mut next = 0;
-        let mut starts = Vec::new();
-        let mut rules = Vec::new();
+        let mut map = PortMap {
+            starts: Vec::new(),
+            rules: Vec::new(),
+        };
         for &cut in cuts.iter().filter(|&&c| c <= u32::from(u16::MAX)) {
             while next < entries.len() && u32::from(entries[next].0) <= cut {
                 let (lo, hi, rule) = entries[next];
@@ -145,156 +335,441 @@ impl PortMap {
                 active.pop();
             }
             let best = active.peek().map_or(NONE, |Reverse((_, rule, _))| *rule);
-            if rules.last() != Some(&best) {
-                starts.push(cut as u16);
-                rules.push(best);
-            }
+            map.push(cut as u16, best);
         }
-        PortMap { starts, rules }
+        map
     }
 
-    /// The most specific rule covering `port`.
+    fn push(&mut self, start: u16, rule: RuleIndex) {
+        if self.rules.last() != Some(&rule) {
+            self.starts.push(start);
+            self.rules.push(rule);
+        }
+    }
+
     fn find(&self, port: u16) -> Option<RuleIndex> {
         let i = self.starts.partition_point(|&s| s <= port) - 1;
         Some(self.rules[i]).filter(|&r| r != NONE)
     }
-}
 
-/// Network bits of one family: how to mask them.
-trait Bits: Copy + Eq + Hash {
-    fn masked(self, len: u8) -> Self;
-}
-
-impl Bits for u32 {
-    fn masked(self, len: u8) -> Self {
-        self & mask_v4(len)
+    /// `own` where it has a rule, else `parent`.
+    fn overlay(own: &PortMap, parent: &PortMap) -> PortMap {
+        let mut cuts: Vec<u16> = own.starts.iter().chain(&parent.starts).copied().collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut map = PortMap {
+            starts: Vec::new(),
+            rules: Vec::new(),
+        };
+        for cut in cuts {
+            let rule = own.find(cut).or_else(|| parent.find(cut)).unwrap_or(NONE);
+            map.push(cut, rule);
+        }
+        map
     }
 }
 
-impl Bits for u128 {
-    fn masked(self, len: u8) -> Self {
-        self & mask_v6(len)
+/// An address family's key: `u32` for IPv4, `u128` for IPv6.
+trait Key: Copy + Ord + Default {
+    /// Bits in an address.
+    const WIDTH: u32;
+    fn from_wide(v: u128) -> Self;
+}
+
+impl Key for u32 {
+    const WIDTH: u32 = 32;
+    fn from_wide(v: u128) -> Self {
+        v as u32
     }
 }
 
-impl<K: Bits> Prefixes<K> {
-    /// The most specific rule on the longest matching prefix that covers
-    /// `port`, considering only prefixes of at least `min` bits.
-    fn find(&self, bits: K, port: u16, min: u8) -> Option<RuleIndex> {
-        self.levels
-            .iter()
-            .take_while(|(len, _)| *len >= min)
-            .find_map(|(len, nets)| nets.get(&bits.masked(*len))?.find(port))
-    }
-
-    fn from_staging(staging: Staged<K>) -> Self {
-        let levels = staging
-            .into_iter()
-            .rev()
-            .map(|(len, nets)| {
-                let nets = nets
-                    .into_iter()
-                    .map(|(k, entries)| (k, PortMap::build(entries)))
-                    .collect();
-                (len, nets)
-            })
-            .collect();
-        Prefixes { levels }
+impl Key for u128 {
+    const WIDTH: u32 = 128;
+    fn from_wide(v: u128) -> Self {
+        v
     }
 }
 
-impl Table {
-    /// The most specific rule matching `ip` (normalised) on `port`.
-    pub(crate) fn find_ip(&self, ip: IpAddr, port: u16) -> Option<RuleIndex> {
-        let min = min_prefix(ip);
-        match ip {
-            IpAddr::V4(a) => self.v4.find(a.to_bits(), port, min),
-            IpAddr::V6(a) => self.v6.find(a.to_bits(), port, min),
+/// Interval starts per entry of [`Flat::index`].
+const BLOCK: usize = 8;
+
+/// A parent port map this small is copied into its children, so a check
+/// finds its rule in one map; a larger one is linked to instead, which
+/// keeps memory linear when many prefixes nest under one busy network.
+const MERGE_LIMIT: usize = 64;
+
+/// One family's prefixes of one verdict, flattened: `starts[i]..starts[i
+/// + 1]` is an interval whose addresses all match the same rules,
+/// `slots[i]` its ports. [`Both`] merges the deny and allow ones.
+struct Flat<K> {
+    starts: Vec<K>,
+    slots: Vec<Cell>,
+}
+
+impl<K> Default for Flat<K> {
+    fn default() -> Self {
+        Flat {
+            starts: Vec::new(),
+            slots: Vec::new(),
         }
     }
+}
 
-    /// The most specific rule matching `name` (lowercase, no trailing dot,
-    /// not an IP literal).
-    pub(crate) fn find_name(&self, name: &str) -> Option<RuleIndex> {
-        if let Some(&r) = self.exact.get(name) {
-            return Some(r);
+/// One prefix while flattening.
+struct Node {
+    lo: u128,
+    hi: u128,
+    /// The rules written for exactly this prefix.
+    own: Option<PortMap>,
+    /// A special-address boundary: inherits nothing from shorter prefixes.
+    cut: bool,
+}
+
+/// An open prefix while flattening: its last address, the port map stored
+/// for it, its cell, and the cell's index in the pool.
+type Open = (u128, PortMap, Cell, u32);
+
+impl<K: Key> Flat<K> {
+    /// Flattens `(prefix length, network bits) -> port entries` with the
+    /// family's `cuts` (special prefixes), storing port maps in `pool`.
+    fn build(staged: Staged, cuts: &[(u128, u8)], pool: &mut Pool) -> Flat<K> {
+        if staged.is_empty() {
+            return Flat::default();
         }
-        if !self.suffix.is_empty() {
-            let mut rest = name;
-            while let Some((_, tail)) = rest.split_once('.') {
-                if let Some(&r) = self.suffix.get(tail) {
-                    return Some(r);
+        let width = K::WIDTH;
+        let top = u128::MAX >> (128 - width);
+        let span = |lo: u128, len: u8| -> (u128, u128) {
+            let size_mask = if u32::from(len) >= width {
+                0
+            } else {
+                top >> u32::from(len)
+            };
+            (lo, lo | size_mask)
+        };
+        let mut nodes: BTreeMap<(u128, u8), Node> = BTreeMap::new();
+        for ((len, lo), entries) in staged {
+            let (lo, hi) = span(lo, len);
+            nodes.insert(
+                (lo, len),
+                Node {
+                    lo,
+                    hi,
+                    own: Some(PortMap::build(entries)),
+                    cut: false,
+                },
+            );
+        }
+        for &(lo, len) in cuts {
+            let (lo, hi) = span(lo, len);
+            nodes
+                .entry((lo, len))
+                .or_insert(Node {
+                    lo,
+                    hi,
+                    own: None,
+                    cut: true,
+                })
+                .cut = true;
+        }
+
+        let mut flat = Flat::default();
+        let none = pool.push(&PortMap::empty(), NONE);
+        // The open prefixes, outermost first.
+        let mut stack: Vec<Open> = Vec::new();
+        // The next address not yet given an interval; None past the end.
+        let mut cur: Option<u128> = Some(0);
+        let emit = |flat: &mut Flat<K>, start: u128, cell: Cell| {
+            if flat.slots.last() != Some(&cell) {
+                flat.starts.push(K::from_wide(start));
+                flat.slots.push(cell);
+            }
+        };
+        let close = |flat: &mut Flat<K>, stack: &mut Vec<Open>, cur: &mut Option<u128>| {
+            let (hi, _, cell, _) = stack.pop().expect("an open prefix");
+            if let Some(c) = *cur
+                && c <= hi
+            {
+                emit(flat, c, cell);
+                *cur = (hi < top).then(|| hi + 1);
+            }
+        };
+        for node in nodes.into_values() {
+            while stack.last().is_some_and(|(hi, ..)| *hi < node.lo) {
+                close(&mut flat, &mut stack, &mut cur);
+            }
+            if let Some(c) = cur
+                && c < node.lo
+            {
+                emit(
+                    &mut flat,
+                    c,
+                    stack.last().map_or(none, |(_, _, cell, _)| *cell),
+                );
+                cur = Some(node.lo);
+            }
+            let own = node.own.unwrap_or_else(PortMap::empty);
+            let (map, parent) = match stack.last() {
+                Some((_, pmap, pcell, pid)) if !node.cut => {
+                    if pmap.starts.len() <= MERGE_LIMIT {
+                        // Copy the parent's map and share its link: a chain
+                        // only ever passes through large maps.
+                        (PortMap::overlay(&own, pmap), pcell.parent)
+                    } else {
+                        (own, *pid)
+                    }
                 }
-                rest = tail;
+                _ => (own, NONE),
+            };
+            let cell = pool.push(&map, parent);
+            let id = u32::try_from(pool.cells.len()).expect("fewer than 2^32 prefixes");
+            pool.cells.push(cell);
+            stack.push((node.hi, map, cell, id));
+        }
+        while !stack.is_empty() {
+            close(&mut flat, &mut stack, &mut cur);
+        }
+        if let Some(c) = cur {
+            emit(&mut flat, c, none);
+        }
+        flat
+    }
+}
+
+/// Deny and allow prefixes of one family merged into one interval array:
+/// `slots[i]` holds the deny cell and the allow cell of interval `i`.
+/// `index` holds every [`BLOCK`]th start, small enough to stay in cache,
+/// so a search touches the index and one block of `starts`.
+struct Both<K> {
+    index: Vec<K>,
+    starts: Vec<K>,
+    slots: Vec<[Cell; 2]>,
+}
+
+impl<K> Default for Both<K> {
+    fn default() -> Self {
+        Both {
+            index: Vec::new(),
+            starts: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl<K: Key> Both<K> {
+    /// Merges the deny and allow interval arrays (an empty one matches
+    /// nothing, `none`).
+    fn merge(deny: Flat<K>, allow: Flat<K>, none: Cell) -> Both<K> {
+        if deny.starts.is_empty() && allow.starts.is_empty() {
+            return Both::default();
+        }
+        let whole = || Flat {
+            starts: vec![K::default()],
+            slots: vec![none],
+        };
+        let d = if deny.starts.is_empty() {
+            whole()
+        } else {
+            deny
+        };
+        let a = if allow.starts.is_empty() {
+            whole()
+        } else {
+            allow
+        };
+        let mut both = Both::default();
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let start = d.starts[i].max(a.starts[j]);
+            let slot = [d.slots[i], a.slots[j]];
+            if both.slots.last() != Some(&slot) {
+                both.starts.push(start);
+                both.slots.push(slot);
+            }
+            match (d.starts.get(i + 1), a.starts.get(j + 1)) {
+                (None, None) => break,
+                (Some(_), None) => i += 1,
+                (None, Some(_)) => j += 1,
+                (Some(x), Some(y)) => {
+                    if x <= y {
+                        i += 1;
+                    }
+                    if y <= x {
+                        j += 1;
+                    }
+                }
             }
         }
-        self.any_name
+        both.index = both.starts.iter().step_by(BLOCK).copied().collect();
+        both
+    }
+
+    #[inline]
+    fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
+        if self.starts.is_empty() {
+            return None;
+        }
+        let j = self.index.partition_point(|&s| s <= bits) - 1;
+        let lo = j * BLOCK;
+        let hi = (lo + BLOCK).min(self.starts.len());
+        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= bits) - 1;
+        let [deny, allow] = self.slots[i];
+        pool.find(deny, port).or_else(|| pool.find(allow, port))
     }
 }
 
-/// `(lo, hi, rule)` entries of one network, as staged before compiling.
+/// Suffix hits a name check keeps without allocating.
+const SUFFIX_HITS: usize = 8;
+
+impl Names {
+    /// Deny first, then allow; each exact, then the longest suffix, then
+    /// `any`. Every map is probed once for both verdicts.
+    #[inline]
+    fn find(&self, pool: &Pool, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
+        let n = key.len;
+        let exact = if self.exact.has_labels(n) {
+            self.exact.get(key.part(n).1, key.name)
+        } else {
+            None
+        };
+        let mut hits = [None; SUFFIX_HITS];
+        let mut count = 0;
+        for labels in (1..n).rev() {
+            if !self.suffix.has_labels(labels) {
+                continue;
+            }
+            let (start, hash) = key.part(labels);
+            if let Some(cells) = self.suffix.get(hash, &key.name[start as usize..]) {
+                if count == SUFFIX_HITS {
+                    return self.find_slow(pool, key, port);
+                }
+                hits[count] = Some(cells);
+                count += 1;
+            }
+        }
+        for slot in 0..2 {
+            let found = exact
+                .iter()
+                .chain(hits[..count].iter().flatten())
+                .find_map(|cells| pool.find(cells[slot], port))
+                .or(self.any[slot]);
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// As [`Names::find`], probing again per verdict: for names with more
+    /// matching suffixes than [`SUFFIX_HITS`].
+    #[cold]
+    fn find_slow(&self, pool: &Pool, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
+        let n = key.len;
+        for slot in 0..2 {
+            let exact = self.exact.get(key.part(n).1, key.name);
+            let suffixes = (1..n).rev().filter_map(|labels| {
+                let (start, hash) = key.part(labels);
+                self.suffix.get(hash, &key.name[start as usize..])
+            });
+            let found = exact
+                .into_iter()
+                .chain(suffixes)
+                .find_map(|cells| pool.find(cells[slot], port))
+                .or(self.any[slot]);
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+}
+
+/// `(lo, hi, rule)` port entries of one prefix or name.
 type PortEntries = Vec<(u16, u16, RuleIndex)>;
 
-/// Staged networks of one family, by prefix length.
-type Staged<K> = BTreeMap<u8, NetMap<K, PortEntries>>;
+/// `(prefix length, network bits) -> entries`, before flattening.
+type Staged = HashMap<(u8, u128), PortEntries>;
 
-/// A table being filled: address entries grouped by prefix length.
+/// One table's rules gathered by prefix and name, before flattening.
 #[derive(Default)]
 struct Staging {
-    v4: Staged<u32>,
-    v6: Staged<u128>,
-    exact: HashMap<String, RuleIndex>,
-    suffix: HashMap<String, RuleIndex>,
+    v4: Staged,
+    v6: Staged,
+    exact: HashMap<String, PortEntries>,
+    suffix: HashMap<String, PortEntries>,
     any_name: Option<RuleIndex>,
+    count: usize,
 }
+
+/// Special prefixes of IPv4: only rules at least this long match there.
+const V4_CUTS: [(u128, u8); 2] = [(0, 32), (0xe000_0000, 4)];
+/// Special prefixes of IPv6.
+const V6_CUTS: [(u128, u8); 2] = [(0, 128), (0xff << 120, 8)];
 
 impl Staging {
     fn add(&mut self, rule: &Rule, index: RuleIndex) {
+        self.count += 1;
         let entry = (rule.ports.lo(), rule.ports.hi(), index);
         match &rule.target {
-            Target::Ip(net) => match net.addr() {
-                IpAddr::V4(a) => push(&mut self.v4, net.prefix(), a.to_bits(), entry),
-                IpAddr::V6(a) => push(&mut self.v6, net.prefix(), a.to_bits(), entry),
-            },
+            Target::Ip(net) => self.add_net(*net, entry),
+            Target::Set(set) => {
+                for net in set.nets() {
+                    self.add_net(*net, entry);
+                }
+            }
             Target::Any => {
-                push(&mut self.v4, 0, 0, entry);
-                push(&mut self.v6, 0, 0, entry);
+                self.v4.entry((0, 0)).or_default().push(entry);
+                self.v6.entry((0, 0)).or_default().push(entry);
                 if rule.ports.is_any() {
                     self.any_name.get_or_insert(index);
                 }
             }
-            // Rules are added in order, so the first keeps the name.
-            Target::Name(n) => {
-                self.exact.entry(n.clone()).or_insert(index);
-            }
-            Target::Suffix(s) => {
-                self.suffix.entry(s.clone()).or_insert(index);
-            }
+            Target::Name(n) => self.exact.entry(n.clone()).or_default().push(entry),
+            Target::Suffix(s) => self.suffix.entry(s.clone()).or_default().push(entry),
         }
     }
 
-    fn finish(self) -> Table {
-        Table {
-            v4: Prefixes::from_staging(self.v4),
-            v6: Prefixes::from_staging(self.v6),
-            exact: self.exact,
-            suffix: self.suffix,
-            any_name: self.any_name,
+    fn add_net(&mut self, net: crate::IpNet, entry: (u16, u16, RuleIndex)) {
+        match net.addr() {
+            IpAddr::V4(a) => self
+                .v4
+                .entry((net.prefix(), a.to_bits().into()))
+                .or_default()
+                .push(entry),
+            IpAddr::V6(a) => self
+                .v6
+                .entry((net.prefix(), a.to_bits()))
+                .or_default()
+                .push(entry),
         }
     }
-}
 
-fn push<K: Eq + Hash>(staging: &mut Staged<K>, len: u8, key: K, entry: (u16, u16, RuleIndex)) {
-    staging
-        .entry(len)
-        .or_default()
-        .entry(key)
-        .or_default()
-        .push(entry);
+    /// Flattens the prefixes into `pool`; adds the names to `names` as
+    /// verdict `slot`.
+    fn finish(
+        self,
+        pool: &mut Pool,
+        names: &mut Names,
+        slot: usize,
+        none: Cell,
+    ) -> (Flat<u32>, Flat<u128>) {
+        let v4 = Flat::build(self.v4, &V4_CUTS, pool);
+        let v6 = Flat::build(self.v6, &V6_CUTS, pool);
+        names.any[slot] = self.any_name;
+        for (staged, map) in [
+            (self.exact, &mut names.exact),
+            (self.suffix, &mut names.suffix),
+        ] {
+            for (name, entries) in staged {
+                let cell = pool.push(&PortMap::build(entries), NONE);
+                map.insert(&name, slot, cell, none);
+            }
+        }
+        (v4, v6)
+    }
 }
 
 impl Compiled {
-    /// Compiles `rules`; their indices are what lookups return.
+    /// Compiles `rules`; a rule's index is its position in the slice.
     pub(crate) fn build(rules: &[Rule]) -> Compiled {
         let mut staging: [[Staging; 2]; Use::ALL.len()] = Default::default();
         for (index, rule) in rules.iter().enumerate() {
@@ -304,20 +779,41 @@ impl Compiled {
             }
         }
         let mut compiled = Compiled::default();
-        for (tables, [deny, allow]) in compiled.per_use.iter_mut().zip(staging) {
-            tables.deny = deny.finish();
-            tables.allow = allow.finish();
+        for (table, [deny, allow]) in compiled.per_use.iter_mut().zip(staging) {
+            let mut pool = Pool::default();
+            let none = pool.push(&PortMap::empty(), NONE);
+            let mut names = Names::default();
+            let (d4, d6) = deny.finish(&mut pool, &mut names, 0, none);
+            let (a4, a6) = allow.finish(&mut pool, &mut names, 1, none);
+            pool.segments.shrink_to_fit();
+            pool.cells.shrink_to_fit();
+            *table = UseTable {
+                v4: Both::merge(d4, a4, none),
+                v6: Both::merge(d6, a6, none),
+                names,
+                pool,
+            };
         }
         compiled
     }
 
-    /// The table for `use_` and `verdict`.
-    pub(crate) fn table(&self, use_: Use, verdict: Verdict) -> &Table {
-        let tables = &self.per_use[use_.index()];
-        match verdict {
-            Verdict::Deny => &tables.deny,
-            Verdict::Allow => &tables.allow,
+    /// The deciding rule for `use_` on a normalised address and port: the
+    /// best deny rule, else the best allow rule.
+    #[inline]
+    pub(crate) fn find_ip(&self, use_: Use, ip: IpAddr, port: u16) -> Option<RuleIndex> {
+        let table = &self.per_use[use_.index()];
+        match ip {
+            IpAddr::V4(a) => table.v4.find(&table.pool, a.to_bits(), port),
+            IpAddr::V6(a) => table.v6.find(&table.pool, a.to_bits(), port),
         }
+    }
+
+    /// The deciding rule for `use_` on a normalised host name and port:
+    /// deny first, each verdict exact, then the longest suffix, then `any`.
+    #[inline]
+    pub(crate) fn find_name(&self, use_: Use, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
+        let table = &self.per_use[use_.index()];
+        table.names.find(&table.pool, key, port)
     }
 }
 
@@ -353,5 +849,15 @@ mod tests {
         assert_eq!(map.find(41), None);
         assert_eq!(map.find(65534), None);
         assert_eq!(map.find(65535), Some(2));
+    }
+
+    #[test]
+    fn overlay_falls_back_to_the_parent_where_the_own_map_has_no_rule() {
+        let own = PortMap::build(vec![(80, 80, 5)]);
+        let parent = PortMap::build(vec![(0, 65535, 1)]);
+        let map = PortMap::overlay(&own, &parent);
+        assert_eq!(map.find(79), Some(1));
+        assert_eq!(map.find(80), Some(5));
+        assert_eq!(map.find(81), Some(1));
     }
 }

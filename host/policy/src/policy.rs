@@ -6,18 +6,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Place;
-use crate::matcher::{Compiled, RuleIndex};
+use crate::matcher::{Compiled, NameKey, RuleIndex};
 use crate::target::{ip_literal, normalize_name, parse_entry};
 use crate::uses::{On, all_uses, expand};
 use crate::{
-    ErrorKind, Origin, PolicyError, PortRange, Rule, Source, Target, Use, Verdict, normalize,
+    ErrorKind, Origin, PolicyError, PortRange, Rule, Source, Target, Use, UseSet, Verdict,
+    normalize,
 };
 
 /// A compiled, immutable network policy: deny by default, deny rules win.
 ///
 /// Build one with [`Policy::builder`], or take [`Policy::deny_all`]
 /// (also [`Policy::default`]) or the explicitly named
-/// [`Policy::inherit_network`]. Decisions cost a few hash probes whatever
+/// [`Policy::inherit_network`]. Decisions cost a few table probes whatever
 /// the number of rules.
 ///
 /// ```
@@ -36,6 +37,7 @@ pub struct Policy {
     rules: Vec<Rule>,
     inherit_network: bool,
     compiled: Compiled,
+    warnings: Vec<String>,
 }
 
 impl Default for Policy {
@@ -80,38 +82,44 @@ impl Policy {
     /// IPv4-compatible (`::a.b.c.d`) addresses fold to IPv4. Unspecified and
     /// multicast addresses match only rules that name them (`0.0.0.0`,
     /// `224.0.0.0/4`), never `any` or a broad network.
+    #[inline]
     pub fn decide(&self, use_: Use, addr: SocketAddr) -> Decision<'_> {
         let ip = normalize(addr.ip());
-        self.decide_with(use_, |table| table.find_ip(ip, addr.port()))
+        self.decide_with(self.compiled.find_ip(use_, ip, addr.port()))
     }
 
     /// Decides `use_` (normally [`Use::Lookup`]) on a host name, compared
     /// lowercase with a trailing dot ignored. A name that is an IP literal
     /// (`10.0.0.1`, `::1`, `[::1]`) is decided like that address, port 0.
     pub fn decide_name(&self, use_: Use, name: &str) -> Decision<'_> {
+        self.decide_host(use_, name, 0)
+    }
+
+    /// Decides `use_` on a host name and port: a rule naming the host (or a
+    /// `*.suffix` above it) with that port. This is how a DNS-pinned
+    /// `tcp-connect` or `udp-send` is decided once a lookup has tied an
+    /// address to the name; [`Policy::decide_name`] is this with port 0
+    /// (lookup rules take no ports). An IP literal is decided as the address.
+    pub fn decide_host(&self, use_: Use, name: &str, port: u16) -> Decision<'_> {
         let name = normalize_name(name);
         match ip_literal(&name) {
             Some(ip) => {
                 let ip = normalize(ip);
-                self.decide_with(use_, |table| table.find_ip(ip, 0))
+                self.decide_with(self.compiled.find_ip(use_, ip, port))
             }
-            None => self.decide_with(use_, |table| table.find_name(&name)),
+            None => self.decide_with(self.compiled.find_name(use_, &NameKey::new(&name), port)),
         }
     }
 
-    fn decide_with(
-        &self,
-        use_: Use,
-        find: impl Fn(&crate::matcher::Table) -> Option<RuleIndex>,
-    ) -> Decision<'_> {
-        for verdict in [Verdict::Deny, Verdict::Allow] {
-            if let Some(index) = find(self.compiled.table(use_, verdict)) {
-                return Decision {
-                    verdict,
-                    rule: Some(&self.rules[index as usize]),
-                    reason: Reason::Rule,
-                };
-            }
+    #[inline]
+    fn decide_with(&self, found: Option<RuleIndex>) -> Decision<'_> {
+        if let Some(index) = found {
+            let rule = &self.rules[index as usize];
+            return Decision {
+                verdict: rule.verdict,
+                rule: Some(rule),
+                reason: Reason::Rule,
+            };
         }
         if self.inherit_network {
             Decision {
@@ -136,6 +144,30 @@ impl Policy {
     /// Whether uses no rule matches are allowed (`--inherit-network`).
     pub fn is_inherit_network(&self) -> bool {
         self.inherit_network
+    }
+
+    /// Problems found at load that do not stop it, such as an empty allow
+    /// list that silently grants nothing: `policy.toml:2:1: allow list
+    /// "connect" is empty and allows nothing (add targets, or remove the key)`.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// How many compiled rules grant or refuse each use, in [`Use::ALL`]
+    /// order, as `(use, allow rules, deny rules)`: for `capnet policy check`.
+    pub fn summary(&self) -> Vec<(Use, usize, usize)> {
+        Use::ALL
+            .into_iter()
+            .map(|u| {
+                let count = |v: Verdict| {
+                    self.rules
+                        .iter()
+                        .filter(|r| r.verdict == v && r.uses.contains(u))
+                        .count()
+                };
+                (u, count(Verdict::Allow), count(Verdict::Deny))
+            })
+            .collect()
     }
 }
 
@@ -182,6 +214,11 @@ impl fmt::Display for Decision<'_> {
     }
 }
 
+/// The uses a host-name target may name: the lookup itself and the uses
+/// that reach a peer, which a DNS-pinned grant lets reach the addresses the
+/// lookup returned.
+const NAME_USES: [Use; 3] = [Use::Lookup, Use::TcpConnect, Use::UdpSend];
+
 /// Collects rules from files, CLI flags and code, then compiles them with
 /// [`PolicyBuilder::build`]. Every rule is validated as it is added, so a
 /// bad one fails at load with its place and what to write instead.
@@ -189,6 +226,7 @@ impl fmt::Display for Decision<'_> {
 pub struct PolicyBuilder {
     rules: Vec<Rule>,
     inherit_network: bool,
+    warnings: Vec<String>,
 }
 
 impl PolicyBuilder {
@@ -231,6 +269,15 @@ impl PolicyBuilder {
             self.inherit_network = yes;
         }
         let path: Arc<str> = origin.into();
+        for (line, column, verdict, word) in file.empty {
+            let what = match verdict {
+                Verdict::Allow => "allows nothing",
+                Verdict::Deny => "denies nothing",
+            };
+            self.warnings.push(format!(
+                "{origin}:{line}:{column}: {verdict} list \"{word}\" is empty and {what} (add targets, or remove the key)"
+            ));
+        }
         for entry in file.entries {
             let (line, column) = crate::file::line_column(text, entry.span_start);
             let place = || Place::At {
@@ -299,6 +346,7 @@ impl PolicyBuilder {
     /// Compiles the rules into lookup tables.
     pub fn build(self) -> Policy {
         let compiled = Compiled::build(&self.rules);
+        #[cfg(feature = "tracing")]
         tracing::debug!(
             rules = self.rules.len(),
             inherit_network = self.inherit_network,
@@ -308,6 +356,7 @@ impl PolicyBuilder {
             rules: self.rules,
             inherit_network: self.inherit_network,
             compiled,
+            warnings: self.warnings,
         }
     }
 
@@ -337,21 +386,42 @@ impl PolicyBuilder {
         if uses.contains(Use::Lookup) && entry.ports.is_some() {
             return Err(fail(ErrorKind::PortsOnLookup(entry.host_text.to_owned())));
         }
-        if entry.target.is_name() && uses.iter().any(|u| u != Use::Lookup) {
+        if entry.target.is_name() && uses.iter().any(|u| !NAME_USES.contains(&u)) {
             return Err(fail(ErrorKind::NameNeedsLookup));
         }
         let source = source(rule_text.clone());
+        let ranges = entry.ports.clone().unwrap_or_else(|| vec![PortRange::ANY]);
         for part in parts {
-            let (target, ports) = match part.on {
-                On::Target => (entry.target.clone(), entry.ports.unwrap_or(PortRange::ANY)),
-                On::AnyPeer => (Target::Any, PortRange::ANY),
-            };
+            match part.on {
+                On::Target => {
+                    for &ports in &ranges {
+                        self.rules.push(Rule {
+                            verdict,
+                            uses: part.uses,
+                            target: entry.target.clone(),
+                            ports,
+                            source: source.clone(),
+                        });
+                    }
+                }
+                On::AnyPeer => self.rules.push(Rule {
+                    verdict,
+                    uses: part.uses,
+                    target: Target::Any,
+                    ports: PortRange::ANY,
+                    source: source.clone(),
+                }),
+            }
+        }
+        // A connect rule naming a host also allows looking it up (the
+        // DNS-pinned grant); a deny of connecting to it denies the lookup.
+        if entry.target.is_name() && !uses.contains(Use::Lookup) {
             self.rules.push(Rule {
                 verdict,
-                uses: part.uses,
-                target,
-                ports,
-                source: source.clone(),
+                uses: UseSet::of(&[Use::Lookup]),
+                target: entry.target.clone(),
+                ports: PortRange::ANY,
+                source,
             });
         }
         Ok(())

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::{ErrorKind, IpNet, PortRange};
+use crate::{ErrorKind, IpNet, NamedSet, PortRange};
 
 /// What a rule applies to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +19,9 @@ pub enum Target {
     /// Every address (prefix length 0 in both families) and every name; it
     /// does not cover unspecified or multicast addresses.
     Any,
+    /// A named set of addresses: `loopback`, `private`, `link-local`,
+    /// `metadata` or `public`.
+    Set(NamedSet),
 }
 
 impl Target {
@@ -47,6 +50,7 @@ impl Target {
         match self {
             Target::Ip(net) => net.allows(ip),
             Target::Any => crate::ip::min_prefix(crate::normalize(ip)) == 0,
+            Target::Set(set) => set.contains(ip),
             Target::Name(_) | Target::Suffix(_) => false,
         }
     }
@@ -65,7 +69,7 @@ impl Target {
                 .strip_suffix(s.as_str())
                 .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
             Target::Any => true,
-            Target::Ip(_) => false,
+            Target::Ip(_) | Target::Set(_) => false,
         }
     }
 
@@ -84,14 +88,19 @@ impl fmt::Display for Target {
             Target::Name(n) => f.write_str(n),
             Target::Suffix(s) => write!(f, "*.{s}"),
             Target::Any => f.write_str("any"),
+            Target::Set(set) => set.fmt(f),
         }
     }
 }
 
 /// A query name as tables store names: lowercase, no trailing dot.
-pub(crate) fn normalize_name(name: &str) -> String {
+pub(crate) fn normalize_name(name: &str) -> std::borrow::Cow<'_, str> {
     let name = name.strip_suffix('.').unwrap_or(name);
-    name.to_ascii_lowercase()
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        name.to_ascii_lowercase().into()
+    } else {
+        name.into()
+    }
 }
 
 /// The address a name spells, if it is an IP literal (`10.0.0.1`, `::1`,
@@ -109,7 +118,7 @@ pub(crate) fn ip_literal(name: &str) -> Option<IpAddr> {
 pub(crate) struct Entry<'a> {
     pub target: Target,
     /// `None` when no ports were written.
-    pub ports: Option<PortRange>,
+    pub ports: Option<Vec<PortRange>>,
     /// The target as written, without its ports, for suggestions.
     pub host_text: &'a str,
 }
@@ -147,7 +156,7 @@ pub(crate) fn parse_entry(text: &str) -> Result<Entry<'_>, ErrorKind> {
             None => inner.to_owned(),
         };
         let target = parse_bracketed(inner, &suggestion)?;
-        let ports = ports.map(PortRange::parse).transpose()?;
+        let ports = ports.map(parse_ports).transpose()?;
         return Ok(Entry {
             target,
             ports,
@@ -168,12 +177,27 @@ pub(crate) fn parse_entry(text: &str) -> Result<Entry<'_>, ErrorKind> {
         None => (text, None),
     };
     let target = parse_host(host_text)?;
-    let ports = ports.map(PortRange::parse).transpose()?;
+    let ports = ports.map(parse_ports).transpose()?;
     Ok(Entry {
         target,
         ports,
         host_text,
     })
+}
+
+/// PORTS: one port, a range `a-b` or `*`, or several joined by `;`
+/// (`80;443;8000-8100`). `;` rather than `,` so a flag's comma-separated
+/// LIST and a rule's port list never mix.
+pub(crate) fn parse_ports(text: &str) -> Result<Vec<PortRange>, ErrorKind> {
+    if !text.contains(';') {
+        return Ok(vec![PortRange::parse(text.trim())?]);
+    }
+    text.split(';')
+        .map(|p| match p.trim() {
+            "" => Err(ErrorKind::EmptyPortInList(text.to_owned())),
+            p => PortRange::parse(p),
+        })
+        .collect()
 }
 
 /// The inside of `[...]`: an IPv6 address or CIDR. `suggestion` is what
@@ -215,10 +239,18 @@ fn parse_host(text: &str) -> Result<Target, ErrorKind> {
     if text.eq_ignore_ascii_case("any") {
         return Ok(Target::Any);
     }
+    if let Some(set) = NamedSet::from_word(text) {
+        return Ok(Target::Set(set));
+    }
     if text.contains(':') {
         return parse_bare_ipv6(text);
     }
     if text.contains('/') {
+        if let Some((word, _)) = text.split_once('/')
+            && let Some(set) = NamedSet::from_word(word)
+        {
+            return Err(ErrorKind::SetWithPrefix(set.to_string()));
+        }
         return IpNet::parse(text).map(Target::Ip);
     }
     if let Ok(v4) = text.parse::<Ipv4Addr>() {
@@ -235,7 +267,7 @@ fn parse_name(text: &str) -> Result<Target, ErrorKind> {
     }
     let (suffix, body) = match lower.strip_prefix("*.") {
         Some(body) => (true, body),
-        None => (false, lower.as_str()),
+        None => (false, &*lower),
     };
     if body.contains('*') {
         return Err(ErrorKind::Wildcard);
@@ -288,7 +320,15 @@ mod tests {
 
     fn entry(text: &str) -> (String, Option<String>) {
         let e = parse_entry(text).unwrap();
-        (e.target.to_string(), e.ports.map(|p| p.to_string()))
+        (
+            e.target.to_string(),
+            e.ports.map(|p| {
+                p.iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(";")
+            }),
+        )
     }
 
     #[test]

@@ -252,6 +252,16 @@ const WORDS: &[Word] = &[
         allow: &[on_target(&[Use::TcpAccept])],
         deny: &[on_target(&[Use::TcpAccept])],
     },
+    Word {
+        word: "udp",
+        allow: &[on_target(&[Use::UdpBind, Use::UdpSend, Use::UdpReceive])],
+        deny: &[on_target(&[Use::UdpBind, Use::UdpSend, Use::UdpReceive])],
+    },
+    Word {
+        word: "all",
+        allow: &[on_target(&Use::ALL)],
+        deny: &[on_target(&Use::ALL)],
+    },
 ];
 
 /// What `word` means for `verdict`, or `None` for an unknown word.

@@ -3,7 +3,7 @@
 
 use capnet_policy::{ErrorKind, Policy, Verdict};
 
-const VALID: &str = "tcp-bind, tcp-listen, tcp-accept, tcp-connect, udp-bind, udp-send, udp-receive, lookup, connect, bind, listen, accept";
+const VALID: &str = "tcp-bind, tcp-listen, tcp-accept, tcp-connect, udp-bind, udp-send, udp-receive, lookup, connect, bind, listen, accept, udp, all";
 
 fn file_error(text: &str) -> String {
     Policy::builder()
@@ -86,8 +86,8 @@ fn rejects_unknown_use_word_in_a_file() {
 #[test]
 fn rejects_unknown_use_word_even_with_no_targets() {
     assert_eq!(
-        file_error("[allow]\nudp = []\n"),
-        format!(r#"policy.toml:2:1: unknown use "udp" (valid: {VALID})"#)
+        file_error("[allow]\nudpp = []\n"),
+        format!(r#"policy.toml:2:1: unknown use "udpp" (valid: {VALID})"#)
     );
 }
 
@@ -232,20 +232,19 @@ fn rejects_empty_target() {
 }
 
 #[test]
-fn rejects_host_name_for_a_use_other_than_lookup() {
-    let message =
-        "host names are only valid for lookup until DNS-pinned grants land; use an IP or CIDR";
-    assert_eq!(
-        target_error("connect", "example.com:443"),
-        format!(r#"policy.toml:2:12: rule "connect example.com:443": {message}"#)
-    );
+fn rejects_host_name_for_a_use_that_is_not_connect_send_or_lookup() {
+    let message = "a host name is only a target for connect, tcp-connect, udp-send and lookup (write an IP, a CIDR or a named set such as loopback)";
     assert_eq!(
         target_error("listen", "localhost:8080"),
         format!(r#"policy.toml:2:11: rule "listen localhost:8080": {message}"#)
     );
     assert_eq!(
-        target_error("udp-send", "*.example.com"),
-        format!(r#"policy.toml:2:13: rule "udp-send *.example.com": {message}"#)
+        target_error("udp-receive", "*.example.com"),
+        format!(r#"policy.toml:2:16: rule "udp-receive *.example.com": {message}"#)
+    );
+    assert_eq!(
+        target_error("all", "example.com"),
+        format!(r#"policy.toml:2:8: rule "all example.com": {message}"#)
     );
 }
 

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use capnet_policy::{Policy, Reason, Rule, Target, Use, Verdict};
+use capnet_policy::{NamedSet, Policy, Reason, Rule, Target, Use, Verdict};
 use proptest::prelude::*;
 use proptest::sample::select;
 
@@ -64,7 +64,63 @@ fn addr_specificity(rule: &Rule, ip: IpAddr) -> Option<u8> {
             };
             reference_in(zero, 0, ip).then_some(0)
         }
+        Target::Set(set) => {
+            if !reference_set_contains(*set, ip) {
+                return None;
+            }
+            // Specificity is the prefix of the set's block holding `ip`.
+            set.nets()
+                .iter()
+                .filter(|n| reference_in(n.addr(), n.prefix(), ip))
+                .map(|n| n.prefix())
+                .max()
+        }
         Target::Name(_) | Target::Suffix(_) => None,
+    }
+}
+
+/// The named sets, written out from their definitions.
+fn reference_set_contains(set: NamedSet, ip: IpAddr) -> bool {
+    let within = |list: &[&str]| {
+        list.iter().any(|t| {
+            let (a, len) = t
+                .split_once('/')
+                .unwrap_or((t, if t.contains(':') { "128" } else { "32" }));
+            reference_in(a.parse().unwrap(), len.parse().unwrap(), ip)
+        })
+    };
+    const LOOPBACK: &[&str] = &["127.0.0.0/8", "::1/128"];
+    const PRIVATE: &[&str] = &[
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+    ];
+    const LINK_LOCAL: &[&str] = &["169.254.0.0/16", "fe80::/10"];
+    const METADATA: &[&str] = &[
+        "169.254.169.254/32",
+        "169.254.170.2/32",
+        "100.100.100.200/32",
+        "fd00:ec2::254/128",
+    ];
+    match set {
+        NamedSet::Loopback => within(LOOPBACK),
+        NamedSet::Private => within(PRIVATE),
+        NamedSet::LinkLocal => within(LINK_LOCAL),
+        NamedSet::Metadata => within(METADATA),
+        NamedSet::Public => match ip {
+            IpAddr::V4(_) => ![
+                LOOPBACK,
+                PRIVATE,
+                LINK_LOCAL,
+                METADATA,
+                &["0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4"],
+            ]
+            .iter()
+            .any(|l| within(l)),
+            IpAddr::V6(_) => within(&["2000::/3"]),
+        },
     }
 }
 
@@ -128,7 +184,10 @@ fn reference_decide_name(policy: &Policy, name: &str) -> (Verdict, Option<usize>
 }
 
 /// Addresses clustered so rules and queries overlap often.
-const V4_BASES: [u32; 8] = [
+const V4_BASES: [u32; 11] = [
+    0xa9fe_a9fe, // 169.254.169.254
+    0x6440_0001, // 100.64.0.1
+    0x0808_0808, // 8.8.8.8
     0x0a00_0000, // 10.0.0.0
     0x0a01_0203, // 10.1.2.3
     0x7f00_0001, // 127.0.0.1
@@ -139,7 +198,9 @@ const V4_BASES: [u32; 8] = [
     0xcb00_7107, // 203.0.113.7
 ];
 
-const V6_BASES: [u128; 6] = [
+const V6_BASES: [u128; 8] = [
+    0xfd00_0ec2_0000_0000_0000_0000_0000_0254, // fd00:ec2::254
+    0x2606_4700_0000_0000_0000_0000_0000_1111, // 2606:4700::1111
     0,                                         // ::
     1,                                         // ::1
     0xfd00_0000_0000_0000_0000_0000_0000_0001, // fd00::1
@@ -184,6 +245,12 @@ fn ports() -> impl Strategy<Value = Option<String>> {
         select(vec![0u16, 22, 80, 443, 8080, 65535]).prop_map(|p| Some(p.to_string())),
         (select(vec![0u16, 80, 443, 1024, 8000]), 0u16..2000)
             .prop_map(|(lo, w)| Some(format!("{lo}-{}", lo.saturating_add(w)))),
+        // A port list: `;` joins ports and ranges.
+        (
+            select(vec![22u16, 80, 443]),
+            select(vec![80u16, 8000, 65535])
+        )
+            .prop_map(|(a, b)| Some(format!("{a};{b}-{b}"))),
     ]
 }
 
@@ -216,10 +283,11 @@ fn address_target() -> impl Strategy<Value = (String, bool)> {
             (text, true)
         }),
         Just(("any".to_owned(), false)),
+        select(NamedSet::ALL.to_vec()).prop_map(|s| (s.to_string(), false)),
     ]
 }
 
-const ADDRESS_WORDS: [&str; 12] = [
+const ADDRESS_WORDS: [&str; 14] = [
     "tcp-bind",
     "tcp-listen",
     "tcp-accept",
@@ -232,6 +300,8 @@ const ADDRESS_WORDS: [&str; 12] = [
     "bind",
     "listen",
     "accept",
+    "udp",
+    "all",
 ];
 
 fn address_rule() -> impl Strategy<Value = (Verdict, &'static str, String)> {
@@ -242,7 +312,11 @@ fn address_rule() -> impl Strategy<Value = (Verdict, &'static str, String)> {
         ports(),
     )
         .prop_map(|(verdict, word, (target, v6), ports)| {
-            let ports = if word == "lookup" { None } else { ports };
+            let ports = if word == "lookup" || word == "all" {
+                None
+            } else {
+                ports
+            };
             let text = match (v6, ports) {
                 (true, Some(p)) => format!("[{target}]:{p}"),
                 (false, Some(p)) => format!("{target}:{p}"),
@@ -295,7 +369,7 @@ fn index_of(policy: &Policy, rule: Option<&Rule>) -> Option<usize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(4000))]
 
     #[test]
     fn compiled_matcher_agrees_with_linear_reference_on_addresses(

@@ -4,8 +4,9 @@ use crate::bindings::sockets::network::ErrorCode;
 use crate::grant::Grant;
 use capnet_policy::Use;
 use std::future::Future;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::task::Poll;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use wasmtime_wasi_io::poll::Pollable;
 
@@ -34,7 +35,15 @@ impl ResolveAddressStream {
             Host::Name(host) => host,
         };
         grant.check_name(Use::Lookup, &host)?;
-        let task = tokio::task::spawn_blocking(move || resolve(&host));
+        let grant = grant.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let (answers, from_dns) = resolve(&host, grant.name_servers())?;
+            let kept = grant.admit_answers(&host, answers, from_dns);
+            if kept.is_empty() {
+                return Err(ErrorCode::NameUnresolvable);
+            }
+            Ok(kept)
+        });
         Ok(Self {
             state: Lookup::Pending(task),
         })
@@ -111,9 +120,37 @@ fn is_host_name(name: &str) -> bool {
         })
 }
 
-/// Blocking resolution with the system resolver (`getaddrinfo` semantics: /etc/hosts,
-/// `localhost`). Addresses come back de-duplicated, IPv4-mapped ones folded to IPv4.
-fn resolve(host: &str) -> Result<Vec<IpAddr>, ErrorCode> {
+/// How long an answer without a TTL of its own (the system resolver's) stays pinned.
+const SYSTEM_TTL: Duration = Duration::from_secs(60);
+
+/// Blocking resolution, with the TTL of every answer and whether it came from DNS.
+///
+/// `localhost` and names in /etc/hosts keep `getaddrinfo` semantics (the system resolver, no
+/// TTL: pinned for [`SYSTEM_TTL`]). Other names are asked of `name_servers`, or of the
+/// system's from /etc/resolv.conf, over UDP, for A and AAAA; where no name server is known the
+/// system resolver answers.
+fn resolve(
+    host: &str,
+    name_servers: Option<&[SocketAddr]>,
+) -> Result<(Vec<(IpAddr, Duration)>, bool), ErrorCode> {
+    let local = host == "localhost" || host.ends_with(".localhost") || in_etc_hosts(host);
+    let servers = match name_servers {
+        Some(servers) => servers.to_vec(),
+        None => system_name_servers(),
+    };
+    if local || servers.is_empty() {
+        let answers = resolve_system(host)?;
+        return Ok((
+            answers.into_iter().map(|ip| (ip, SYSTEM_TTL)).collect(),
+            !local,
+        ));
+    }
+    let answers = dns::query(host, &servers)?;
+    Ok((answers, true))
+}
+
+/// `getaddrinfo`: de-duplicated, IPv4-mapped addresses folded to IPv4.
+fn resolve_system(host: &str) -> Result<Vec<IpAddr>, ErrorCode> {
     let addrs = (host, 0u16)
         .to_socket_addrs()
         .map_err(|_| ErrorCode::NameUnresolvable)?;
@@ -128,6 +165,206 @@ fn resolve(host: &str) -> Result<Vec<IpAddr>, ErrorCode> {
         return Err(ErrorCode::NameUnresolvable);
     }
     Ok(out)
+}
+
+/// Whether /etc/hosts names `host`.
+fn in_etc_hosts(host: &str) -> bool {
+    std::fs::read_to_string("/etc/hosts").is_ok_and(|text| {
+        text.lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .flat_map(|l| l.split_whitespace().skip(1))
+            .any(|name| name.eq_ignore_ascii_case(host))
+    })
+}
+
+/// The `nameserver` lines of /etc/resolv.conf, port 53.
+fn system_name_servers() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().strip_prefix("nameserver"))
+                .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, 53))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A small stub resolver: A and AAAA over UDP, answers with their TTLs.
+mod dns {
+    use super::ErrorCode;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+    use std::time::{Duration, Instant};
+
+    const TYPE_A: u16 = 1;
+    const TYPE_AAAA: u16 = 28;
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Asks each server in turn for A and AAAA of `name` until one answers.
+    pub(super) fn query(
+        name: &str,
+        servers: &[SocketAddr],
+    ) -> Result<Vec<(IpAddr, Duration)>, ErrorCode> {
+        let mut last = ErrorCode::TemporaryResolverFailure;
+        for server in servers {
+            match ask(name, *server) {
+                Ok(answers) if answers.is_empty() => last = ErrorCode::NameUnresolvable,
+                Ok(answers) => return Ok(answers),
+                Err(code) => last = code,
+            }
+        }
+        Err(last)
+    }
+
+    fn ask(name: &str, server: SocketAddr) -> Result<Vec<(IpAddr, Duration)>, ErrorCode> {
+        let bind: SocketAddr = match server {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let temporary = |_| ErrorCode::TemporaryResolverFailure;
+        let socket = UdpSocket::bind(bind).map_err(temporary)?;
+        socket.connect(server).map_err(temporary)?;
+        let base = query_id();
+        let ids = [base, base.wrapping_add(1)];
+        for (id, qtype) in ids.iter().zip([TYPE_A, TYPE_AAAA]) {
+            socket.send(&encode(*id, name, qtype)?).map_err(temporary)?;
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        let mut answers = Vec::new();
+        let mut pending = ids.to_vec();
+        let mut nxdomain = false;
+        let mut buf = [0u8; 4096];
+        while !pending.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            socket.set_read_timeout(Some(left)).map_err(temporary)?;
+            let Ok(n) = socket.recv(&mut buf) else { break };
+            let Some(reply) = decode(&buf[..n]) else {
+                continue;
+            };
+            if let Some(i) = pending.iter().position(|&id| id == reply.id) {
+                pending.swap_remove(i);
+                nxdomain |= reply.rcode == 3;
+                answers.extend(reply.answers);
+            }
+        }
+        if answers.is_empty() && pending.len() == ids.len() {
+            return Err(ErrorCode::TemporaryResolverFailure);
+        }
+        if answers.is_empty() && nxdomain {
+            return Err(ErrorCode::NameUnresolvable);
+        }
+        Ok(answers)
+    }
+
+    /// A query id that differs from call to call.
+    fn query_id() -> u16 {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(Instant::now()) as u16
+    }
+
+    /// A recursive query for `name`, type `qtype`, class IN.
+    fn encode(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, ErrorCode> {
+        let mut q = Vec::with_capacity(name.len() + 18);
+        q.extend_from_slice(&id.to_be_bytes());
+        q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        for label in name.trim_end_matches('.').split('.') {
+            let len = u8::try_from(label.len()).map_err(|_| ErrorCode::InvalidArgument)?;
+            q.push(len);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.push(0);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        Ok(q)
+    }
+
+    struct Reply {
+        id: u16,
+        rcode: u8,
+        answers: Vec<(IpAddr, Duration)>,
+    }
+
+    /// The A and AAAA records of a response's answer section (CNAMEs are followed by the
+    /// server: their targets' records come in the same section).
+    fn decode(msg: &[u8]) -> Option<Reply> {
+        let word = |at: usize| -> Option<u16> {
+            Some(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]))
+        };
+        let id = word(0)?;
+        let flags = word(2)?;
+        if flags & 0x8000 == 0 {
+            return None;
+        }
+        let questions = word(4)?;
+        let answer_count = word(6)?;
+        let mut at = 12;
+        for _ in 0..questions {
+            at = skip_name(msg, at)? + 4;
+        }
+        let mut answers = Vec::new();
+        for _ in 0..answer_count {
+            at = skip_name(msg, at)?;
+            let rtype = word(at)?;
+            let ttl = u32::from_be_bytes(msg.get(at + 4..at + 8)?.try_into().ok()?);
+            let len = usize::from(word(at + 8)?);
+            let data = msg.get(at + 10..at + 10 + len)?;
+            at += 10 + len;
+            let ip = match (rtype, len) {
+                (TYPE_A, 4) => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(data).ok()?)),
+                (TYPE_AAAA, 16) => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(data).ok()?)),
+                _ => continue,
+            };
+            answers.push((ip, Duration::from_secs(ttl.into())));
+        }
+        Some(Reply {
+            id,
+            rcode: (flags & 0x000f) as u8,
+            answers,
+        })
+    }
+
+    /// The offset just past a (possibly compressed) name at `at`.
+    fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
+        loop {
+            let len = *msg.get(at)?;
+            match len {
+                0 => return Some(at + 1),
+                l if l & 0xc0 == 0xc0 => return Some(at + 2),
+                l => at += 1 + usize::from(l),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_response_with_a_compressed_name_decodes_with_its_ttl() {
+            let mut msg = encode(7, "a.test", TYPE_A).unwrap();
+            msg[2] = 0x81;
+            msg[3] = 0x80;
+            msg[7] = 1; // one answer
+            msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 1]);
+            let reply = decode(&msg).unwrap();
+            assert_eq!(reply.id, 7);
+            assert_eq!(
+                reply.answers,
+                [(IpAddr::from([192, 0, 2, 1]), Duration::from_secs(30))]
+            );
+        }
+
+        #[test]
+        fn truncated_responses_do_not_panic() {
+            let msg = encode(7, "a.test", TYPE_A).unwrap();
+            for n in 0..msg.len() {
+                let _ = decode(&msg[..n]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

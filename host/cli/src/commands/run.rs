@@ -1,8 +1,10 @@
 //! `capnet run`: run a component under a network policy.
 
+use crate::decision_log::DecisionLogSpec;
+use crate::flags::PolicyFlags;
 use crate::host::{self, CommandHost, Exit};
 use capnet::CapnetCtx;
-use capnet::policy::{Policy, PolicyBuilder, Verdict};
+use capnet::policy::{Policy, PolicyBuilder};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,11 +20,14 @@ const TRAP_EXIT: u8 = 134;
 #[derive(Parser, Debug)]
 #[command(after_help = "\
 Targets (LIST is comma separated): 127.0.0.1:8080, 10.0.0.0/8:8000-8100, [::1]:*, ::1,
-any:443, example.com and *.example.com (lookup only). No port means any port.
+any:443, a named set (loopback, private, link-local, metadata, public), example.com and
+*.example.com (connect, udp-send, lookup). PORTS: 443, 8000-8100, *, or a list joined by ';'
+(10.0.0.1:80;443). No port means any port.
 
 Examples:
   capnet run --allow-listen 127.0.0.1:8080 server.wasm 127.0.0.1:8080
   capnet run --allow-connect 10.0.0.0/8:443 --deny-connect 10.0.0.5 client.wasm
+  capnet run --allow-connect 'api.example.com:443' --log-decisions=json client.wasm
   capnet run --tcplisten 127.0.0.1:8080 server.wasm 127.0.0.1:8080
   capnet run --policy policy.toml -v app.wasm")]
 pub struct RunOpts {
@@ -30,39 +35,20 @@ pub struct RunOpts {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 
-    /// Allow tcp-connect to LIST.
-    #[arg(long, value_name = "LIST")]
-    allow_connect: Vec<String>,
-    /// Deny tcp-connect to LIST (deny rules win).
-    #[arg(long, value_name = "LIST")]
-    deny_connect: Vec<String>,
-    /// Allow tcp-bind on LIST (the bind alone; servers want --allow-listen).
-    #[arg(long, value_name = "LIST")]
-    allow_bind: Vec<String>,
-    /// Deny tcp-bind on LIST.
-    #[arg(long, value_name = "LIST")]
-    deny_bind: Vec<String>,
-    /// Allow a server on LIST: tcp-bind and tcp-listen there, tcp-accept from any peer.
-    #[arg(long, value_name = "LIST")]
-    allow_listen: Vec<String>,
-    /// Deny tcp-bind and tcp-listen on LIST.
-    #[arg(long, value_name = "LIST")]
-    deny_listen: Vec<String>,
-    /// Allow tcp-accept of peers in LIST.
-    #[arg(long, value_name = "LIST")]
-    allow_accept: Vec<String>,
-    /// Deny tcp-accept of peers in LIST: they are closed unseen by the guest.
-    #[arg(long, value_name = "LIST")]
-    deny_accept: Vec<String>,
-    /// Allow name lookups of LIST (host names or *.suffix).
-    #[arg(long, value_name = "LIST")]
-    allow_lookup: Vec<String>,
-    /// Deny name lookups of LIST.
-    #[arg(long, value_name = "LIST")]
-    deny_lookup: Vec<String>,
+    #[command(flatten)]
+    flags: PolicyFlags,
     /// Allow every network use not denied by a rule: the one allow-everything switch.
     #[arg(long)]
     inherit_network: bool,
+    /// Write one JSON line per policy decision (time, instance, use, address, verdict, rule)
+    /// for audit: `json` to stderr, `json:FILE` to FILE (appended).
+    #[arg(long, value_name = "json[:FILE]")]
+    pub log_decisions: Option<DecisionLogSpec>,
+
+    /// A DNS server (IP:PORT) for the guest's name lookups, instead of the system's from
+    /// /etc/resolv.conf; repeatable. Its answers' TTLs bound DNS-pinned grants.
+    #[arg(long, value_name = "ADDR")]
+    dns_server: Vec<SocketAddr>,
 
     /// Bind a listening socket before the guest starts and hand it to the guest, which needs
     /// no bind or listen right to serve on it. ADDR=GUEST_ADDR lets the guest know it by
@@ -94,48 +80,7 @@ impl RunOpts {
         if let Some(path) = &self.policy {
             builder = builder.file(path)?;
         }
-        let flags: [(&str, Verdict, &str, &[String]); 10] = [
-            (
-                "--allow-connect",
-                Verdict::Allow,
-                "connect",
-                &self.allow_connect,
-            ),
-            (
-                "--deny-connect",
-                Verdict::Deny,
-                "connect",
-                &self.deny_connect,
-            ),
-            ("--allow-bind", Verdict::Allow, "bind", &self.allow_bind),
-            ("--deny-bind", Verdict::Deny, "bind", &self.deny_bind),
-            (
-                "--allow-listen",
-                Verdict::Allow,
-                "listen",
-                &self.allow_listen,
-            ),
-            ("--deny-listen", Verdict::Deny, "listen", &self.deny_listen),
-            (
-                "--allow-accept",
-                Verdict::Allow,
-                "accept",
-                &self.allow_accept,
-            ),
-            ("--deny-accept", Verdict::Deny, "accept", &self.deny_accept),
-            (
-                "--allow-lookup",
-                Verdict::Allow,
-                "lookup",
-                &self.allow_lookup,
-            ),
-            ("--deny-lookup", Verdict::Deny, "lookup", &self.deny_lookup),
-        ];
-        for (flag, verdict, word, lists) in flags {
-            for list in lists {
-                builder = builder.flag(flag, verdict, word, list)?;
-            }
-        }
+        builder = self.flags.apply(builder)?;
         Ok(builder.build())
     }
 
@@ -145,6 +90,9 @@ impl RunOpts {
     /// A bad policy, option, component or pre-open, before the guest starts.
     pub fn run(self) -> wasmtime::Result<ExitCode> {
         let policy = self.policy()?;
+        for warning in policy.warnings() {
+            eprintln!("warning: {warning}");
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -166,6 +114,9 @@ impl RunOpts {
             .unwrap_or_else(|| "component".into());
 
         let mut capnet = CapnetCtx::builder().policy(policy).instance_name(&name);
+        if !self.dns_server.is_empty() {
+            capnet = capnet.name_servers(self.dns_server.iter().copied());
+        }
         for spec in &self.tcplisten {
             let (host_addr, guest_addr) = parse_tcplisten(spec)?;
             let listener = std::net::TcpListener::bind(host_addr).map_err(|e| {

@@ -1,0 +1,162 @@
+//! `--allow-<use>` and `--deny-<use>`: one flag pair for every use and group word of the rule
+//! language, so anything a policy file says a command line can say too.
+
+use capnet::policy::{PolicyBuilder, PolicyError, Verdict};
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches};
+
+/// One row per USE word: the word, its two flags, and what allowing it grants.
+const WORDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "tcp-connect",
+        "allow-tcp-connect",
+        "deny-tcp-connect",
+        "tcp-connect to LIST",
+    ),
+    (
+        "tcp-bind",
+        "allow-tcp-bind",
+        "deny-tcp-bind",
+        "tcp-bind on LIST",
+    ),
+    (
+        "tcp-listen",
+        "allow-tcp-listen",
+        "deny-tcp-listen",
+        "tcp-listen on LIST",
+    ),
+    (
+        "tcp-accept",
+        "allow-tcp-accept",
+        "deny-tcp-accept",
+        "tcp-accept of peers in LIST",
+    ),
+    (
+        "udp-bind",
+        "allow-udp-bind",
+        "deny-udp-bind",
+        "udp-bind on LIST",
+    ),
+    (
+        "udp-send",
+        "allow-udp-send",
+        "deny-udp-send",
+        "udp-send to LIST (covers the implicit bind of an unbound socket)",
+    ),
+    (
+        "udp-receive",
+        "allow-udp-receive",
+        "deny-udp-receive",
+        "udp-receive from LIST",
+    ),
+    (
+        "lookup",
+        "allow-lookup",
+        "deny-lookup",
+        "name lookups of LIST (host names or *.suffix)",
+    ),
+    (
+        "connect",
+        "allow-connect",
+        "deny-connect",
+        "tcp-connect to LIST; a host name also allows its lookup and pins the answer",
+    ),
+    (
+        "bind",
+        "allow-bind",
+        "deny-bind",
+        "tcp-bind on LIST (servers want --allow-listen)",
+    ),
+    (
+        "listen",
+        "allow-listen",
+        "deny-listen",
+        "a server on LIST: tcp-bind and tcp-listen there, tcp-accept from any peer",
+    ),
+    (
+        "accept",
+        "allow-accept",
+        "deny-accept",
+        "tcp-accept of peers in LIST",
+    ),
+    (
+        "udp",
+        "allow-udp",
+        "deny-udp",
+        "udp-bind, udp-send and udp-receive on LIST",
+    ),
+    ("all", "allow-all", "deny-all", "every use on LIST"),
+];
+
+/// The policy flags as given, in table order: `(flag, verdict, word, list)`.
+#[derive(Debug, Default, Clone)]
+pub struct PolicyFlags {
+    given: Vec<(String, Verdict, &'static str, String)>,
+}
+
+impl PolicyFlags {
+    /// Adds every flag's rules to `builder`.
+    ///
+    /// # Errors
+    /// The first bad target, naming the flag and the rule.
+    pub fn apply(&self, mut builder: PolicyBuilder) -> Result<PolicyBuilder, PolicyError> {
+        for (flag, verdict, word, list) in &self.given {
+            builder = builder.flag(flag, *verdict, word, list)?;
+        }
+        Ok(builder)
+    }
+}
+
+impl FromArgMatches for PolicyFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = PolicyFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for &(word, allow, deny, _) in WORDS {
+            for (id, verdict) in [(allow, Verdict::Allow), (deny, Verdict::Deny)] {
+                if let Some(lists) = matches.get_many::<String>(id) {
+                    for list in lists {
+                        self.given
+                            .push((format!("--{id}"), verdict, word, list.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for PolicyFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for &(word, allow, deny, grants) in WORDS {
+            let deny_help = match word {
+                "listen" => "Deny tcp-bind and tcp-listen on LIST (deny rules win)".to_owned(),
+                _ => format!("Deny {grants} (deny rules win)"),
+            };
+            cmd = cmd
+                .arg(
+                    Arg::new(allow)
+                        .long(allow)
+                        .value_name("LIST")
+                        .action(ArgAction::Append)
+                        .help(format!("Allow {grants}"))
+                        .help_heading("Policy"),
+                )
+                .arg(
+                    Arg::new(deny)
+                        .long(deny)
+                        .value_name("LIST")
+                        .action(ArgAction::Append)
+                        .help(deny_help)
+                        .help_heading("Policy"),
+                );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
