@@ -33,15 +33,7 @@ fn rust_guests() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let start = std::env::var_os("CARGO_MANIFEST_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| std::env::current_dir().expect("a working directory"));
-            let root = start
-                .ancestors()
-                .find(|dir| dir.join("guest/rust/Cargo.toml").is_file())
-                .unwrap_or_else(|| panic!("no guest/rust above {}", start.display()))
-                .to_path_buf();
-            let guests = root.join("guest/rust");
+            let guests = repo_root().join("guest/rust");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
             let mut build = std::process::Command::new(cargo);
             build
@@ -77,6 +69,20 @@ fn rust_guests() -> PathBuf {
         .clone()
 }
 
+/// The repository the running test belongs to, found from its `CARGO_MANIFEST_DIR` at run
+/// time, never from a path baked in at compile time: checkouts that share a target directory
+/// share compiled tests.
+fn repo_root() -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().expect("a working directory"));
+    start
+        .ancestors()
+        .find(|dir| dir.join("guest/rust/Cargo.toml").is_file())
+        .unwrap_or_else(|| panic!("no guest/rust above {}", start.display()))
+        .to_path_buf()
+}
+
 /// The path of a guest that `scripts/build-guests` builds, e.g. `lang_guest("python",
 /// "echo-server")` for `build/guests/python-echo-server.wasm`.
 pub fn lang_guest(lang: &str, name: &str) -> PathBuf {
@@ -85,10 +91,7 @@ pub fn lang_guest(lang: &str, name: &str) -> PathBuf {
 
 /// The repository's git-ignored `build/` directory, where `scripts/build-guests` works.
 fn build_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the repository")
-        .join("build")
+    repo_root().join("build")
 }
 
 struct Runtime {
