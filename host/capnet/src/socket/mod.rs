@@ -3,6 +3,7 @@
 
 pub mod addr;
 pub mod lookup;
+mod options;
 pub mod stream;
 pub mod tcp;
 pub mod udp;

@@ -6,6 +6,7 @@
 //! network: bind, listen, connect and, per peer, accept.
 
 use super::addr::{self, Family};
+use super::options;
 use super::poll_now;
 use super::stream::{Connection, TcpReader, TcpWriter};
 use crate::bindings::sockets::network::ErrorCode;
@@ -397,45 +398,32 @@ impl TcpSocket {
 
     /// `hop-limit`: `IP_TTL` or `IPV6_UNICAST_HOPS`.
     pub fn hop_limit(&self) -> Result<u8, ErrorCode> {
-        let sock = self.sock_ref()?;
-        let hops = match self.family {
-            Family::V4 => sock.ttl_v4()?,
-            Family::V6 => sock.unicast_hops_v6()?,
-        };
-        Ok(u8::try_from(hops).unwrap_or(u8::MAX))
+        options::hop_limit(self.sock_ref()?, self.family)
     }
 
     /// `set-hop-limit`: 0 is invalid.
     pub fn set_hop_limit(&self, value: u8) -> Result<(), ErrorCode> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument);
-        }
-        let sock = self.sock_ref()?;
-        match self.family {
-            Family::V4 => sock.set_ttl_v4(value.into())?,
-            Family::V6 => sock.set_unicast_hops_v6(value.into())?,
-        }
-        Ok(())
+        options::set_hop_limit(self.sock_ref(), self.family, value)
     }
 
     /// `receive-buffer-size`.
     pub fn receive_buffer_size(&self) -> Result<u64, ErrorCode> {
-        Ok(self.sock_ref()?.recv_buffer_size()? as u64)
+        options::receive_buffer_size(self.sock_ref()?)
     }
 
     /// `set-receive-buffer-size`: 0 is invalid; large values are clamped.
     pub fn set_receive_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
-        Ok(self.sock_ref()?.set_recv_buffer_size(buffer_size(value)?)?)
+        options::set_receive_buffer_size(self.sock_ref()?, value)
     }
 
     /// `send-buffer-size`.
     pub fn send_buffer_size(&self) -> Result<u64, ErrorCode> {
-        Ok(self.sock_ref()?.send_buffer_size()? as u64)
+        options::send_buffer_size(self.sock_ref()?)
     }
 
     /// `set-send-buffer-size`: 0 is invalid; large values are clamped.
     pub fn set_send_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
-        Ok(self.sock_ref()?.set_send_buffer_size(buffer_size(value)?)?)
+        options::set_send_buffer_size(self.sock_ref()?, value)
     }
 
     /// `shutdown`.
@@ -531,34 +519,15 @@ fn keepalive_duration(nanos: u64) -> Result<Duration, ErrorCode> {
     Ok(Duration::from_secs(secs))
 }
 
-pub(super) fn buffer_size(value: u64) -> Result<usize, ErrorCode> {
-    if value == 0 {
-        return Err(ErrorCode::InvalidArgument);
-    }
-    // The kernel doubles what it is given and caps it; keep the request within its int.
-    Ok(usize::try_from(value.min(i32::MAX as u64 / 2)).unwrap_or(usize::MAX))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::options::testing::{grant, show};
     use super::*;
     use crate::ctx::CapnetCtxBuilder;
     use crate::error::code_name;
-    use capnet_policy::Policy;
-
-    fn grant() -> Grant {
-        Grant::new(Arc::new(Policy::inherit_network()), Arc::from("test"))
-    }
 
     fn preopens() -> Preopens {
         CapnetCtxBuilder::new().build().preopens
-    }
-
-    fn show<T>(result: Result<T, ErrorCode>) -> &'static str {
-        match result {
-            Ok(_) => "ok",
-            Err(code) => code_name(code),
-        }
     }
 
     /// A socket driven into each state of the WIT's TCP state machine.

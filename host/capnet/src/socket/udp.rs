@@ -7,6 +7,7 @@
 //! logged; the guest never sees them.
 
 use super::addr::{self, Family};
+use super::options;
 use super::poll_now;
 use crate::bindings::sockets::network::ErrorCode;
 use crate::grant::Grant;
@@ -157,47 +158,32 @@ impl UdpSocket {
 
     /// `unicast-hop-limit`.
     pub fn unicast_hop_limit(&self) -> Result<u8, ErrorCode> {
-        let sock = SockRef::from(&*self.socket);
-        let hops = match self.family {
-            Family::V4 => sock.ttl_v4()?,
-            Family::V6 => sock.unicast_hops_v6()?,
-        };
-        Ok(u8::try_from(hops).unwrap_or(u8::MAX))
+        options::hop_limit(SockRef::from(&*self.socket), self.family)
     }
 
     /// `set-unicast-hop-limit`: 0 is invalid.
     pub fn set_unicast_hop_limit(&self, value: u8) -> Result<(), ErrorCode> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument);
-        }
-        let sock = SockRef::from(&*self.socket);
-        match self.family {
-            Family::V4 => sock.set_ttl_v4(value.into())?,
-            Family::V6 => sock.set_unicast_hops_v6(value.into())?,
-        }
-        Ok(())
+        options::set_hop_limit(Ok(SockRef::from(&*self.socket)), self.family, value)
     }
 
     /// `receive-buffer-size`.
     pub fn receive_buffer_size(&self) -> Result<u64, ErrorCode> {
-        Ok(SockRef::from(&*self.socket).recv_buffer_size()? as u64)
+        options::receive_buffer_size(SockRef::from(&*self.socket))
     }
 
     /// `set-receive-buffer-size`: 0 is invalid; large values are clamped.
     pub fn set_receive_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
-        let size = super::tcp::buffer_size(value)?;
-        Ok(SockRef::from(&*self.socket).set_recv_buffer_size(size)?)
+        options::set_receive_buffer_size(SockRef::from(&*self.socket), value)
     }
 
     /// `send-buffer-size`.
     pub fn send_buffer_size(&self) -> Result<u64, ErrorCode> {
-        Ok(SockRef::from(&*self.socket).send_buffer_size()? as u64)
+        options::send_buffer_size(SockRef::from(&*self.socket))
     }
 
     /// `set-send-buffer-size`: 0 is invalid; large values are clamped.
     pub fn set_send_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
-        let size = super::tcp::buffer_size(value)?;
-        Ok(SockRef::from(&*self.socket).set_send_buffer_size(size)?)
+        options::set_send_buffer_size(SockRef::from(&*self.socket), value)
     }
 }
 
@@ -359,20 +345,9 @@ impl Pollable for OutgoingDatagramStream {
 
 #[cfg(test)]
 mod tests {
+    use super::super::options::testing::{grant, show};
     use super::*;
     use crate::error::code_name;
-    use capnet_policy::Policy;
-
-    fn grant() -> Grant {
-        Grant::new(Arc::new(Policy::inherit_network()), Arc::from("test"))
-    }
-
-    fn show<T>(result: Result<T, ErrorCode>) -> &'static str {
-        match result {
-            Ok(_) => "ok",
-            Err(code) => code_name(code),
-        }
-    }
 
     fn in_state(grant: &Grant, state: &str, peer: SocketAddr) -> UdpSocket {
         let mut s = UdpSocket::new(Family::V4).unwrap();

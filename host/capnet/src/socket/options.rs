@@ -1,0 +1,83 @@
+//! Socket options shared by TCP and UDP, with the WIT's rules: 0 is `invalid-argument`, other
+//! values are clamped to what Linux takes.
+
+use super::addr::Family;
+use crate::bindings::sockets::network::ErrorCode;
+use socket2::SockRef;
+
+/// `hop-limit` / `unicast-hop-limit`: `IP_TTL` or `IPV6_UNICAST_HOPS`.
+pub(super) fn hop_limit(sock: SockRef<'_>, family: Family) -> Result<u8, ErrorCode> {
+    let hops = match family {
+        Family::V4 => sock.ttl_v4()?,
+        Family::V6 => sock.unicast_hops_v6()?,
+    };
+    Ok(u8::try_from(hops).unwrap_or(u8::MAX))
+}
+
+/// Sets the hop limit: 0 is invalid, whatever state the socket is in.
+pub(super) fn set_hop_limit(
+    sock: Result<SockRef<'_>, ErrorCode>,
+    family: Family,
+    value: u8,
+) -> Result<(), ErrorCode> {
+    if value == 0 {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    let sock = sock?;
+    match family {
+        Family::V4 => sock.set_ttl_v4(value.into())?,
+        Family::V6 => sock.set_unicast_hops_v6(value.into())?,
+    }
+    Ok(())
+}
+
+/// `receive-buffer-size`.
+pub(super) fn receive_buffer_size(sock: SockRef<'_>) -> Result<u64, ErrorCode> {
+    Ok(sock.recv_buffer_size()? as u64)
+}
+
+/// Sets the receive buffer size: 0 is invalid; large values are clamped.
+pub(super) fn set_receive_buffer_size(sock: SockRef<'_>, value: u64) -> Result<(), ErrorCode> {
+    Ok(sock.set_recv_buffer_size(buffer_size(value)?)?)
+}
+
+/// `send-buffer-size`.
+pub(super) fn send_buffer_size(sock: SockRef<'_>) -> Result<u64, ErrorCode> {
+    Ok(sock.send_buffer_size()? as u64)
+}
+
+/// Sets the send buffer size: 0 is invalid; large values are clamped.
+pub(super) fn set_send_buffer_size(sock: SockRef<'_>, value: u64) -> Result<(), ErrorCode> {
+    Ok(sock.set_send_buffer_size(buffer_size(value)?)?)
+}
+
+fn buffer_size(value: u64) -> Result<usize, ErrorCode> {
+    if value == 0 {
+        return Err(ErrorCode::InvalidArgument);
+    }
+    // The kernel doubles what it is given and caps it; keep the request within its int.
+    Ok(usize::try_from(value.min(i32::MAX as u64 / 2)).unwrap_or(usize::MAX))
+}
+
+/// Helpers the socket state-machine tests share.
+#[cfg(test)]
+pub(super) mod testing {
+    use crate::bindings::sockets::network::ErrorCode;
+    use crate::error::code_name;
+    use crate::grant::Grant;
+    use capnet_policy::Policy;
+    use std::sync::Arc;
+
+    /// A grant that allows everything: the tests here are about states, not policy.
+    pub fn grant() -> Grant {
+        Grant::new(Arc::new(Policy::inherit_network()), Arc::from("test"))
+    }
+
+    /// `ok` or the WIT name of the error.
+    pub fn show<T>(result: Result<T, ErrorCode>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(code) => code_name(code),
+        }
+    }
+}
