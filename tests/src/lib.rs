@@ -261,6 +261,29 @@ pub fn ctx(policy: Policy) -> CapnetCtx {
     CapnetCtx::builder().policy(policy).build()
 }
 
+/// A native server that answers one connection with `pong:` and what it read; the task
+/// returns how many bytes it read.
+pub async fn pong_server() -> (SocketAddr, JoinHandle<usize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).await.unwrap();
+        stream.write_all(b"pong:").await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        request.len()
+    });
+    (addr, task)
+}
+
+/// Asserts that no connection reached `listener`: a refused connect never left the host.
+pub async fn assert_unreached(listener: &tokio::net::TcpListener) {
+    let reached = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(reached.is_err(), "no connection may reach the listener");
+}
+
 /// Bytes that look random (xorshift), reproducible from `seed`, for integrity checks.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;

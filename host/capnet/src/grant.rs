@@ -43,8 +43,8 @@ impl Dns {
 const PINNED_USES: [Use; 2] = [Use::TcpConnect, Use::UdpSend];
 
 impl Grant {
-    /// A grant with the system's resolver.
-    #[allow(dead_code)] // the context builds grants with `with_dns`; kept for other callers
+    /// A grant with the system's resolver (the context builds grants with `with_dns`).
+    #[cfg(test)]
     pub(crate) fn new(policy: Arc<Policy>, instance: Arc<str>) -> Self {
         Self::with_dns(policy, instance, Dns::default())
     }
@@ -126,21 +126,6 @@ impl Grant {
             })
     }
 
-    /// The names a still-valid lookup tied `ip` to.
-    fn pinned_names(&self, ip: IpAddr) -> Vec<Arc<str>> {
-        let now = Instant::now();
-        let pins = self.dns.pins.lock().unwrap_or_else(|e| e.into_inner());
-        pins.get(&ip)
-            .map(|names| {
-                names
-                    .iter()
-                    .filter(|(_, until)| *until > now)
-                    .map(|(n, _)| n.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// Whether two grants are one authority (the `network` given to bind and connect must match).
     pub(crate) fn same_authority(&self, other: &Grant) -> bool {
         Arc::ptr_eq(&self.policy, &other.policy)
@@ -177,19 +162,26 @@ impl Grant {
             return None;
         }
         let ip = capnet_policy::normalize(addr.ip());
-        let names = self.pinned_names(ip);
-        let decisions: Vec<Decision<'_>> = names
-            .iter()
-            .map(|n| self.policy.decide_host(use_, n, addr.port()))
-            .filter(|d| d.rule.is_some())
-            .collect();
-        if let Some(deny) = decisions.iter().find(|d| d.verdict == Verdict::Deny) {
-            return Some(*deny);
+        // Decided under the lock, without collecting: this runs on every connect and on every
+        // unconnected UDP send.
+        let pins = self.dns.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = pins.get(&ip)?;
+        let now = Instant::now();
+        let mut allow = None;
+        for (name, until) in entries {
+            if *until <= now {
+                continue;
+            }
+            let decision = self.policy.decide_host(use_, name, addr.port());
+            match (decision.rule, decision.verdict) {
+                (None, _) => {}
+                (Some(_), Verdict::Deny) => return Some(decision),
+                (Some(_), Verdict::Allow) => {
+                    allow.get_or_insert(decision);
+                }
+            }
         }
-        if by_address.rule.is_none() {
-            return decisions.into_iter().find(|d| d.verdict == Verdict::Allow);
-        }
-        None
+        allow.filter(|_| by_address.rule.is_none())
     }
 
     /// As [`Grant::check`], for a host name (`lookup`).
