@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Cache, CacheConfig, Engine};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -105,11 +105,7 @@ fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         // The host's configuration plus wasmtime's compiled-code cache in build/, so the 18 MB
         // Python components compile once, not once per test binary and run.
-        let mut config = host::config();
-        let mut cache = CacheConfig::new();
-        cache.with_directory(build_dir().join("wasmtime-cache"));
-        config.cache(Some(Cache::new(cache).expect("wasmtime cache")));
-        let engine = Engine::new(&config).expect("engine");
+        let engine = host::engine_with_cache(&build_dir().join("wasmtime-cache")).expect("engine");
         let linker = host::linker(&engine).expect("linker");
         Runtime {
             engine,

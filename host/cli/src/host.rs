@@ -1,8 +1,9 @@
 //! Running a `wasi:cli/command` component with capnet's sockets and `wasmtime-wasi`'s rest.
 
 use capnet::{CapnetCtx, CapnetCtxView, CapnetView};
+use std::path::{Path, PathBuf};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
+use wasmtime::{Cache, CacheConfig, Engine, Store};
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -50,12 +51,37 @@ pub fn engine() -> wasmtime::Result<Engine> {
     Engine::new(&config())
 }
 
-/// The engine configuration [`engine`] uses, for embedders (and tests) that add to it, e.g. a
-/// compiled-code cache.
+/// The engine configuration [`engine`] uses, for embedders that add to it.
 pub fn config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
     config
+}
+
+/// The engine of [`engine`], keeping compiled code in `dir` (created if missing), so a component
+/// compiles once per wasmtime build and configuration and later starts load it from disk.
+///
+/// # Errors
+/// When `dir` cannot be created or wasmtime rejects the configuration.
+pub fn engine_with_cache(dir: &Path) -> wasmtime::Result<Engine> {
+    let mut cache = CacheConfig::new();
+    cache.with_directory(dir);
+    let mut config = config();
+    config.cache(Some(Cache::new(cache)?));
+    Engine::new(&config)
+}
+
+/// Where `capnet run` keeps compiled code unless told otherwise: `$CAPNET_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/capnet`, else `$HOME/.cache/capnet`; `None` when none of them is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("CAPNET_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("capnet")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("capnet")))
 }
 
 /// A linker with the full WASI world and capnet's sockets.

@@ -12,8 +12,64 @@ use std::time::{Duration, Instant};
 
 fn capnet() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_capnet"));
-    cmd.env_remove("CAPNET_LOG");
+    cmd.env_remove("CAPNET_LOG").env(
+        "CAPNET_CACHE_DIR",
+        std::env::temp_dir().join("capnet-cli-tests-cache"),
+    );
     cmd
+}
+
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap())
+        .map(|e| match e.file_type().unwrap().is_dir() {
+            true => files_under(&e.path()),
+            false => 1,
+        })
+        .sum()
+}
+
+#[test]
+fn run_keeps_compiled_code_in_the_cache_dir_unless_told_not_to() {
+    let scratch = std::env::temp_dir().join(format!("capnet-cache-test-{}", std::process::id()));
+    let (cached, uncached) = (scratch.join("cached"), scratch.join("uncached"));
+    let run = |extra: &[&std::ffi::OsStr], env_dir: &Path| {
+        let out = capnet()
+            .env("CAPNET_CACHE_DIR", env_dir)
+            .arg("run")
+            .args(extra)
+            .arg(guest("tcp-client"))
+            .output()
+            .unwrap();
+        // The guest ran (its usage error proves it was compiled and instantiated).
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    run(&["--cache-dir".as_ref(), cached.as_os_str()], &uncached);
+    assert!(files_under(&cached) > 0, "compiled code was kept");
+    assert_eq!(
+        files_under(&uncached),
+        0,
+        "--cache-dir wins over the environment"
+    );
+
+    run(&["--no-cache".as_ref()], &uncached);
+    assert_eq!(files_under(&uncached), 0, "--no-cache keeps nothing");
+
+    // A cache that cannot exist costs start-up time, not the run.
+    let blocked = scratch.join("a-file");
+    std::fs::write(&blocked, "").unwrap();
+    let stderr = run(&[], &blocked.join("cache"));
+    assert!(
+        stderr.contains("warning: no compiled-code cache in")
+            && stderr.contains("usage: tcp-client"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// Waits for `listening on ADDR` on the child's stdout.

@@ -63,6 +63,14 @@ pub struct RunOpts {
     #[arg(long, value_name = "HOST[::GUEST]")]
     dir: Vec<String>,
 
+    /// Keep compiled code in DIR, so the next start of the same component skips compiling it
+    /// [default: $CAPNET_CACHE_DIR, $XDG_CACHE_HOME/capnet or ~/.cache/capnet].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the component afresh and keep nothing on disk.
+    #[arg(long)]
+    no_cache: bool,
+
     /// The component to run.
     component: PathBuf,
     /// Arguments for the guest.
@@ -142,7 +150,7 @@ impl RunOpts {
                 .map_err(|e| wasmtime::format_err!("--dir {spec}: {e}"))?;
         }
 
-        let engine = host::engine()?;
+        let engine = self.engine()?;
         let component = Component::from_file(&engine, &self.component).map_err(|e| {
             e.context(format!(
                 "cannot load component {}",
@@ -152,6 +160,28 @@ impl RunOpts {
         let linker = host::linker(&engine)?;
         let host = CommandHost::new(wasi.build(), capnet.build());
         Ok(host::run_command(&engine, &linker, &component, host).await)
+    }
+}
+
+impl RunOpts {
+    /// An engine with the compiled-code cache these options ask for. A cache that cannot be set
+    /// up costs start-up time, not the run: it is reported and the run goes on without one.
+    fn engine(&self) -> wasmtime::Result<wasmtime::Engine> {
+        let dir = match (&self.cache_dir, self.no_cache) {
+            (_, true) => None,
+            (Some(dir), false) => Some(dir.clone()),
+            (None, false) => host::default_cache_dir(),
+        };
+        if let Some(dir) = dir {
+            match host::engine_with_cache(&dir) {
+                Ok(engine) => return Ok(engine),
+                Err(e) => eprintln!(
+                    "warning: no compiled-code cache in {}: {e:#}; compiling every start",
+                    dir.display()
+                ),
+            }
+        }
+        host::engine()
     }
 }
 
