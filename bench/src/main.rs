@@ -1,370 +1,403 @@
-//! `cargo run --release -p capnet-bench [-- --quick]`: the same guest `.wasm` served by capnet
-//! (behind a 1,000-rule policy whose allowing rule is last), by a baseline host on
+//! `cargo run --release -p capnet-bench [-- OPTIONS]`: the same guest `.wasm` served by capnet
+//! (behind a 1,000-rule policy whose allowing rules come last), by a baseline host on
 //! `wasmtime-wasi`'s own p2 sockets with `inherit_network`, and by native tokio code with the
 //! same logic, each driven by the same native client. Prints medians with min-max over the runs
 //! and the ratios capnet/baseline and capnet/native.
 //!
+//! Options: `--quick` (small sizes, 3 runs), `--runs N`, `--only TEXT` (scenarios whose name
+//! contains TEXT), `--concurrent N` (connections at once, default 1,000), `--servers capnet,wasmtime-wasi,native`, `--json FILE`, `--svg FILE`.
+//!
 //! On these 2-vCPU machines a wake-up across CPUs costs ~100 µs: run it pinned,
 //! `taskset -c 0 cargo run --release -p capnet-bench`, and say which pinning a figure is from.
 
-use capnet::CapnetCtx;
-use capnet::policy::{Policy, Verdict};
-use capnet_cli::host::{self, CommandHost};
+mod clients;
+mod report;
+mod servers;
+
+use capnet_cli::host;
+use report::Row;
+use servers::{Guest, Server};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::Engine;
+use wasmtime::component::Component;
 
-#[derive(Clone, Copy, PartialEq)]
-enum Server {
-    Capnet,
-    Baseline,
-    Native,
-}
-
-const SERVERS: [Server; 3] = [Server::Capnet, Server::Baseline, Server::Native];
-
-struct Sizes {
+struct Options {
     runs: usize,
     bulk: usize,
     round_trips: usize,
     connections: usize,
+    concurrent: usize,
+    only: Option<String>,
+    servers: Vec<Server>,
+    json: Option<PathBuf>,
+    svg: Option<PathBuf>,
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let sizes = if quick {
-        Sizes {
-            runs: 3,
-            bulk: 64 << 20,
-            round_trips: 2_000,
-            connections: 200,
-        }
-    } else {
-        Sizes {
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let mut options = Options {
             runs: 5,
             bulk: 1 << 30,
             round_trips: 20_000,
             connections: 2_000,
+            concurrent: 1_000,
+            only: None,
+            servers: Server::ALL.to_vec(),
+            json: None,
+            svg: None,
+        };
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--quick" => {
+                    options.runs = 3;
+                    options.bulk = 64 << 20;
+                    options.round_trips = 2_000;
+                    options.connections = 200;
+                }
+                "--runs" => {
+                    options.runs = value()?.parse().map_err(|_| "--runs takes a number")?;
+                }
+                "--only" => options.only = Some(value()?),
+                "--concurrent" => {
+                    options.concurrent = value()?
+                        .parse()
+                        .map_err(|_| "--concurrent takes a number")?;
+                }
+                "--servers" => {
+                    options.servers = value()?
+                        .split(',')
+                        .map(|name| Server::from_name(name).ok_or(format!("no server {name:?}")))
+                        .collect::<Result<_, _>>()?;
+                }
+                "--json" => options.json = Some(value()?.into()),
+                "--svg" => options.svg = Some(value()?.into()),
+                other => return Err(format!("unknown option {other:?}")),
+            }
         }
-    };
+        Ok(options)
+    }
+
+    fn wants(&self, scenario: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| scenario.contains(only.as_str()))
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(sizes));
+    // The child side of the memory scenario: one server alone in its process.
+    if let [flag, server, guest] = args.as_slice()
+        && flag == "--serve"
+    {
+        let server = Server::from_name(server).expect("a server name");
+        let guest = Guest::from_name(guest).expect("a guest name");
+        serve_and_report_memory(&runtime, server, guest);
+        return;
+    }
+    let options = match Options::parse(args.into_iter()) {
+        Ok(options) => options,
+        Err(problem) => {
+            eprintln!("capnet-bench: {problem}");
+            std::process::exit(2);
+        }
+    };
+    runtime.block_on(run(options));
 }
 
-/// One scenario's figures per server, higher is better.
-struct Row {
+/// An engine whose compiled code outlives the run, so a rerun starts at once.
+fn engine() -> Engine {
+    host::engine_with_cache(&std::env::temp_dir().join("capnet-bench-cache")).unwrap()
+}
+
+fn compile(engine: &Engine, path: &Path) -> Component {
+    Component::from_file(engine, path)
+        .unwrap_or_else(|e| panic!("cannot compile {}: {e:?}", path.display()))
+}
+
+/// How long one measurement may take before the server counts as stalled.
+const STALL: Duration = Duration::from_secs(120);
+
+/// A scenario measured against one running server.
+type Measure = fn(SocketAddr, &Options) -> std::pin::Pin<Box<dyn Future<Output = f64> + '_>>;
+
+struct Scenario {
     name: String,
     unit: &'static str,
-    figures: Vec<Vec<f64>>,
+    guest: Guest,
+    measure: Measure,
 }
 
-async fn run(sizes: Sizes) {
-    let engine = host::engine().unwrap();
-    let echo = component(&engine, "echo-server");
-    let sink = component(&engine, "sink-server");
-    let mut rows = Vec::new();
-
-    let mut echo_rows = [
-        Row {
-            name: format!("echo {} MiB, 256 KiB writes", sizes.bulk >> 20),
-            unit: "MB/s",
-            figures: vec![],
-        },
-        Row {
-            name: "1-byte ping-pong".into(),
-            unit: "round trips/s",
-            figures: vec![],
-        },
-        Row {
-            name: "1 KiB request/response".into(),
-            unit: "round trips/s",
-            figures: vec![],
-        },
-        Row {
-            name: "connection rate (connect, 1 byte each way, close)".into(),
-            unit: "conn/s",
-            figures: vec![],
-        },
-    ];
-    let mut sink_row = Row {
-        name: format!("sink {} MiB", sizes.bulk >> 20),
-        unit: "MB/s",
-        figures: vec![],
+fn scenarios(options: &Options) -> Vec<Scenario> {
+    let scenario = |name: String, unit, guest, measure: Measure| Scenario {
+        name,
+        unit,
+        guest,
+        measure,
     };
+    vec![
+        scenario(
+            format!("echo {} MiB, 256 KiB writes", options.bulk >> 20),
+            "MB/s",
+            Guest::Echo,
+            |a, o| Box::pin(clients::echo_bulk(a, o.bulk)),
+        ),
+        scenario(
+            "1-byte ping-pong".into(),
+            "round trips/s",
+            Guest::Echo,
+            |a, o| Box::pin(clients::ping_pong(a, 1, o.round_trips)),
+        ),
+        scenario(
+            "1 KiB request/response".into(),
+            "round trips/s",
+            Guest::Echo,
+            |a, o| Box::pin(clients::ping_pong(a, 1024, o.round_trips / 2)),
+        ),
+        scenario(
+            "connection rate (connect, 1 byte each way, close)".into(),
+            "conn/s",
+            Guest::Echo,
+            |a, o| Box::pin(clients::connection_rate(a, o.connections)),
+        ),
+        scenario(
+            format!("sink {} MiB", options.bulk >> 20),
+            "MB/s",
+            Guest::Sink,
+            |a, o| Box::pin(clients::sink_bulk(a, o.bulk)),
+        ),
+        scenario(
+            "poll-echo, 1 connection, 1 KiB req/resp".into(),
+            "round trips/s",
+            Guest::PollEcho,
+            |a, o| Box::pin(clients::ping_pong(a, 1024, o.round_trips / 2)),
+        ),
+        scenario(
+            format!(
+                "poll-echo, {} connections at once, 1 KiB",
+                options.concurrent
+            ),
+            "round trips/s",
+            Guest::PollEcho,
+            |a, o| {
+                Box::pin(clients::concurrent(
+                    a,
+                    o.concurrent,
+                    (o.round_trips / 1000).max(5),
+                ))
+            },
+        ),
+        scenario(
+            "UDP 64-byte datagram round trips".into(),
+            "datagrams/s",
+            Guest::UdpEcho,
+            |a, o| Box::pin(clients::udp_ping_pong(a, o.round_trips)),
+        ),
+    ]
+}
 
-    for server in SERVERS {
-        eprintln!("bench: {}", name(server));
-        let (addr, task) = start(server, &engine, &echo, Logic::Echo).await;
-        let mut bulk = Vec::new();
-        let mut ping = Vec::new();
-        let mut kib = Vec::new();
-        let mut conns = Vec::new();
-        for _ in 0..sizes.runs {
-            bulk.push(echo_bulk(addr, sizes.bulk).await);
-            ping.push(ping_pong(addr, 1, sizes.round_trips).await);
-            kib.push(ping_pong(addr, 1024, sizes.round_trips / 2).await);
-            conns.push(connection_rate(addr, sizes.connections).await);
+async fn run(options: Options) {
+    let engine = engine();
+    let scenarios = scenarios(&options);
+    let mut rows: Vec<Row> = scenarios
+        .iter()
+        .map(|s| Row {
+            scenario: s.name.clone(),
+            unit: s.unit,
+            higher_is_better: true,
+            capnet: vec![],
+            baseline: vec![],
+            native: vec![],
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let guests = [Guest::Echo, Guest::Sink, Guest::PollEcho, Guest::UdpEcho];
+    for guest in guests {
+        let wanted: Vec<usize> = (0..scenarios.len())
+            .filter(|&i| scenarios[i].guest == guest && options.wants(&scenarios[i].name))
+            .collect();
+        if wanted.is_empty() {
+            continue;
         }
-        echo_rows[0].figures.push(bulk);
-        echo_rows[1].figures.push(ping);
-        echo_rows[2].figures.push(kib);
-        echo_rows[3].figures.push(conns);
-        task.abort();
-
-        let (addr, task) = start(server, &engine, &sink, Logic::Sink).await;
-        sink_row
-            .figures
-            .push((0..sizes.runs).map(|_| 0.0).collect());
-        for run in 0..sizes.runs {
-            sink_row.figures.last_mut().unwrap()[run] = sink_bulk(addr, sizes.bulk).await;
-        }
-        task.abort();
-    }
-    rows.extend(echo_rows);
-    rows.push(sink_row);
-    print_table(&rows, sizes.runs);
-}
-
-fn name(server: Server) -> &'static str {
-    match server {
-        Server::Capnet => "capnet",
-        Server::Baseline => "wasmtime-wasi",
-        Server::Native => "native",
-    }
-}
-
-fn component(engine: &Engine, name: &str) -> Component {
-    Component::from_file(engine, capnet_tests::guest(name)).unwrap()
-}
-
-#[derive(Clone, Copy)]
-enum Logic {
-    Echo,
-    Sink,
-}
-
-/// A policy of realistic size: 999 rules that do not apply, then the one that does.
-fn realistic_policy() -> Policy {
-    let mut builder = Policy::builder();
-    for i in 0..999u32 {
-        let target = format!("10.{}.{}.0/24:443", i / 256, i % 256);
-        builder = builder.rule(Verdict::Allow, "connect", &target).unwrap();
-    }
-    builder
-        .rule(Verdict::Allow, "listen", "127.0.0.1:0")
-        .unwrap()
-        .build()
-}
-
-async fn start(
-    server: Server,
-    engine: &Engine,
-    guest: &Component,
-    logic: Logic,
-) -> (SocketAddr, JoinHandle<()>) {
-    if server == Server::Native {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                tokio::spawn(native(stream, logic));
+        let component = compile(&engine, &capnet_tests::guest(guest.name()));
+        for &server in &options.servers {
+            eprintln!("bench: {} under {}", guest.name(), server.name());
+            let running = servers::start(server, &engine, guest, &component).await;
+            let mut stalled = vec![false; scenarios.len()];
+            for _ in 0..options.runs {
+                for &i in &wanted {
+                    if stalled[i] {
+                        continue;
+                    }
+                    let measure = (scenarios[i].measure)(running.addr, &options);
+                    match tokio::time::timeout(STALL, measure).await {
+                        Ok(figure) => figures(&mut rows[i], server).push(figure),
+                        Err(_) => {
+                            stalled[i] = true;
+                            notes.push(format!(
+                                "{}: {} under {} made no progress in {} s; abandoned",
+                                scenarios[i].name,
+                                guest.name(),
+                                server.name(),
+                                STALL.as_secs()
+                            ));
+                        }
+                    }
+                }
             }
-        });
-        return (addr, task);
+        }
     }
-    let stdout = MemoryOutputPipe::new(4096);
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.args(&["guest", "127.0.0.1:0"])
-        .stdout(stdout.clone())
-        .inherit_stderr();
-    let task = if server == Server::Capnet {
-        let capnet = CapnetCtx::builder().policy(realistic_policy()).build();
-        let host = CommandHost::new(wasi.build(), capnet);
-        let linker = host::linker(engine).unwrap();
-        let (engine, guest) = (engine.clone(), guest.clone());
-        tokio::spawn(async move {
-            host::run_command(&engine, &linker, &guest, host).await;
-        })
-    } else {
-        // wasmtime-wasi 48 allows no TCP, UDP or lookup until told; then every address.
-        wasi.inherit_network()
-            .allow_tcp(true)
-            .allow_udp(true)
-            .allow_ip_name_lookup(true);
-        let baseline = Baseline {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
+
+    let memory = format!(
+        "host memory per idle connection ({} poll-echo)",
+        options.concurrent
+    );
+    if options.wants(&memory) {
+        let mut row = Row {
+            scenario: memory,
+            unit: "KiB",
+            higher_is_better: false,
+            capnet: vec![],
+            baseline: vec![],
+            native: vec![],
         };
-        let mut linker = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-        let (engine, guest) = (engine.clone(), guest.clone());
-        tokio::spawn(async move {
-            let mut store = Store::new(&engine, baseline);
-            let command = wasmtime_wasi::p2::bindings::Command::instantiate_async(
-                &mut store, &guest, &linker,
-            )
-            .await
-            .unwrap();
-            let _ = command.wasi_cli_run().call_run(&mut store).await;
-        })
+        for &server in &options.servers {
+            eprintln!("bench: idle connections under {}", server.name());
+            for _ in 0..options.runs {
+                let kib = memory_per_idle_connection(server, options.concurrent).await;
+                figures(&mut row, server).push(kib);
+            }
+        }
+        rows.push(row);
+    }
+
+    if options.wants("start-up") && options.servers.contains(&Server::Capnet) {
+        startup(&options, &mut rows, &mut notes).await;
+    }
+
+    report::print_table(&rows, options.runs, &notes);
+    if let Some(path) = &options.json {
+        std::fs::write(path, report::json(&rows, &notes)).unwrap();
+    }
+    if let Some(path) = &options.svg {
+        std::fs::write(path, report::svg(&rows)).unwrap();
+    }
+}
+
+fn figures(row: &mut Row, server: Server) -> &mut Vec<f64> {
+    match server {
+        Server::Capnet => &mut row.capnet,
+        Server::Baseline => &mut row.baseline,
+        Server::Native => &mut row.native,
+    }
+}
+
+/// Time from loading the 18 MB Python guest to its `listening on` line, with an empty
+/// compiled-code cache and then with the cache the first start filled, each in a new engine,
+/// as two `capnet run`s would.
+async fn startup(options: &Options, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let python = capnet_tests::lang_guest("python", "echo-server");
+    if !python.exists() {
+        notes.push(format!(
+            "start-up skipped: {} is missing (scripts/build-guests makes it)",
+            python.display()
+        ));
+        return;
+    }
+    let size = std::fs::metadata(&python).map_or(0, |m| m.len()) >> 20;
+    let mut first = Row {
+        scenario: format!("start-up, {size} MiB Python guest, empty cache"),
+        unit: "s",
+        higher_is_better: false,
+        capnet: vec![],
+        baseline: vec![],
+        native: vec![],
     };
-    let addr = loop {
-        let out = String::from_utf8_lossy(&stdout.contents()).into_owned();
-        if let Some(addr) = out.lines().find_map(|l| l.strip_prefix("listening on ")) {
-            break addr.trim().parse().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut second = Row {
+        scenario: format!("start-up, {size} MiB Python guest, cached"),
+        unit: "s",
+        higher_is_better: false,
+        capnet: vec![],
+        baseline: vec![],
+        native: vec![],
     };
-    (addr, task)
-}
-
-/// The baseline host's store data: `wasmtime-wasi` alone, sockets included.
-struct Baseline {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Baseline {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
+    for run in 0..options.runs {
+        let dir =
+            std::env::temp_dir().join(format!("capnet-bench-startup-{}-{run}", std::process::id()));
+        for row in [&mut first, &mut second] {
+            let started = Instant::now();
+            let engine = host::engine_with_cache(&dir).unwrap();
+            let component = compile(&engine, &python);
+            let running = servers::start(Server::Capnet, &engine, Guest::Echo, &component).await;
+            row.capnet.push(started.elapsed().as_secs_f64());
+            drop(running);
         }
+        let _ = std::fs::remove_dir_all(&dir);
     }
+    rows.push(first);
+    rows.push(second);
 }
 
-async fn native(mut stream: TcpStream, logic: Logic) {
-    let mut buf = vec![0; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        total += n as u64;
-        if let Logic::Echo = logic
-            && stream.write_all(&buf[..n]).await.is_err()
-        {
-            return;
-        }
-    }
-    if let Logic::Sink = logic {
-        let _ = stream.write_all(format!("{total}\n").as_bytes()).await;
-    }
+/// Starts `server` in a child process (so no other server's memory is counted or reused), opens
+/// `connections` idle connections to it, and returns how much its resident memory grew per
+/// connection, in KiB.
+async fn memory_per_idle_connection(server: Server, connections: usize) -> f64 {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--serve", server.name(), Guest::PollEcho.name()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    };
+    let addr: SocketAddr = line().parse().expect("the child's address");
+    let mut rss = |stdin: &mut std::process::ChildStdin| {
+        writeln!(stdin, "rss").unwrap();
+        line().parse::<f64>().expect("the child's resident KiB")
+    };
+    let before = rss(&mut stdin);
+    let idle = clients::idle_connections(addr, connections).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = rss(&mut stdin);
+    drop(idle);
+    drop(stdin);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (after - before) / connections as f64
 }
 
-fn mb_per_s(bytes: usize, took: Duration) -> f64 {
-    bytes as f64 / 1e6 / took.as_secs_f64()
-}
-
-async fn echo_bulk(addr: SocketAddr, total: usize) -> f64 {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (mut rd, mut wr) = stream.into_split();
-    let start = Instant::now();
-    let writer = tokio::spawn(async move {
-        let chunk = vec![0x5a; 256 * 1024];
-        let mut sent = 0;
-        while sent < total {
-            let n = chunk.len().min(total - sent);
-            wr.write_all(&chunk[..n]).await.unwrap();
-            sent += n;
-        }
-        wr.shutdown().await.unwrap();
+/// The child of [`memory_per_idle_connection`]: serves, prints its address, then answers each
+/// line on stdin with its resident memory in KiB. The server runs on the runtime's workers
+/// while this thread waits on stdin.
+fn serve_and_report_memory(runtime: &tokio::runtime::Runtime, server: Server, guest: Guest) {
+    let running = runtime.block_on(async {
+        let engine = engine();
+        let component = compile(&engine, &capnet_tests::guest(guest.name()));
+        servers::start(server, &engine, guest, &component).await
     });
-    let mut buf = vec![0; 256 * 1024];
-    let mut got = 0;
-    while got < total {
-        let n = rd.read(&mut buf).await.unwrap();
-        assert!(n > 0, "echo closed early after {got} bytes");
-        got += n;
-    }
-    let took = start.elapsed();
-    writer.await.unwrap();
-    mb_per_s(total, took)
-}
-
-async fn sink_bulk(addr: SocketAddr, total: usize) -> f64 {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let start = Instant::now();
-    let chunk = vec![0x5a; 256 * 1024];
-    let mut sent = 0;
-    while sent < total {
-        let n = chunk.len().min(total - sent);
-        stream.write_all(&chunk[..n]).await.unwrap();
-        sent += n;
-    }
-    stream.shutdown().await.unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).await.unwrap();
-    let took = start.elapsed();
-    assert_eq!(
-        reply.trim(),
-        total.to_string(),
-        "the sink counted every byte"
-    );
-    mb_per_s(total, took)
-}
-
-async fn ping_pong(addr: SocketAddr, size: usize, round_trips: usize) -> f64 {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let msg = vec![7u8; size];
-    let mut back = vec![0u8; size];
-    let start = Instant::now();
-    for _ in 0..round_trips {
-        stream.write_all(&msg).await.unwrap();
-        stream.read_exact(&mut back).await.unwrap();
-    }
-    round_trips as f64 / start.elapsed().as_secs_f64()
-}
-
-async fn connection_rate(addr: SocketAddr, connections: usize) -> f64 {
-    let start = Instant::now();
-    for _ in 0..connections {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream.write_all(b"x").await.unwrap();
-        let mut one = [0u8; 1];
-        stream.read_exact(&mut one).await.unwrap();
-    }
-    connections as f64 / start.elapsed().as_secs_f64()
-}
-
-fn median_min_max(values: &[f64]) -> (f64, f64, f64) {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
-fn print_table(rows: &[Row], runs: usize) {
-    println!("medians of {runs} runs (min-max); higher is better");
-    println!(
-        "{:<52} {:>24} {:>24} {:>24} {:>9} {:>9}",
-        "scenario", "capnet", "wasmtime-wasi", "native", "/baseline", "/native"
-    );
-    for row in rows {
-        let cells: Vec<(f64, f64, f64)> = row.figures.iter().map(|f| median_min_max(f)).collect();
-        let cell = |(m, lo, hi): (f64, f64, f64)| format!("{m:.0} ({lo:.0}-{hi:.0})");
-        println!(
-            "{:<52} {:>24} {:>24} {:>24} {:>9.2} {:>9.2}",
-            format!("{} [{}]", row.name, row.unit),
-            cell(cells[0]),
-            cell(cells[1]),
-            cell(cells[2]),
-            cells[0].0 / cells[1].0,
-            cells[0].0 / cells[2].0,
-        );
+    println!("{}", running.addr);
+    for _ in std::io::stdin().lock().lines() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS in /proc/self/status");
+        println!("{kib}");
     }
 }
