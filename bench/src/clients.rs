@@ -103,15 +103,13 @@ pub async fn concurrent(addr: SocketAddr, connections: usize, round_trips: usize
         streams.push(stream);
     }
     let start = Instant::now();
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|mut stream| {
-            tokio::spawn(async move { exchange(&mut stream, 1024, round_trips).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await
-            .expect("every connection is served without error");
+    // A JoinSet, so that a measurement abandoned as stalled takes its clients with it.
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut stream in streams {
+        tasks.spawn(async move { exchange(&mut stream, 1024, round_trips).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("every connection is served without error");
     }
     (connections * round_trips) as f64 / start.elapsed().as_secs_f64()
 }

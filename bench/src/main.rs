@@ -243,9 +243,10 @@ async fn run(options: Options) {
                     match tokio::time::timeout(STALL, measure).await {
                         Ok(figure) => figures(&mut rows[i], server).push(figure),
                         Err(_) => {
-                            stalled[i] = true;
+                            // A stalled server may stay wedged: ask nothing more of it.
+                            stalled.iter_mut().for_each(|s| *s = true);
                             notes.push(format!(
-                                "{}: {} under {} made no progress in {} s; abandoned",
+                                "{}: {} under {} made no progress in {} s; abandoned, with what came after",
                                 scenarios[i].name,
                                 guest.name(),
                                 server.name(),
