@@ -112,7 +112,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    runtime.block_on(run(options));
+    // Leaked: the measurements run as tasks, which need 'static options.
+    runtime.block_on(run(Box::leak(Box::new(options))));
 }
 
 /// An engine whose compiled code outlives the run, so a rerun starts at once.
@@ -129,7 +130,8 @@ fn compile(engine: &Engine, path: &Path) -> Component {
 const STALL: Duration = Duration::from_secs(120);
 
 /// A scenario measured against one running server.
-type Measure = fn(SocketAddr, &Options) -> std::pin::Pin<Box<dyn Future<Output = f64> + '_>>;
+type Measure =
+    fn(SocketAddr, &'static Options) -> std::pin::Pin<Box<dyn Future<Output = f64> + Send>>;
 
 struct Scenario {
     name: String,
@@ -206,9 +208,9 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
     ]
 }
 
-async fn run(options: Options) {
+async fn run(options: &'static Options) {
     let engine = engine();
-    let scenarios = scenarios(&options);
+    let scenarios = scenarios(options);
     let mut rows: Vec<Row> = scenarios
         .iter()
         .map(|s| Row {
@@ -239,10 +241,14 @@ async fn run(options: Options) {
                     if stalled[i] {
                         continue;
                     }
-                    let measure = (scenarios[i].measure)(running.addr, &options);
+                    // The client runs as a task on the runtime's workers, as the servers do,
+                    // not on the thread that waits for the whole run.
+                    let measure = tokio::spawn((scenarios[i].measure)(running.addr, options));
+                    let abort = measure.abort_handle();
                     match tokio::time::timeout(STALL, measure).await {
-                        Ok(figure) => figures(&mut rows[i], server).push(figure),
+                        Ok(figure) => figures(&mut rows[i], server).push(figure.unwrap()),
                         Err(_) => {
+                            abort.abort();
                             // A stalled server may stay wedged: ask nothing more of it.
                             stalled.iter_mut().for_each(|s| *s = true);
                             notes.push(format!(

@@ -14,6 +14,7 @@ use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use wasmtime_wasi_io::poll::Pollable;
@@ -89,6 +90,31 @@ impl TcpReader {
     fn is_closed(&self) -> bool {
         self.closed || self.conn.receive_shut.load(Ordering::Relaxed)
     }
+
+    /// One `recv` into `buf`'s spare capacity. A read that comes back shorter than asked
+    /// drained the socket, so tokio is told it is no longer readable (as its own `poll_read`
+    /// does): the guest's next `read` answers "nothing yet" without a `recv` that would only
+    /// say `EAGAIN`, which is one syscall of the four a request/response costs the server.
+    ///
+    /// The readiness is cleared through the outer `try_io`, which took its readiness snapshot
+    /// before the `recv`: bytes that arrive after the `recv` mark the socket readable again
+    /// with a newer snapshot, which this clear does not touch.
+    fn recv(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let asked = buf.capacity();
+        let mut got = None;
+        let outcome = self.conn.stream.try_io(Interest::READABLE, || {
+            let n = self.conn.stream.try_read_buf(buf)?;
+            got = Some(n);
+            match n {
+                1.. if n < asked => Err(io::ErrorKind::WouldBlock.into()),
+                _ => Ok(n),
+            }
+        });
+        match got {
+            Some(n) => Ok(n),
+            None => outcome,
+        }
+    }
 }
 
 #[wasmtime_wasi_io::async_trait]
@@ -105,7 +131,7 @@ impl InputStream for TcpReader {
             return Ok(Bytes::new());
         }
         let mut buf = Vec::with_capacity(size.min(READ_CHUNK));
-        match self.conn.stream.try_read_buf(&mut buf) {
+        match self.recv(&mut buf) {
             Ok(0) => {
                 self.closed = true;
                 Err(StreamError::Closed)
