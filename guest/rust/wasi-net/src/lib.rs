@@ -27,6 +27,8 @@ mod bindings {
     });
 }
 
+pub mod behaviour;
+
 pub use bindings::capnet;
 pub use bindings::wasi;
 
