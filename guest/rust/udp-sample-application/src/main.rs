@@ -7,7 +7,9 @@
 
 use std::process::ExitCode;
 
-use wasi_net::behaviour::{Checked, Env, holds, ok, run, same, udp_receive, udp_send};
+use wasi_net::behaviour::{
+    Checked, Env, holds, ok, ready_within, run, same, udp_receive, udp_send,
+};
 use wasi_net::wasi::sockets::udp::OutgoingDatagram;
 use wasi_net::{from_wasi, to_wasi};
 
@@ -28,6 +30,10 @@ fn main() -> ExitCode {
                 check_send,
             ),
             ("empty datagrams are datagrams", empty_datagram),
+            (
+                "the streams' pollables wake for room to send and for a datagram",
+                pollables,
+            ),
             (
                 "a send of an empty list sends nothing and succeeds",
                 empty_send,
@@ -174,4 +180,41 @@ fn empty_send(env: &Env) -> Checked {
     let (client, _) = env.bound_udp()?;
     let (_in, out) = ok("stream", client.stream(None))?;
     same("sent", ok("send", out.send(&[]))?, 0)
+}
+
+/// The outgoing stream's pollable is ready while `check-send` would permit a datagram (at once
+/// on a fresh socket); the incoming stream's is ready only once a datagram is there.
+fn pollables(env: &Env) -> Checked {
+    let (server, server_addr) = env.bound_udp()?;
+    let (s_in, _s_out) = ok("server stream", server.stream(None))?;
+    let (client, _) = env.bound_udp()?;
+    let (_c_in, c_out) = ok("client stream", client.stream(Some(to_wasi(server_addr))))?;
+    holds(
+        ready_within(&c_out.subscribe(), 5_000),
+        "the outgoing stream of a fresh socket is not ready",
+    )?;
+    let incoming = s_in.subscribe();
+    holds(
+        !ready_within(&incoming, 50),
+        "incoming ready with nothing sent",
+    )?;
+    ok(
+        "send",
+        udp_send(
+            &c_out,
+            &[OutgoingDatagram {
+                data: b"p".to_vec(),
+                remote_address: None,
+            }],
+        ),
+    )?;
+    holds(
+        ready_within(&incoming, 5_000),
+        "incoming not ready after a datagram",
+    )?;
+    same(
+        "data",
+        udp_receive(&s_in, 1)?[0].data.clone(),
+        b"p".to_vec(),
+    )
 }

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use wasi_net::behaviour::{Checked, Env, fails, ok, run, same};
+use wasi_net::behaviour::{Checked, Env, fails, holds, ok, ready_within, run, same};
 use wasi_net::from_wasi;
 use wasi_net::wasi::sockets::network::ErrorCode;
 
@@ -23,6 +23,10 @@ fn main() -> ExitCode {
             (
                 "address-family is the one created with, in every state",
                 family,
+            ),
+            (
+                "the socket's pollable is ready once a bind can finish",
+                pollable,
             ),
         ],
     )
@@ -94,4 +98,15 @@ fn family(env: &Env) -> Checked {
     same("unbound", socket.address_family(), env.family())?;
     let (bound, _) = env.bound_udp()?;
     same("bound", bound.address_family(), env.family())
+}
+
+/// `subscribe` on the socket is ready when `finish-bind` will not be `would-block`.
+fn pollable(env: &Env) -> Checked {
+    let socket = env.udp()?;
+    ok(
+        "start-bind",
+        socket.start_bind(&env.net, wasi_net::to_wasi(env.at(0))),
+    )?;
+    holds(ready_within(&socket.subscribe(), 5_000), "not ready")?;
+    ok("finish-bind", socket.finish_bind())
 }
