@@ -24,6 +24,11 @@ pub fn guest(name: &str) -> PathBuf {
     rust_guests().join(format!("{name}.wasm"))
 }
 
+/// The `guest/rust` workspace of the running test's checkout (sources, not components).
+pub fn rust_guest_dir() -> PathBuf {
+    repo_root().join("guest/rust")
+}
+
 /// Builds `guest/rust` for `wasm32-wasip2` once per test process (a no-op when it is up to
 /// date) and returns where the components are.
 ///

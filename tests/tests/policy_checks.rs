@@ -61,7 +61,10 @@ async fn ipv4_mapped_ipv6_target_is_checked_as_ipv4() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mapped = format!("[::ffff:127.0.0.1]:{port}");
-    let policy = policy(&[(Deny, "connect", "127.0.0.1")]);
+    let policy = policy(&[
+        (Allow, "connect", "127.0.0.2:1"),
+        (Deny, "connect", "127.0.0.1"),
+    ]);
     let guest = Running::start("tcp-client", &[&mapped, "x"], ctx(policy));
     let done = guest.finish().await;
 
@@ -75,16 +78,42 @@ async fn ipv4_mapped_ipv6_target_is_checked_as_ipv4() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lookup_outside_the_policy_is_access_denied() {
-    let policy = policy(&[(Allow, "lookup", "*.example.org")]);
+async fn lookup_outside_the_policy_is_a_permanent_resolver_failure() {
+    // What wasmtime-wasi 48 answers when lookups are not allowed, from `resolve-addresses`.
+    let policy = policy(&[
+        (Allow, "lookup", "*.example.org"),
+        (Allow, "connect", "any:80"),
+    ]);
     let guest = Running::start("tcp-client", &["example.com:80", "x"], ctx(policy));
     let done = guest.finish().await;
 
     assert_eq!(done.code, 1);
     assert_eq!(
         done.stderr.trim(),
-        "error: lookup example.com: access-denied"
+        "error: lookup example.com: permanent-resolver-failure"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_with_no_tcp_right_is_refused_at_create_tcp_socket() {
+    // As wasmtime-wasi refuses a component that may not use TCP; UDP and lookup rights are
+    // not TCP rights.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let policy = policy(&[
+        (Allow, "udp", "127.0.0.1"),
+        (Allow, "lookup", "localhost"),
+        (Deny, "connect", "any"),
+    ]);
+    let guest = Running::start("tcp-client", &[&target.to_string(), "x"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 1);
+    assert_eq!(
+        done.stderr,
+        format!("error: create-tcp-socket {target}: access-denied\n")
+    );
+    assert_unreached(&listener).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +137,9 @@ async fn bind_without_a_right_is_refused_before_the_port_is_taken() {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = probe.local_addr().unwrap();
     drop(probe);
-    let guest = Running::start("echo-server", &[&addr.to_string()], ctx(policy(&[])));
+    // A TCP right for something else, so the socket is created and the bind is what is refused.
+    let policy = policy(&[(Allow, "connect", "127.0.0.1:1")]);
+    let guest = Running::start("echo-server", &[&addr.to_string()], ctx(policy));
     let done = guest.finish().await;
 
     assert_eq!(done.code, 1);

@@ -124,7 +124,9 @@ async fn udp_bind_to_a_fixed_address_needs_the_udp_bind_right() {
     let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = probe.local_addr().unwrap();
     drop(probe);
-    let guest = Running::start("udp-echo", &[&addr.to_string()], ctx(policy(&[])));
+    // A UDP right for something else, so the socket is created and the bind is what is refused.
+    let policy = policy(&[(Allow, "udp-send", "127.0.0.1:1")]);
+    let guest = Running::start("udp-echo", &[&addr.to_string()], ctx(policy));
     let done = guest.finish().await;
 
     assert_eq!(done.code, 1);
@@ -134,6 +136,28 @@ async fn udp_bind_to_a_fixed_address_needs_the_udp_bind_right() {
         done.stderr
     );
     std::net::UdpSocket::bind(addr).expect("the denied bind left the port free");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_with_no_udp_right_is_refused_at_create_udp_socket() {
+    // As wasmtime-wasi refuses a component that may not use UDP; TCP rights are not UDP rights.
+    let target = socket_on("127.0.0.1").await;
+    let addr = target.local_addr().unwrap();
+    let policy = policy(&[
+        (Allow, "connect", "127.0.0.1"),
+        (Allow, "listen", "127.0.0.1"),
+    ]);
+    let guest = Running::start("udp-client", &[&addr.to_string(), "leak"], ctx(policy));
+    let done = guest.finish().await;
+
+    assert_eq!(done.code, 1);
+    assert!(
+        done.stderr.starts_with("error: bind 0.0.0.0:0: ")
+            && done.stderr.contains("ermission denied"),
+        "the socket is refused before its bind: {}",
+        done.stderr
+    );
+    assert_eq!(recv_within(&target, Duration::from_millis(300)).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -132,6 +132,11 @@ impl Preopens {
             .and_then(|p| p.listener.take())
     }
 
+    /// Whether the runtime pre-opened any listener for the instance, claimed or not.
+    pub(crate) fn any(&self) -> bool {
+        !self.0.is_empty()
+    }
+
     /// Takes every listener not yet claimed, with the address the guest knows it by.
     pub(crate) fn take_all(&mut self) -> Vec<(std::net::TcpListener, SocketAddr)> {
         self.0

@@ -1,7 +1,7 @@
 //! A grant: the authority a `network` handle carries, checked before every system call.
 
 use crate::bindings::sockets::network::ErrorCode;
-use capnet_policy::{Decision, NamedSet, Policy, Use, Verdict};
+use capnet_policy::{Decision, NamedSet, Policy, Use, UseSet, Verdict};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -193,6 +193,32 @@ impl Grant {
         } else {
             Err(ErrorCode::AccessDenied)
         }
+    }
+
+    /// `create-tcp-socket` and `create-udp-socket` (`call`): refused with `access-denied`, as
+    /// wasmtime-wasi refuses a component that may not use TCP or UDP at all, when no rule grants
+    /// any of `uses` and the runtime handed the instance no socket of the kind (`preopened`).
+    /// The log line names the uses that are missing.
+    pub(crate) fn check_kind(
+        &self,
+        call: &str,
+        uses: &[Use],
+        preopened: bool,
+    ) -> Result<(), ErrorCode> {
+        if preopened || uses.iter().any(|u| self.policy.grants_any(*u)) {
+            return Ok(());
+        }
+        let missing = UseSet::of(uses);
+        tracing::info!(
+            target: "capnet::policy",
+            instance = &*self.instance,
+            capnet.use = %missing,
+            capnet.addr = "any",
+            capnet.verdict = "deny",
+            capnet.rule = "no rule grants any of these uses",
+            "denied {call}: access-denied (no rule grants any of {missing})"
+        );
+        Err(ErrorCode::AccessDenied)
     }
 
     /// `tcp-accept` on a listener the runtime pre-opened: the operator handed the guest this

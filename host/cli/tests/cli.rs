@@ -136,8 +136,9 @@ fn allow_listen_serves_curl() {
 
 #[test]
 fn without_the_allow_the_bind_is_access_denied_and_named() {
+    // A TCP right for something else, so the socket is created and the bind is what is refused.
     let out = capnet()
-        .arg("run")
+        .args(["run", "--allow-connect", "127.0.0.1:1"])
         .arg(guest("http-hello"))
         .arg("127.0.0.1:0")
         .output()
@@ -151,6 +152,53 @@ fn without_the_allow_the_bind_is_access_denied_and_named() {
     assert!(
         stderr.contains("denied tcp-bind 127.0.0.1:0: access-denied (no rule: default deny)"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn without_any_tcp_right_create_tcp_socket_is_refused_and_the_missing_uses_named() {
+    let out = capnet()
+        .args(["run", "--allow-udp", "127.0.0.1"])
+        .arg(guest("http-hello"))
+        .arg("127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "denied create-tcp-socket: access-denied \
+             (no rule grants any of tcp-bind+tcp-listen+tcp-accept+tcp-connect)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_refused_lookup_is_a_permanent_resolver_failure_logged_with_its_rule() {
+    let out = capnet()
+        .args([
+            "run",
+            "--deny-lookup",
+            "example.com",
+            "--allow-connect",
+            "any:80",
+        ])
+        .arg(guest("tcp-client"))
+        .args(["example.com:80", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: lookup example.com: permanent-resolver-failure"),
+        "the guest sees what wasmtime-wasi answers: {stderr}"
+    );
+    assert!(
+        stderr.contains(
+            r#"denied lookup example.com: access-denied (flag --deny-lookup "example.com")"#
+        ),
+        "the log names the rule: {stderr}"
     );
 }
 
@@ -459,8 +507,8 @@ fn log_decisions_json_writes_one_line_per_decision() {
     let out = capnet()
         .args([
             "run",
-            "--allow-udp-send",
-            "127.0.0.1",
+            "--allow-connect",
+            "127.0.0.1:1",
             "--deny-connect",
             "127.0.0.1:9",
         ])

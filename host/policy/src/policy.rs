@@ -38,6 +38,8 @@ pub struct Policy {
     inherit_network: bool,
     compiled: Compiled,
     warnings: Vec<String>,
+    /// The uses at least one allow rule grants (every use with `inherit_network`).
+    granted: UseSet,
 }
 
 impl Default for Policy {
@@ -139,6 +141,25 @@ impl Policy {
     /// The rules, in the order they were added; group words appear expanded.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Whether some allow rule grants `use_` on some target, or the policy inherits the
+    /// network: when not, every `use_` is denied whatever the address. One bit test.
+    ///
+    /// ```
+    /// use capnet_policy::{Policy, Use, Verdict};
+    ///
+    /// let policy = Policy::builder().rule(Verdict::Allow, "connect", "10.0.0.1:443")?.build();
+    /// assert!(policy.grants_any(Use::TcpConnect));
+    /// assert!(!policy.grants_any(Use::UdpSend));
+    /// // A deny rule grants nothing; inheriting the network grants every use.
+    /// let denies = Policy::builder().rule(Verdict::Deny, "udp", "any")?.build();
+    /// assert!(!denies.grants_any(Use::UdpSend));
+    /// assert!(Policy::inherit_network().grants_any(Use::UdpSend));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn grants_any(&self, use_: Use) -> bool {
+        self.inherit_network || self.granted.contains(use_)
     }
 
     /// Whether uses no rule matches are allowed (`--inherit-network`).
@@ -352,11 +373,21 @@ impl PolicyBuilder {
             inherit_network = self.inherit_network,
             "compiled network policy"
         );
+        let granted: Vec<Use> = Use::ALL
+            .into_iter()
+            .filter(|u| {
+                self.rules
+                    .iter()
+                    .any(|r| r.verdict == Verdict::Allow && r.uses.contains(*u))
+            })
+            .collect();
+        let granted = UseSet::of(&granted);
         Policy {
             rules: self.rules,
             inherit_network: self.inherit_network,
             compiled,
             warnings: self.warnings,
+            granted,
         }
     }
 

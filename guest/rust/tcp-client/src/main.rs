@@ -12,7 +12,7 @@
 //! ```text
 //! error: connect 127.0.0.1:9: access-denied
 //! error: connect 127.0.0.1:1: connection-refused
-//! error: lookup example.com: access-denied
+//! error: lookup example.com: permanent-resolver-failure
 //! ```
 //!
 //! The operations are `lookup` (the host name), `create-tcp-socket`, `connect`, `write`,

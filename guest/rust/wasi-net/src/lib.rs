@@ -27,6 +27,8 @@ mod bindings {
     });
 }
 
+pub mod behaviour;
+
 pub use bindings::capnet;
 pub use bindings::wasi;
 
@@ -88,8 +90,8 @@ pub fn block_on<T>(
 ///
 /// # Errors
 ///
-/// Whatever `resolve-addresses` or `resolve-next-address` report: `access-denied` when the
-/// policy forbids looking up `name`, `name-unresolvable`, `invalid-argument`, the resolver
+/// Whatever `resolve-addresses` or `resolve-next-address` report: `permanent-resolver-failure`
+/// when the policy forbids looking up `name` (as on wasmtime-wasi), `name-unresolvable`, `invalid-argument`, the resolver
 /// failures. A lookup that ends without any address is `name-unresolvable`.
 pub fn resolve(network: &Network, name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
     let answers = wasi::sockets::ip_name_lookup::resolve_addresses(network, name)?;

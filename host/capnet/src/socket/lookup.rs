@@ -27,14 +27,18 @@ impl ResolveAddressStream {
     /// nothing, and a connect to it is checked on its own.
     ///
     /// # Errors
-    /// `invalid-argument` for a name that is not a valid host name, `access-denied` when the
-    /// policy refuses the lookup.
+    /// `invalid-argument` for a name that is not a valid host name. A lookup the policy refuses
+    /// is `permanent-resolver-failure`, what wasmtime-wasi 48 returns from `resolve-addresses`
+    /// when lookups are not allowed (the docs of `resolve-addresses` name no `access-denied`);
+    /// the denial is still logged with the rule that decided it.
     pub fn start(grant: &Grant, name: &str) -> Result<Self, ErrorCode> {
         let host = match parse_host(name)? {
             Host::Ip(ip) => return Ok(Self::done(Ok(vec![ip]))),
             Host::Name(host) => host,
         };
-        grant.check_name(Use::Lookup, &host)?;
+        grant
+            .check_name(Use::Lookup, &host)
+            .map_err(|_| ErrorCode::PermanentResolverFailure)?;
         let grant = grant.clone();
         let task = tokio::task::spawn_blocking(move || {
             let (answers, from_dns) = resolve(&host, grant.name_servers())?;

@@ -163,8 +163,10 @@ impl Pollable for TcpReader {
         if self.is_closed() {
             return;
         }
-        // Read-closed and errors count as ready too: the next read reports them.
-        let _ = self.conn.stream.readable().await;
+        // Ready when a byte is there to read, or at the end or an error, which the next read
+        // reports. Peeking, not `readable()`: tokio may report a fresh connection readable with
+        // nothing to read, and the docs promise bytes or the end.
+        let _ = self.conn.stream.peek(&mut [0u8; 1]).await;
     }
 }
 

@@ -128,10 +128,10 @@ impl TcpSocket {
             return Ok(());
         }
         grant.check(Use::TcpBind, local)?;
-        if local.port() != 0 {
-            // A recently closed socket in TIME_WAIT must not block a rebind (WIT implementors note).
-            socket.set_reuse_address(true)?;
-        }
+        // A recently closed socket in TIME_WAIT must not block a rebind (WIT implementors
+        // note). Linux honours SO_REUSEADDR only when the lingering socket had it too, so every
+        // bind sets it, port 0 included: the port a server got from the system is rebindable.
+        socket.set_reuse_address(true)?;
         socket.bind(&local.into())?;
         let State::Unbound(socket) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above")

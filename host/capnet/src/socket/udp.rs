@@ -134,6 +134,8 @@ impl UdpSocket {
             grant,
             remote: self.remote,
             permit: 0,
+            seen_writable: false,
+            full: false,
         };
         Ok((incoming, outgoing))
     }
@@ -262,6 +264,11 @@ pub struct OutgoingDatagramStream {
     remote: Option<SocketAddr>,
     /// Datagrams the last `check-send` allowed; `send` uses them up.
     permit: usize,
+    /// Whether tokio has reported the socket writable yet; until then it knows nothing.
+    seen_writable: bool,
+    /// Set when the kernel refused a datagram for want of room before tokio ever reported the
+    /// socket writable.
+    full: bool,
 }
 
 /// What `send` does with a guest that sends beyond its permit.
@@ -280,9 +287,17 @@ impl From<ErrorCode> for SendError {
 
 impl OutgoingDatagramStream {
     /// `check-send`: a batch when the socket can take datagrams now, else 0.
+    ///
+    /// A new socket can send at once, as a native one can (and as on wasmtime-wasi, which waits
+    /// at creation until tokio knows it): until tokio has seen the socket writable, a batch is
+    /// permitted unless the kernel already said it was full.
     pub fn check_send(&mut self) -> u64 {
         self.permit = match poll_now(|cx| self.socket.poll_send_ready(cx)) {
-            Poll::Ready(_) => BATCH,
+            Poll::Ready(_) => {
+                self.seen_writable = true;
+                BATCH
+            }
+            Poll::Pending if !self.seen_writable && !self.full => BATCH,
             Poll::Pending => 0,
         };
         self.permit as u64
@@ -314,23 +329,35 @@ impl OutgoingDatagramStream {
     }
 
     /// Sends one datagram: `Ok(false)` when the kernel has no room now.
-    fn send_one(&self, data: &[u8], dest: Option<SocketAddr>) -> Result<bool, ErrorCode> {
+    fn send_one(&mut self, data: &[u8], dest: Option<SocketAddr>) -> Result<bool, ErrorCode> {
         if data.len() > MAX_DATAGRAM {
             return Err(ErrorCode::DatagramTooLarge);
         }
-        let result = match (dest, self.remote) {
-            (Some(dest), Some(peer)) if dest == peer => self.socket.try_send(data),
+        let dest = match (dest, self.remote) {
+            (Some(dest), Some(peer)) if dest == peer => None,
             (Some(_), Some(_)) | (None, None) => return Err(ErrorCode::InvalidArgument),
-            (None, Some(_)) => self.socket.try_send(data),
+            (None, Some(_)) => None,
             (Some(dest), None) => {
                 addr::validate_remote(self.family, &dest)?;
                 self.grant.check(Use::UdpSend, dest)?;
-                self.socket.try_send_to(data, dest)
+                Some(dest)
             }
+        };
+        let known_writable = poll_now(|cx| self.socket.poll_send_ready(cx)).is_ready();
+        let result = match (known_writable, dest) {
+            // tokio's own sends keep its readiness right when the kernel is full.
+            (true, Some(dest)) => self.socket.try_send_to(data, dest),
+            (true, None) => self.socket.try_send(data),
+            // tokio has not seen the socket writable yet: ask the kernel itself.
+            (false, Some(dest)) => SockRef::from(&*self.socket).send_to(data, &dest.into()),
+            (false, None) => SockRef::from(&*self.socket).send(data),
         };
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.full |= !known_writable;
+                Ok(false)
+            }
             Err(e) => Err(e.into()),
         }
     }
