@@ -77,6 +77,10 @@ fn failed(error: io::Error) -> StreamError {
 pub struct TcpReader {
     conn: Arc<Connection>,
     closed: bool,
+    /// Whether tokio's read readiness was last cleared by a read of ours (a short read or
+    /// `EAGAIN`). From then on only new bytes, the end or an error make it readable again, so
+    /// the pollable can trust it; before the first such read it may be stale.
+    readiness_is_fresh: bool,
 }
 
 impl TcpReader {
@@ -84,6 +88,7 @@ impl TcpReader {
         Self {
             conn,
             closed: false,
+            readiness_is_fresh: false,
         }
     }
 
@@ -99,7 +104,7 @@ impl TcpReader {
     /// The readiness is cleared through the outer `try_io`, which took its readiness snapshot
     /// before the `recv`: bytes that arrive after the `recv` mark the socket readable again
     /// with a newer snapshot, which this clear does not touch.
-    fn recv(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+    fn recv(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         let asked = buf.capacity();
         let mut got = None;
         let outcome = self.conn.stream.try_io(Interest::READABLE, || {
@@ -110,10 +115,15 @@ impl TcpReader {
                 _ => Ok(n),
             }
         });
-        match got {
+        let result = match got {
             Some(n) => Ok(n),
             None => outcome,
-        }
+        };
+        self.readiness_is_fresh = match &result {
+            Ok(n) => (1..asked).contains(n),
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+        result
     }
 }
 
@@ -164,9 +174,14 @@ impl Pollable for TcpReader {
             return;
         }
         // Ready when a byte is there to read, or at the end or an error, which the next read
-        // reports. Peeking, not `readable()`: tokio may report a fresh connection readable with
-        // nothing to read, and the docs promise bytes or the end.
-        let _ = self.conn.stream.peek(&mut [0u8; 1]).await;
+        // reports: the docs promise bytes or the end. Readiness our own read cleared is exact,
+        // and waiting on it costs no syscall; otherwise (a fresh connection, or a read that
+        // filled its buffer) tokio may say readable with nothing there, so peek a byte.
+        if self.readiness_is_fresh {
+            let _ = self.conn.stream.readable().await;
+        } else {
+            let _ = self.conn.stream.peek(&mut [0u8; 1]).await;
+        }
     }
 }
 
