@@ -283,6 +283,33 @@ impl Pool {
             cell = self.cells[cell.parent as usize];
         }
     }
+    /// The rule of the lowest port `cell` (with its parents) has a rule
+    /// for. Segments never repeat a rule, so a map's first rule is in its
+    /// first two segments; along the chain the lowest start wins, the most
+    /// specific map on a tie (at that port it overrides its parents).
+    fn lowest(&self, mut cell: Cell) -> Option<RuleIndex> {
+        let mut best: Option<(u16, RuleIndex)> = None;
+        loop {
+            let first = if cell.len == 0 {
+                (cell.offset != NONE).then_some((0, cell.offset))
+            } else {
+                let (lo, len) = (cell.offset as usize, cell.len as usize);
+                self.segments[lo..lo + len.min(2)]
+                    .iter()
+                    .copied()
+                    .find(|&(_, rule)| rule != NONE)
+            };
+            if let Some((start, rule)) = first
+                && best.is_none_or(|(b, _)| start < b)
+            {
+                best = Some((start, rule));
+            }
+            if cell.parent == NONE {
+                return best.map(|(_, rule)| rule);
+            }
+            cell = self.cells[cell.parent as usize];
+        }
+    }
 }
 
 /// For each port, which rule applies: sorted segment starts (the first is
@@ -603,8 +630,9 @@ impl<K: Key> Both<K> {
         both
     }
 
+    /// The deny and allow cells of the interval holding `bits`.
     #[inline]
-    fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
+    fn slot(&self, bits: K) -> Option<[Cell; 2]> {
         if self.starts.is_empty() {
             return None;
         }
@@ -612,8 +640,20 @@ impl<K: Key> Both<K> {
         let lo = j * BLOCK;
         let hi = (lo + BLOCK).min(self.starts.len());
         let i = lo + self.starts[lo..hi].partition_point(|&s| s <= bits) - 1;
-        let [deny, allow] = self.slots[i];
+        Some(self.slots[i])
+    }
+
+    #[inline]
+    fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
+        let [deny, allow] = self.slot(bits)?;
         pool.find(deny, port).or_else(|| pool.find(allow, port))
+    }
+
+    /// The allow rule deciding the lowest port any allow rule covers `bits`
+    /// on, deny rules aside.
+    fn lowest_allow(&self, pool: &Pool, bits: K) -> Option<RuleIndex> {
+        let [_, allow] = self.slot(bits)?;
+        pool.lowest(allow)
     }
 }
 
@@ -805,6 +845,16 @@ impl Compiled {
         match ip {
             IpAddr::V4(a) => table.v4.find(&table.pool, a.to_bits(), port),
             IpAddr::V6(a) => table.v6.find(&table.pool, a.to_bits(), port),
+        }
+    }
+
+    /// The allow rule of `use_` deciding the lowest port on which allow
+    /// rules cover a normalised address, deny rules aside.
+    pub(crate) fn lowest_allow_ip(&self, use_: Use, ip: IpAddr) -> Option<RuleIndex> {
+        let table = &self.per_use[use_.index()];
+        match ip {
+            IpAddr::V4(a) => table.v4.lowest_allow(&table.pool, a.to_bits()),
+            IpAddr::V6(a) => table.v6.lowest_allow(&table.pool, a.to_bits()),
         }
     }
 
