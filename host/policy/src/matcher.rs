@@ -52,6 +52,22 @@ struct UseTable {
     names: Names,
 }
 
+/// Bytes a vector holds on the heap.
+fn vec_bytes<T>(v: &Vec<T>) -> usize {
+    v.capacity() * size_of::<T>()
+}
+
+impl UseTable {
+    fn heap_bytes(&self) -> usize {
+        vec_bytes(&self.pool.segments)
+            + vec_bytes(&self.pool.cells)
+            + self.v4.heap_bytes()
+            + self.v6.heap_bytes()
+            + self.names.exact.heap_bytes()
+            + self.names.suffix.heap_bytes()
+    }
+}
+
 /// The host-name rules of one use: each stored name holds its deny cell
 /// and its allow cell, so one probe serves both verdicts.
 #[derive(Default)]
@@ -96,6 +112,13 @@ impl LabelMap {
         cells[slot] = cell;
         self.entries.push((name.into(), cells, next));
         self.label_counts |= 1 << (name.split('.').count().min(63));
+    }
+
+    fn heap_bytes(&self) -> usize {
+        // A hash map slot is its entry plus one control byte.
+        self.slots.capacity() * (size_of::<(u64, u32)>() + 1)
+            + vec_bytes(&self.entries)
+            + self.entries.iter().map(|e| e.0.len()).sum::<usize>()
     }
 
     /// Whether a stored name may have `labels` labels.
@@ -630,6 +653,10 @@ impl<K: Key> Both<K> {
         both
     }
 
+    fn heap_bytes(&self) -> usize {
+        vec_bytes(&self.index) + vec_bytes(&self.starts) + vec_bytes(&self.slots)
+    }
+
     /// The deny and allow cells of the interval holding `bits`.
     #[inline]
     fn slot(&self, bits: K) -> Option<[Cell; 2]> {
@@ -835,6 +862,11 @@ impl Compiled {
             };
         }
         compiled
+    }
+
+    /// Heap bytes of every table (not the rules they index).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.per_use.iter().map(UseTable::heap_bytes).sum()
     }
 
     /// The deciding rule for `use_` on a normalised address and port: the

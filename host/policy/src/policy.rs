@@ -151,6 +151,12 @@ impl Policy {
         }
     }
 
+    /// Heap bytes of the compiled lookup tables, not counting the rules
+    /// themselves ([`Policy::rules`]): for sizing a large policy.
+    pub fn table_bytes(&self) -> usize {
+        self.compiled.heap_bytes()
+    }
+
     /// The rules, in the order they were added; group words appear expanded.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
