@@ -213,9 +213,11 @@ fn cycle(queries: &[Query], n: usize) -> Vec<Query> {
 
 fn main() {
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
-    // `BENCH_ONLY=ipv4|ipv6|hostname` runs one kind, `BENCH_SIZES=10,1000` some sizes
-    // (for profiling).
+    // `BENCH_ONLY=ipv4|ipv6|hostname` runs one kind, `BENCH_SIZES=10,1000` some sizes,
+    // `BENCH_MEMORY=0` skips the compile and memory lines, `BENCH_NAIVE=0` the naive
+    // matcher (for profiling).
     let only = std::env::var("BENCH_ONLY").ok();
+    let skip_naive = std::env::var("BENCH_NAIVE").is_ok_and(|v| v == "0");
     println!(
         "capnet-policy: median ns per tcp-connect decision (naive = linear scan of every rule)"
     );
@@ -240,7 +242,11 @@ fn main() {
                 let fast = median_ns(&fast_q, 201, |q| decide(&policy, q).is_allowed());
                 // The naive scan is slow at 100,000 rules: fewer queries there.
                 let naive_q = cycle(queries, (400_000 / n.max(1)).clamp(16, 4096));
-                let slow = median_ns(&naive_q, 11, |q| naive(policy.rules(), q));
+                let slow = if skip_naive {
+                    f64::NAN
+                } else {
+                    median_ns(&naive_q, 11, |q| naive(policy.rules(), q))
+                };
                 println!(
                     "| {n:>7} | {:<8} | {path:<5} | {fast:>11.1} | {slow:>11.1} | {:>13.0}x |",
                     kind.as_str(),
@@ -250,6 +256,9 @@ fn main() {
         }
     }
 
+    if std::env::var("BENCH_MEMORY").is_ok_and(|v| v == "0") {
+        return;
+    }
     println!();
     for kind in [Kind::V4, Kind::V6, Kind::Name] {
         let mut rng = Rng(42);

@@ -286,14 +286,20 @@ impl Pool {
         }
     }
 
+    /// The segments of a pooled cell (`len > 0`).
+    #[inline]
+    fn segments(&self, cell: Cell) -> &[(u16, RuleIndex)] {
+        let (lo, len) = (cell.offset as usize, cell.len as usize);
+        &self.segments[lo..lo + len]
+    }
+
     #[inline]
     fn find(&self, mut cell: Cell, port: u16) -> Option<RuleIndex> {
         loop {
             let rule = if cell.len == 0 {
                 cell.offset
             } else {
-                let (lo, len) = (cell.offset as usize, cell.len as usize);
-                let segments = &self.segments[lo..lo + len];
+                let segments = self.segments(cell);
                 let i = segments.partition_point(|&(s, _)| s <= port) - 1;
                 segments[i].1
             };
@@ -306,6 +312,7 @@ impl Pool {
             cell = self.cells[cell.parent as usize];
         }
     }
+
     /// The rule of the lowest port `cell` (with its parents) has a rule
     /// for. Segments never repeat a rule, so a map's first rule is in its
     /// first two segments; along the chain the lowest start wins, the most
@@ -316,8 +323,7 @@ impl Pool {
             let first = if cell.len == 0 {
                 (cell.offset != NONE).then_some((0, cell.offset))
             } else {
-                let (lo, len) = (cell.offset as usize, cell.len as usize);
-                self.segments[lo..lo + len.min(2)]
+                self.segments(cell)[..2]
                     .iter()
                     .copied()
                     .find(|&(_, rule)| rule != NONE)
@@ -420,28 +426,60 @@ impl PortMap {
 }
 
 /// An address family's key: `u32` for IPv4, `u128` for IPv6.
+///
+/// Interval starts are searched by their head: all of an IPv4 address,
+/// the top 64 bits of an IPv6 one, so a search compares machine words and
+/// a block of [`Key::FAN`] heads is one cache line. IPv6 starts that share
+/// a head (prefixes longer than /64) are then told apart by their tail.
 trait Key: Copy + Ord + Default {
     /// Bits in an address.
     const WIDTH: u32;
+    /// Heads per search block: one cache line of them.
+    const FAN: usize;
+    /// Whether a start has bits past its head.
+    const HAS_TAIL: bool;
+    type Head: Copy + Ord + Default;
     fn from_wide(v: u128) -> Self;
+    fn head(self) -> Self::Head;
+    /// The bits past the head (none for IPv4).
+    fn tail(self) -> u64;
 }
 
 impl Key for u32 {
     const WIDTH: u32 = 32;
+    const FAN: usize = 16;
+    const HAS_TAIL: bool = false;
+    type Head = u32;
     fn from_wide(v: u128) -> Self {
         v as u32
+    }
+    #[inline]
+    fn head(self) -> u32 {
+        self
+    }
+    #[inline]
+    fn tail(self) -> u64 {
+        0
     }
 }
 
 impl Key for u128 {
     const WIDTH: u32 = 128;
+    const FAN: usize = 8;
+    const HAS_TAIL: bool = true;
+    type Head = u64;
     fn from_wide(v: u128) -> Self {
         v
     }
+    #[inline]
+    fn head(self) -> u64 {
+        (self >> 64) as u64
+    }
+    #[inline]
+    fn tail(self) -> u64 {
+        self as u64
+    }
 }
-
-/// Interval starts per entry of [`Flat::index`].
-const BLOCK: usize = 8;
 
 /// A parent port map this small is copied into its children, so a check
 /// finds its rule in one map; a larger one is linked to instead, which
@@ -587,19 +625,28 @@ impl<K: Key> Flat<K> {
 
 /// Deny and allow prefixes of one family merged into one interval array:
 /// `slots[i]` holds the deny cell and the allow cell of interval `i`.
-/// `index` holds every [`BLOCK`]th start, small enough to stay in cache,
-/// so a search touches the index and one block of `starts`.
-struct Both<K> {
-    index: Vec<K>,
-    starts: Vec<K>,
+///
+/// A search reads `index` (every [`Key::FAN`]th distinct head, small
+/// enough to stay in cache), then one block of `heads` (one cache line),
+/// then for IPv6 the short run of tails under that head, then the slot.
+struct Both<K: Key> {
+    index: Vec<K::Head>,
+    /// The distinct heads of the interval starts, ascending.
+    heads: Vec<K::Head>,
+    /// With tails: where each head's starts begin, and one past the last.
+    runs: Vec<u32>,
+    /// With tails: each start's tail.
+    tails: Vec<u64>,
     slots: Vec<[Cell; 2]>,
 }
 
-impl<K> Default for Both<K> {
+impl<K: Key> Default for Both<K> {
     fn default() -> Self {
         Both {
             index: Vec::new(),
-            starts: Vec::new(),
+            heads: Vec::new(),
+            runs: Vec::new(),
+            tails: Vec::new(),
             slots: Vec::new(),
         }
     }
@@ -626,14 +673,15 @@ impl<K: Key> Both<K> {
         } else {
             allow
         };
-        let mut both = Both::default();
+        let mut starts = Vec::new();
+        let mut slots = Vec::new();
         let (mut i, mut j) = (0, 0);
         loop {
             let start = d.starts[i].max(a.starts[j]);
             let slot = [d.slots[i], a.slots[j]];
-            if both.slots.last() != Some(&slot) {
-                both.starts.push(start);
-                both.slots.push(slot);
+            if slots.last() != Some(&slot) {
+                starts.push(start);
+                slots.push(slot);
             }
             match (d.starts.get(i + 1), a.starts.get(j + 1)) {
                 (None, None) => break,
@@ -649,24 +697,67 @@ impl<K: Key> Both<K> {
                 }
             }
         }
-        both.index = both.starts.iter().step_by(BLOCK).copied().collect();
+        let mut both = Both {
+            slots,
+            ..Both::default()
+        };
+        for (i, start) in starts.iter().enumerate() {
+            if both.heads.last() != Some(&start.head()) {
+                both.heads.push(start.head());
+                if K::HAS_TAIL {
+                    both.runs.push(i as u32);
+                }
+            }
+            if K::HAS_TAIL {
+                both.tails.push(start.tail());
+            }
+        }
+        if K::HAS_TAIL {
+            both.runs.push(starts.len() as u32);
+        }
+        both.index = both.heads.iter().step_by(K::FAN).copied().collect();
+        both.slots.shrink_to_fit();
+        both.heads.shrink_to_fit();
+        both.runs.shrink_to_fit();
+        both.tails.shrink_to_fit();
         both
     }
 
     fn heap_bytes(&self) -> usize {
-        vec_bytes(&self.index) + vec_bytes(&self.starts) + vec_bytes(&self.slots)
+        vec_bytes(&self.index)
+            + vec_bytes(&self.heads)
+            + vec_bytes(&self.runs)
+            + vec_bytes(&self.tails)
+            + vec_bytes(&self.slots)
     }
 
     /// The deny and allow cells of the interval holding `bits`.
     #[inline]
     fn slot(&self, bits: K) -> Option<[Cell; 2]> {
-        if self.starts.is_empty() {
+        if self.heads.is_empty() {
             return None;
         }
-        let j = self.index.partition_point(|&s| s <= bits) - 1;
-        let lo = j * BLOCK;
-        let hi = (lo + BLOCK).min(self.starts.len());
-        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= bits) - 1;
+        // The first head is 0: every search finds a head at or below.
+        let head = bits.head();
+        let j = self.index.partition_point(|&h| h <= head) - 1;
+        let lo = j * K::FAN;
+        let hi = (lo + K::FAN).min(self.heads.len());
+        let h = lo + self.heads[lo..hi].partition_point(|&x| x <= head) - 1;
+        let i = if K::HAS_TAIL {
+            let (first, end) = (self.runs[h] as usize, self.runs[h + 1] as usize);
+            // Under a lower head every start is below the key; under its
+            // own head, those with a tail at or below. None (the key is
+            // below the run) leaves the last start of the run before; the
+            // first run starts at tail 0 and never comes out empty.
+            let tail = if self.heads[h] < head {
+                u64::MAX
+            } else {
+                bits.tail()
+            };
+            first + self.tails[first..end].partition_point(|&t| t <= tail) - 1
+        } else {
+            h
+        };
         Some(self.slots[i])
     }
 
@@ -909,6 +1000,76 @@ fn verdict_slot(verdict: Verdict) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `count` sorted distinct starts from 0, drawn by `next`, as a
+    /// [`Both`] whose allow cell of interval `i` has rule `i`.
+    fn intervals<K: Key>(count: usize, mut next: impl FnMut() -> K) -> (Vec<K>, Both<K>) {
+        let mut starts = vec![K::default()];
+        starts.extend((1..count).map(|_| next()));
+        starts.sort_unstable();
+        starts.dedup();
+        let cell = |rule| Cell {
+            offset: rule,
+            len: 0,
+            parent: NONE,
+        };
+        let flat = Flat {
+            slots: (0..starts.len() as u32).map(cell).collect(),
+            starts: starts.clone(),
+        };
+        (starts, Both::merge(Flat::default(), flat, cell(NONE)))
+    }
+
+    /// The interval holding `key`, by linear scan.
+    fn linear<K: Key>(starts: &[K], key: K) -> u32 {
+        (starts.iter().rposition(|&s| s <= key).expect("starts at 0")) as u32
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn search_tree_finds_the_interval_of_every_key_like_a_linear_scan() {
+        let mut rng = 0x1234_5678_9abc_def0;
+        for count in [1, 2, 15, 16, 17, 255, 256, 257, 5000, 20_000] {
+            let (starts, both) = intervals(count, || xorshift(&mut rng) as u32);
+            let mut keys: Vec<u32> = starts
+                .iter()
+                .flat_map(|&s| [s, s.wrapping_sub(1), s.saturating_add(1)])
+                .collect();
+            keys.extend([0, u32::MAX]);
+            keys.extend((0..1000).map(|_| xorshift(&mut rng) as u32));
+            for key in keys {
+                let found = both.slot(key).expect("intervals")[1].offset;
+                assert_eq!(found, linear(&starts, key), "{count} starts, key {key:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn search_tree_tells_ipv6_starts_with_one_head_apart_by_their_tails() {
+        let mut rng = 0x0fed_cba9_8765_4321;
+        for count in [3, 40, 1000, 20_000] {
+            // Few heads, so long runs of starts share one.
+            let (starts, both) = intervals(count, || {
+                let head = xorshift(&mut rng) % 7;
+                u128::from(head) << 64 | u128::from(xorshift(&mut rng))
+            });
+            let mut keys: Vec<u128> = starts
+                .iter()
+                .flat_map(|&s| [s, s.wrapping_sub(1), s.saturating_add(1)])
+                .collect();
+            keys.extend([0, u128::MAX, 7 << 64]);
+            for key in keys {
+                let found = both.slot(key).expect("intervals")[1].offset;
+                assert_eq!(found, linear(&starts, key), "{count} starts, key {key:#x}");
+            }
+        }
+    }
 
     #[test]
     fn port_map_prefers_the_narrowest_range_then_the_earliest_rule() {

@@ -456,3 +456,27 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Hundreds of rules: interval search trees three and four levels deep.
+    #[test]
+    fn compiled_matcher_agrees_with_linear_reference_with_deep_search_trees(
+        rules in proptest::collection::vec(address_rule(), 200..600),
+        queries in proptest::collection::vec((select(Use::ALL.to_vec()), query_addr()), 1..60),
+    ) {
+        let mut builder = Policy::builder();
+        for (verdict, word, target) in &rules {
+            builder = builder.rule(*verdict, word, target).unwrap();
+        }
+        let policy = builder.build();
+        for (use_, addr) in queries {
+            let decision = policy.decide(use_, addr);
+            let got = (decision.verdict, index_of(&policy, decision.rule));
+            prop_assert_eq!(got, reference_decide(&policy, use_, addr), "{} {}", use_, addr);
+            let found = index_of(&policy, policy.allow_rule_any_port(use_, addr.ip()));
+            prop_assert_eq!(found, reference_allow_rule_any_port(&policy, use_, addr.ip()));
+        }
+    }
+}
