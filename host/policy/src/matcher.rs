@@ -23,7 +23,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use crate::{Rule, Target, Use, Verdict};
@@ -80,45 +79,107 @@ struct Names {
 
 /// Names keyed by their reversed-label hash ([`NameKey`]), so one pass
 /// over a queried name yields the key of every suffix of it.
+///
+/// One open-addressing table, at most half full, of 8-byte slots: the top
+/// half of a name's hash beside its entry's index. A probe reads one slot
+/// (one cache line) and, nearly always, decides a miss there without
+/// touching a stored name; only a matching hash leads to the entry and its
+/// text, compared in full.
 #[derive(Default)]
 struct LabelMap {
     /// Bit `n` (n < 64) is set when a stored name has `n` labels (bit 63
     /// stands for 63 or more), so a lookup probes only suffixes that can hit.
     label_counts: u64,
-    slots: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
-    /// `(name, its port map, next entry with the same hash or NONE)`.
-    entries: Vec<(Box<str>, [Cell; 2], u32)>,
+    /// `hash >> 32 << 32 | entry index + 1`; 0 is empty. A power of two long.
+    slots: Vec<u64>,
+    entries: Vec<NameEntry>,
+    /// Every stored name, back to back.
+    text: String,
+}
+
+/// A stored name: where its text is in [`LabelMap::text`], and its deny
+/// and allow port maps.
+struct NameEntry {
+    start: u32,
+    len: u32,
+    cells: [Cell; 2],
+}
+
+/// Where a probe for a name ended.
+enum Probe {
+    Found(usize),
+    Empty(usize),
 }
 
 impl LabelMap {
     /// Sets the cell of `name` for verdict `slot` (0 deny, 1 allow); the
     /// other verdict's cell stays `none` until set.
     fn insert(&mut self, name: &str, slot: usize, cell: Cell, none: Cell) {
-        let hash = label_hash_of(name);
-        if let Some(&first) = self.slots.get(&hash) {
-            let mut index = first;
-            while index != NONE {
-                let entry = &mut self.entries[index as usize];
-                if *entry.0 == *name {
-                    entry.1[slot] = cell;
-                    return;
-                }
-                index = entry.2;
+        if (self.entries.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let hash = mix(label_hash_of(name));
+        match self.probe(hash, name) {
+            Probe::Found(entry) => self.entries[entry].cells[slot] = cell,
+            Probe::Empty(at) => {
+                let index = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
+                let start = u32::try_from(self.text.len()).expect("under 4 GiB of names");
+                self.text.push_str(name);
+                let mut cells = [none, none];
+                cells[slot] = cell;
+                self.entries.push(NameEntry {
+                    start,
+                    len: name.len() as u32,
+                    cells,
+                });
+                self.slots[at] = hash >> 32 << 32 | u64::from(index + 1);
+                self.label_counts |= 1 << (name.split('.').count().min(63));
             }
         }
-        let index = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
-        let next = self.slots.insert(hash, index).unwrap_or(NONE);
-        let mut cells = [none, none];
-        cells[slot] = cell;
-        self.entries.push((name.into(), cells, next));
-        self.label_counts |= 1 << (name.split('.').count().min(63));
+    }
+
+    /// Doubles the table (at least 16 slots) and places every entry again.
+    fn grow(&mut self) {
+        let slots = (self.slots.len() * 2).max(16);
+        self.slots = vec![0; slots];
+        for index in 0..self.entries.len() {
+            let hash = mix(label_hash_of(self.name(index)));
+            let mut at = hash as usize & (slots - 1);
+            while self.slots[at] != 0 {
+                at = (at + 1) & (slots - 1);
+            }
+            self.slots[at] = hash >> 32 << 32 | (index as u64 + 1);
+        }
+    }
+
+    #[inline]
+    fn name(&self, entry: usize) -> &str {
+        let NameEntry { start, len, .. } = self.entries[entry];
+        &self.text[start as usize..(start + len) as usize]
+    }
+
+    /// Linear probing from the slot the low bits of `hash` (mixed) pick.
+    #[inline]
+    fn probe(&self, hash: u64, name: &str) -> Probe {
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                return Probe::Empty(at);
+            }
+            if slot >> 32 == hash >> 32 {
+                let entry = (slot as u32 - 1) as usize;
+                if self.name(entry) == name {
+                    return Probe::Found(entry);
+                }
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     fn heap_bytes(&self) -> usize {
-        // A hash map slot is its entry plus one control byte.
-        self.slots.capacity() * (size_of::<(u64, u32)>() + 1)
-            + vec_bytes(&self.entries)
-            + self.entries.iter().map(|e| e.0.len()).sum::<usize>()
+        vec_bytes(&self.slots) + vec_bytes(&self.entries) + self.text.capacity()
     }
 
     /// Whether a stored name may have `labels` labels.
@@ -127,41 +188,26 @@ impl LabelMap {
         self.label_counts & (1 << labels.min(63)) != 0
     }
 
+    /// The cells of `name`, whose [`NameKey`] hash is `hash`.
     #[inline]
     fn get(&self, hash: u64, name: &str) -> Option<[Cell; 2]> {
-        let mut index = *self.slots.get(&hash)?;
-        while index != NONE {
-            let (stored, cells, next) = &self.entries[index as usize];
-            if **stored == *name {
-                return Some(*cells);
-            }
-            index = *next;
+        if self.slots.is_empty() {
+            return None;
         }
-        None
+        match self.probe(mix(hash), name) {
+            Probe::Found(entry) => Some(self.entries[entry].cells),
+            Probe::Empty(_) => None,
+        }
     }
 }
 
-/// A hasher for keys that are already well-mixed hashes.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // One mixing step: the map takes its bucket from the low bits and
-        // its tag from the top ones; both must depend on every input bit.
-        let n = (n ^ n >> 32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = n ^ n >> 29;
-    }
+/// One multiply-xorshift step, so the table's slot (low bits) and the
+/// stored tag (high bits) both depend on every bit of a name hash, whose
+/// last step is a multiply (weak low bits).
+#[inline]
+fn mix(hash: u64) -> u64 {
+    let h = (hash ^ hash >> 32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ h >> 29
 }
 
 /// Labels of a name hashed right to left, keeping the hash after each:
@@ -169,9 +215,10 @@ impl Hasher for IdHasher {
 /// one pass, shortest first.
 pub(crate) struct NameKey<'a> {
     name: &'a str,
-    /// `(start of the suffix in name, its hash)`, shortest suffix first;
+    /// Start of each suffix in `name` and its hash, shortest suffix first;
     /// the first [`INLINE_LABELS`] inline, the rest in `more`.
-    inline: [(u32, u64); INLINE_LABELS],
+    starts: [u32; INLINE_LABELS],
+    hashes: [u64; INLINE_LABELS],
     len: usize,
     more: Vec<(u32, u64)>,
 }
@@ -180,34 +227,24 @@ pub(crate) struct NameKey<'a> {
 const INLINE_LABELS: usize = 8;
 
 impl<'a> NameKey<'a> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(name: &'a str) -> NameKey<'a> {
-        let bytes = name.as_bytes();
         let mut key = NameKey {
             name,
-            inline: [(0, 0); INLINE_LABELS],
+            starts: [0; INLINE_LABELS],
+            hashes: [0; INLINE_LABELS],
             len: 0,
             more: Vec::new(),
         };
-        let mut hash = SEED;
-        let mut end = bytes.len();
-        loop {
-            let start = bytes[..end]
-                .iter()
-                .rposition(|&b| b == b'.')
-                .map_or(0, |i| i + 1);
-            hash = label_hash(hash, &bytes[start..end]);
+        suffix_hashes(name.as_bytes(), |start, hash| {
             if key.len < INLINE_LABELS {
-                key.inline[key.len] = (start as u32, hash);
+                key.starts[key.len] = start as u32;
+                key.hashes[key.len] = hash;
             } else {
                 key.more.push((start as u32, hash));
             }
             key.len += 1;
-            if start == 0 {
-                break;
-            }
-            end = start - 1;
-        }
+        });
         key
     }
 
@@ -215,7 +252,7 @@ impl<'a> NameKey<'a> {
     #[inline]
     fn part(&self, labels: usize) -> (u32, u64) {
         match labels - 1 {
-            i if i < INLINE_LABELS => self.inline[i],
+            i if i < INLINE_LABELS => (self.starts[i], self.hashes[i]),
             i => self.more[i - INLINE_LABELS],
         }
     }
@@ -223,28 +260,58 @@ impl<'a> NameKey<'a> {
 
 const SEED: u64 = 0x243f_6a88_85a3_08d3;
 
-/// Folds one label into a running name hash: one multiply per 8 bytes
-/// (FxHash-style), cheap enough to hash every suffix of a name per check.
-#[inline]
-fn label_hash(hash: u64, label: &[u8]) -> u64 {
+/// Hashes the labels of `name` right to left, calling `each(start of the
+/// suffix, its hash)` after each label: every suffix's hash in one pass.
+#[inline(always)]
+fn suffix_hashes(name: &[u8], mut each: impl FnMut(usize, u64)) {
+    let mut hash = SEED;
+    let mut end = name.len();
+    loop {
+        let start = name[..end]
+            .iter()
+            .rposition(|&b| b == b'.')
+            .map_or(0, |i| i + 1);
+        hash = label_hash(hash, name, start, end);
+        each(start, hash);
+        if start == 0 {
+            return;
+        }
+        end = start - 1;
+    }
+}
+
+/// Folds the label `name[start..end]` into a running name hash: one
+/// multiply per 8 bytes (FxHash-style), cheap enough to hash every suffix
+/// of a name per check.
+#[inline(always)]
+fn label_hash(hash: u64, name: &[u8], start: usize, end: usize) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let label = &name[start..end];
     let mut h = hash;
     let mut chunks = label.chunks_exact(8);
     for chunk in &mut chunks {
         h = step(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
     }
     let tail = chunks.remainder();
-    // Assembled by hand: a variable-length copy would call memmove. The
-    // length goes into the top byte, so labels never run together.
-    let word = tail.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+    // The last bytes as a little-endian word, zero above: where eight
+    // bytes end at the label's end, one load shifted down, else assembled
+    // byte by byte (a variable-length copy would call memmove). The length
+    // goes into the top byte, so labels never run together.
+    let word = if end >= 8 {
+        let last = u64::from_le_bytes(name[end - 8..end].try_into().expect("8 bytes"));
+        last.checked_shr(64 - 8 * tail.len() as u32).unwrap_or(0)
+    } else {
+        tail.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b))
+    };
     step(h, word | (label.len() as u64) << 56)
 }
 
 /// The reversed-label hash of a whole name, as [`NameKey`] computes it.
 fn label_hash_of(name: &str) -> u64 {
-    name.rsplit('.')
-        .fold(SEED, |h, label| label_hash(h, label.as_bytes()))
+    let mut whole = SEED;
+    suffix_hashes(name.as_bytes(), |_, hash| whole = hash);
+    whole
 }
 
 /// One port map in a [`Pool`], and where to look when it has no rule for
