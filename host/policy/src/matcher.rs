@@ -316,12 +316,30 @@ fn label_hash_of(name: &str) -> u64 {
 
 /// One port map in a [`Pool`], and where to look when it has no rule for
 /// a port: the map of the next shorter prefix (`parent`), or [`NONE`].
-/// A map of one segment is held inline: `len == 0` and `offset` is its rule.
+///
+/// A map with one rule on one port range (most rules name one port or
+/// range, or none) is held inline, so a check reads no segment: `len ==
+/// 0`, `offset` is the rule (or [`NONE`]) and `ports` its range, `lo | hi
+/// << 16`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Cell {
     offset: u32,
     len: u32,
     parent: u32,
+    ports: u32,
+}
+
+impl Cell {
+    /// The rule of an inline cell at `port`, or [`NONE`].
+    #[inline]
+    fn inline_rule(self, port: u16) -> RuleIndex {
+        let (lo, hi) = (self.ports as u16, (self.ports >> 16) as u16);
+        if lo <= port && port <= hi {
+            self.offset
+        } else {
+            NONE
+        }
+    }
 }
 
 /// Port maps stored back to back: for each, sorted segment starts (the
@@ -336,12 +354,26 @@ struct Pool {
 
 impl Pool {
     fn push(&mut self, map: &PortMap, parent: u32) -> Cell {
-        if map.starts.len() == 1 {
-            return Cell {
-                offset: map.rules[0],
-                len: 0,
-                parent,
-            };
+        let mut ruled = map.rules.iter().enumerate().filter(|&(_, &r)| r != NONE);
+        match (ruled.next(), ruled.next()) {
+            (None, _) => {
+                return Cell {
+                    offset: NONE,
+                    len: 0,
+                    parent,
+                    ports: 0,
+                };
+            }
+            (Some((i, &rule)), None) => {
+                let hi = map.starts.get(i + 1).map_or(u16::MAX, |&next| next - 1);
+                return Cell {
+                    offset: rule,
+                    len: 0,
+                    parent,
+                    ports: u32::from(map.starts[i]) | u32::from(hi) << 16,
+                };
+            }
+            _ => {}
         }
         let offset = u32::try_from(self.segments.len()).expect("fewer than 2^32 port segments");
         self.segments
@@ -350,6 +382,7 @@ impl Pool {
             offset,
             len: map.starts.len() as u32,
             parent,
+            ports: 0,
         }
     }
 
@@ -364,7 +397,7 @@ impl Pool {
     fn find(&self, mut cell: Cell, port: u16) -> Option<RuleIndex> {
         loop {
             let rule = if cell.len == 0 {
-                cell.offset
+                cell.inline_rule(port)
             } else {
                 let segments = self.segments(cell);
                 let i = segments.partition_point(|&(s, _)| s <= port) - 1;
@@ -388,7 +421,7 @@ impl Pool {
         let mut best: Option<(u16, RuleIndex)> = None;
         loop {
             let first = if cell.len == 0 {
-                (cell.offset != NONE).then_some((0, cell.offset))
+                (cell.offset != NONE).then_some((cell.ports as u16, cell.offset))
             } else {
                 self.segments(cell)[..2]
                     .iter()
@@ -1079,6 +1112,7 @@ mod tests {
             offset: rule,
             len: 0,
             parent: NONE,
+            ports: 0xffff_0000,
         };
         let flat = Flat {
             slots: (0..starts.len() as u32).map(cell).collect(),
