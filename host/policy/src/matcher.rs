@@ -530,7 +530,8 @@ impl PortMap {
 /// Interval starts are searched by their head: all of an IPv4 address,
 /// the top 64 bits of an IPv6 one, so a search compares machine words and
 /// a block of [`Key::FAN`] heads is one cache line. IPv6 starts that share
-/// a head (prefixes longer than /64) are then told apart by their tail.
+/// a head (prefixes longer than /64) are then told apart by their tail,
+/// kept beside each interval's cells.
 trait Key: Copy + Ord + Default {
     /// Bits in an address.
     const WIDTH: u32;
@@ -539,10 +540,17 @@ trait Key: Copy + Ord + Default {
     /// Whether a start has bits past its head.
     const HAS_TAIL: bool;
     type Head: Copy + Ord + Default;
+    /// The bits past the head: `()` for IPv4.
+    type Tail: Copy + Ord + Default;
+    /// Where a head's run of starts begins: `()` for IPv4, one start a head.
+    type Run: Copy + Default;
+    /// A tail above every other.
+    const TAIL_MAX: Self::Tail;
     fn from_wide(v: u128) -> Self;
     fn head(self) -> Self::Head;
-    /// The bits past the head (none for IPv4).
-    fn tail(self) -> u64;
+    fn tail(self) -> Self::Tail;
+    fn run(first: usize) -> Self::Run;
+    fn first(run: Self::Run) -> usize;
 }
 
 impl Key for u32 {
@@ -550,6 +558,9 @@ impl Key for u32 {
     const FAN: usize = 16;
     const HAS_TAIL: bool = false;
     type Head = u32;
+    type Tail = ();
+    type Run = ();
+    const TAIL_MAX: () = ();
     fn from_wide(v: u128) -> Self {
         v as u32
     }
@@ -558,16 +569,23 @@ impl Key for u32 {
         self
     }
     #[inline]
-    fn tail(self) -> u64 {
+    fn tail(self) {}
+    #[inline]
+    fn run(_: usize) {}
+    #[inline]
+    fn first((): ()) -> usize {
         0
     }
 }
 
 impl Key for u128 {
     const WIDTH: u32 = 128;
-    const FAN: usize = 8;
+    const FAN: usize = 4;
     const HAS_TAIL: bool = true;
     type Head = u64;
+    type Tail = u64;
+    type Run = u32;
+    const TAIL_MAX: u64 = u64::MAX;
     fn from_wide(v: u128) -> Self {
         v
     }
@@ -578,6 +596,14 @@ impl Key for u128 {
     #[inline]
     fn tail(self) -> u64 {
         self as u64
+    }
+    #[inline]
+    fn run(first: usize) -> u32 {
+        u32::try_from(first).expect("fewer than 2^32 intervals")
+    }
+    #[inline]
+    fn first(run: u32) -> usize {
+        run as usize
     }
 }
 
@@ -728,16 +754,20 @@ impl<K: Key> Flat<K> {
 ///
 /// A search reads `index` (every [`Key::FAN`]th distinct head, small
 /// enough to stay in cache), then one block of `heads` (one cache line),
-/// then for IPv6 the short run of tails under that head, then the slot.
+/// then the slot; for IPv6 the few slots under that head, whose tails pick
+/// the interval.
 struct Both<K: Key> {
     index: Vec<K::Head>,
-    /// The distinct heads of the interval starts, ascending.
-    heads: Vec<K::Head>,
-    /// With tails: where each head's starts begin, and one past the last.
-    runs: Vec<u32>,
-    /// With tails: each start's tail.
-    tails: Vec<u64>,
-    slots: Vec<[Cell; 2]>,
+    /// The distinct heads of the interval starts, ascending, and where
+    /// each one's run of slots begins (it ends where the next one's does).
+    heads: Vec<(K::Head, K::Run)>,
+    slots: Vec<Slot<K>>,
+}
+
+/// One interval: its start's tail, its deny cell and its allow cell.
+struct Slot<K: Key> {
+    tail: K::Tail,
+    cells: [Cell; 2],
 }
 
 impl<K: Key> Default for Both<K> {
@@ -745,8 +775,6 @@ impl<K: Key> Default for Both<K> {
         Both {
             index: Vec::new(),
             heads: Vec::new(),
-            runs: Vec::new(),
-            tails: Vec::new(),
             slots: Vec::new(),
         }
     }
@@ -797,38 +825,24 @@ impl<K: Key> Both<K> {
                 }
             }
         }
-        let mut both = Both {
-            slots,
-            ..Both::default()
-        };
-        for (i, start) in starts.iter().enumerate() {
-            if both.heads.last() != Some(&start.head()) {
-                both.heads.push(start.head());
-                if K::HAS_TAIL {
-                    both.runs.push(i as u32);
-                }
+        let mut both = Both::default();
+        for (i, (start, cells)) in starts.iter().zip(slots).enumerate() {
+            if both.heads.last().map(|&(h, _)| h) != Some(start.head()) {
+                both.heads.push((start.head(), K::run(i)));
             }
-            if K::HAS_TAIL {
-                both.tails.push(start.tail());
-            }
+            both.slots.push(Slot {
+                tail: start.tail(),
+                cells,
+            });
         }
-        if K::HAS_TAIL {
-            both.runs.push(starts.len() as u32);
-        }
-        both.index = both.heads.iter().step_by(K::FAN).copied().collect();
-        both.slots.shrink_to_fit();
+        both.index = both.heads.iter().step_by(K::FAN).map(|&(h, _)| h).collect();
         both.heads.shrink_to_fit();
-        both.runs.shrink_to_fit();
-        both.tails.shrink_to_fit();
+        both.slots.shrink_to_fit();
         both
     }
 
     fn heap_bytes(&self) -> usize {
-        vec_bytes(&self.index)
-            + vec_bytes(&self.heads)
-            + vec_bytes(&self.runs)
-            + vec_bytes(&self.tails)
-            + vec_bytes(&self.slots)
+        vec_bytes(&self.index) + vec_bytes(&self.heads) + vec_bytes(&self.slots)
     }
 
     /// The deny and allow cells of the interval holding `bits`.
@@ -842,23 +856,27 @@ impl<K: Key> Both<K> {
         let j = self.index.partition_point(|&h| h <= head) - 1;
         let lo = j * K::FAN;
         let hi = (lo + K::FAN).min(self.heads.len());
-        let h = lo + self.heads[lo..hi].partition_point(|&x| x <= head) - 1;
+        let h = lo + self.heads[lo..hi].partition_point(|&(x, _)| x <= head) - 1;
         let i = if K::HAS_TAIL {
-            let (first, end) = (self.runs[h] as usize, self.runs[h + 1] as usize);
+            let first = K::first(self.heads[h].1);
+            let end = self
+                .heads
+                .get(h + 1)
+                .map_or(self.slots.len(), |&(_, run)| K::first(run));
             // Under a lower head every start is below the key; under its
             // own head, those with a tail at or below. None (the key is
             // below the run) leaves the last start of the run before; the
             // first run starts at tail 0 and never comes out empty.
-            let tail = if self.heads[h] < head {
-                u64::MAX
+            let tail = if self.heads[h].0 < head {
+                K::TAIL_MAX
             } else {
                 bits.tail()
             };
-            first + self.tails[first..end].partition_point(|&t| t <= tail) - 1
+            first + self.slots[first..end].partition_point(|s| s.tail <= tail) - 1
         } else {
             h
         };
-        Some(self.slots[i])
+        Some(self.slots[i].cells)
     }
 
     #[inline]
