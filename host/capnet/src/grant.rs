@@ -116,14 +116,13 @@ impl Grant {
         kept
     }
 
-    /// Whether a rule of the policy itself lets the guest reach `ip` (any port).
+    /// Whether a rule of the policy itself lets the guest reach `ip` (any port): a compiled
+    /// query, so an answer costs a few table probes however many rules the policy has.
     fn allows_range(&self, ip: IpAddr) -> bool {
         self.policy.is_inherit_network()
-            || self.policy.rules().iter().any(|r| {
-                r.verdict == Verdict::Allow
-                    && PINNED_USES.iter().any(|u| r.uses.contains(*u))
-                    && r.target.allows_ip(ip)
-            })
+            || PINNED_USES
+                .iter()
+                .any(|&u| self.policy.allow_rule_any_port(u, ip).is_some())
     }
 
     /// Whether two grants are one authority (the `network` given to bind and connect must match).

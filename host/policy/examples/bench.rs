@@ -118,6 +118,11 @@ fn workload(kind: Kind, n: usize, rng: &mut Rng) -> (Policy, Vec<Query>, Vec<Que
     let policy = builder.build();
     // Keep only queries the policy really allows (a deny rule may cover one).
     allow_queries.retain(|q| decide(&policy, q).is_allowed());
+    // A timed pass takes the first queries: shuffled, they are a uniform
+    // sample of the whole rule set, not its first rules.
+    for i in (1..allow_queries.len()).rev() {
+        allow_queries.swap(i, rng.below(i as u64 + 1) as usize);
+    }
     while deny_queries.len() < 4096 {
         let q = match kind {
             Kind::V4 => Query::Addr(SocketAddr::new(
@@ -126,9 +131,13 @@ fn workload(kind: Kind, n: usize, rng: &mut Rng) -> (Policy, Vec<Query>, Vec<Que
                 )),
                 1024 + rng.below(60_000) as u16,
             )),
+            // Anywhere in the rules' /32, like the allow queries (not all in
+            // its first /64, which would be one hot interval).
             Kind::V6 => Query::Addr(SocketAddr::new(
                 IpAddr::V6(Ipv6Addr::from_bits(
-                    (0x2001_0db8u128 << 96) | u128::from(rng.next()),
+                    (0x2001_0db8u128 << 96)
+                        | (u128::from(rng.next()) << 32)
+                        | u128::from(rng.next() as u32),
                 )),
                 1024 + rng.below(60_000) as u16,
             )),
@@ -204,9 +213,11 @@ fn cycle(queries: &[Query], n: usize) -> Vec<Query> {
 
 fn main() {
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
-    // `BENCH_ONLY=ipv4|ipv6|hostname` runs one kind, `BENCH_SIZES=10,1000` some sizes
-    // (for profiling).
+    // `BENCH_ONLY=ipv4|ipv6|hostname` runs one kind, `BENCH_SIZES=10,1000` some sizes,
+    // `BENCH_MEMORY=0` skips the compile and memory lines, `BENCH_NAIVE=0` the naive
+    // matcher (for profiling).
     let only = std::env::var("BENCH_ONLY").ok();
+    let skip_naive = std::env::var("BENCH_NAIVE").is_ok_and(|v| v == "0");
     println!(
         "capnet-policy: median ns per tcp-connect decision (naive = linear scan of every rule)"
     );
@@ -231,7 +242,11 @@ fn main() {
                 let fast = median_ns(&fast_q, 201, |q| decide(&policy, q).is_allowed());
                 // The naive scan is slow at 100,000 rules: fewer queries there.
                 let naive_q = cycle(queries, (400_000 / n.max(1)).clamp(16, 4096));
-                let slow = median_ns(&naive_q, 11, |q| naive(policy.rules(), q));
+                let slow = if skip_naive {
+                    f64::NAN
+                } else {
+                    median_ns(&naive_q, 11, |q| naive(policy.rules(), q))
+                };
                 println!(
                     "| {n:>7} | {:<8} | {path:<5} | {fast:>11.1} | {slow:>11.1} | {:>13.0}x |",
                     kind.as_str(),
@@ -241,6 +256,9 @@ fn main() {
         }
     }
 
+    if std::env::var("BENCH_MEMORY").is_ok_and(|v| v == "0") {
+        return;
+    }
     println!();
     for kind in [Kind::V4, Kind::V6, Kind::Name] {
         let mut rng = Rng(42);
@@ -258,13 +276,16 @@ fn main() {
         let rebuilt = rebuilt.build();
         let compile = start.elapsed();
         let after = rss_bytes();
+        let tables = rebuilt.table_bytes();
         drop(black_box(rebuilt));
         println!(
-            "100,000 {} rules: parse {}, compile {} (whole workload {}), resident memory of two policies and the queries {:.1} MiB",
+            "100,000 {} rules: parse {}, compile {} (whole workload {}), compiled tables {:.1} MiB ({} bytes per rule), resident memory of two policies with their rules and the queries {:.1} MiB",
             kind.as_str(),
             ms(parse),
             ms(compile),
             ms(load),
+            tables as f64 / (1024.0 * 1024.0),
+            tables / 100_000,
             (after.saturating_sub(before)) as f64 / (1024.0 * 1024.0)
         );
         drop(policy);

@@ -1,16 +1,32 @@
 //! Rules compiled into lookup tables, so a decision costs a few array probes
 //! whatever the number of rules.
 //!
-//! Per use there is one table. For IPv4 and IPv6 apart,
-//! the prefixes of every rule are flattened into a sorted array of disjoint
-//! address intervals ([`Flat`]): each interval points at one port map that
-//! already says, for every port, which rule the longest matching prefix
-//! gives (a longer prefix that does not cover the port falls back to a
-//! shorter one). A check is one binary search over interval starts and one
-//! over a handful of port segments: `O(log n)`, no hashing. For names, an
-//! exact map and a suffix map probed once per label of the queried name,
-//! both with a fast non-cryptographic hasher. `any` is prefix length 0 in
-//! both families, and the name table's catch-all.
+//! Per use there is one table. For IPv4 and IPv6 apart, the prefixes of
+//! every rule are flattened into a sorted array of disjoint address
+//! intervals ([`Flat`]), deny and allow merged ([`Both`]): each interval
+//! holds a deny cell and an allow cell, each a port map that already says,
+//! for every port, which rule the longest matching prefix gives (a longer
+//! prefix that does not cover the port falls back to a shorter one).
+//!
+//! Layout, chosen for cache misses at 100,000 rules:
+//!
+//! - Interval starts are searched by head ([`Key`]): all of an IPv4
+//!   address, the top 64 bits of an IPv6 one. A sampled index of heads
+//!   small enough to stay in cache, then one cache line of heads, then the
+//!   interval's slot. IPv6 starts sharing a head (prefixes past /64) keep
+//!   their low 64 bits beside their cells, and the run of them under a head
+//!   is bounded from the head block already read.
+//! - A port map of one rule on one range (most rules) is held inline in its
+//!   16-byte [`Cell`]: a check reads no segment. Larger maps are pooled
+//!   ([`Pool`]); a small parent map is copied into its children, a large
+//!   one linked (`parent`), so memory stays linear.
+//! - Names live in an open-addressing table per kind (exact, suffix) of
+//!   8-byte slots, a hash tag beside an entry index ([`LabelMap`]): a probe
+//!   decides most misses in that one slot, and only a tag match reads the
+//!   stored name to compare it in full. One right-to-left pass over a
+//!   queried name hashes every suffix ([`NameKey`]); a mask of stored label
+//!   counts skips suffixes no rule can match. `any` is prefix length 0 in
+//!   both families, and the name table's catch-all.
 //!
 //! Unspecified and multicast addresses match only rules at least as long as
 //! their family's minimum (`0.0.0.0/32`, `224.0.0.0/4`, `::/128`,
@@ -23,7 +39,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use crate::{Rule, Target, Use, Verdict};
@@ -52,6 +67,22 @@ struct UseTable {
     names: Names,
 }
 
+/// Bytes a vector holds on the heap.
+fn vec_bytes<T>(v: &Vec<T>) -> usize {
+    v.capacity() * size_of::<T>()
+}
+
+impl UseTable {
+    fn heap_bytes(&self) -> usize {
+        vec_bytes(&self.pool.segments)
+            + vec_bytes(&self.pool.cells)
+            + self.v4.heap_bytes()
+            + self.v6.heap_bytes()
+            + self.names.exact.heap_bytes()
+            + self.names.suffix.heap_bytes()
+    }
+}
+
 /// The host-name rules of one use: each stored name holds its deny cell
 /// and its allow cell, so one probe serves both verdicts.
 #[derive(Default)]
@@ -64,38 +95,107 @@ struct Names {
 
 /// Names keyed by their reversed-label hash ([`NameKey`]), so one pass
 /// over a queried name yields the key of every suffix of it.
+///
+/// One open-addressing table, at most half full, of 8-byte slots: the top
+/// half of a name's hash beside its entry's index. A probe reads one slot
+/// (one cache line) and, nearly always, decides a miss there without
+/// touching a stored name; only a matching hash leads to the entry and its
+/// text, compared in full.
 #[derive(Default)]
 struct LabelMap {
     /// Bit `n` (n < 64) is set when a stored name has `n` labels (bit 63
     /// stands for 63 or more), so a lookup probes only suffixes that can hit.
     label_counts: u64,
-    slots: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
-    /// `(name, its port map, next entry with the same hash or NONE)`.
-    entries: Vec<(Box<str>, [Cell; 2], u32)>,
+    /// `hash >> 32 << 32 | entry index + 1`; 0 is empty. A power of two long.
+    slots: Vec<u64>,
+    entries: Vec<NameEntry>,
+    /// Every stored name, back to back.
+    text: String,
+}
+
+/// A stored name: where its text is in [`LabelMap::text`], and its deny
+/// and allow port maps.
+struct NameEntry {
+    start: u32,
+    len: u32,
+    cells: [Cell; 2],
+}
+
+/// Where a probe for a name ended.
+enum Probe {
+    Found(usize),
+    Empty(usize),
 }
 
 impl LabelMap {
     /// Sets the cell of `name` for verdict `slot` (0 deny, 1 allow); the
     /// other verdict's cell stays `none` until set.
     fn insert(&mut self, name: &str, slot: usize, cell: Cell, none: Cell) {
-        let hash = label_hash_of(name);
-        if let Some(&first) = self.slots.get(&hash) {
-            let mut index = first;
-            while index != NONE {
-                let entry = &mut self.entries[index as usize];
-                if *entry.0 == *name {
-                    entry.1[slot] = cell;
-                    return;
-                }
-                index = entry.2;
+        if (self.entries.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let hash = mix(label_hash_of(name));
+        match self.probe(hash, name) {
+            Probe::Found(entry) => self.entries[entry].cells[slot] = cell,
+            Probe::Empty(at) => {
+                let index = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
+                let start = u32::try_from(self.text.len()).expect("under 4 GiB of names");
+                self.text.push_str(name);
+                let mut cells = [none, none];
+                cells[slot] = cell;
+                self.entries.push(NameEntry {
+                    start,
+                    len: name.len() as u32,
+                    cells,
+                });
+                self.slots[at] = hash >> 32 << 32 | u64::from(index + 1);
+                self.label_counts |= 1 << (name.split('.').count().min(63));
             }
         }
-        let index = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
-        let next = self.slots.insert(hash, index).unwrap_or(NONE);
-        let mut cells = [none, none];
-        cells[slot] = cell;
-        self.entries.push((name.into(), cells, next));
-        self.label_counts |= 1 << (name.split('.').count().min(63));
+    }
+
+    /// Doubles the table (at least 16 slots) and places every entry again.
+    fn grow(&mut self) {
+        let slots = (self.slots.len() * 2).max(16);
+        self.slots = vec![0; slots];
+        for index in 0..self.entries.len() {
+            let hash = mix(label_hash_of(self.name(index)));
+            let mut at = hash as usize & (slots - 1);
+            while self.slots[at] != 0 {
+                at = (at + 1) & (slots - 1);
+            }
+            self.slots[at] = hash >> 32 << 32 | (index as u64 + 1);
+        }
+    }
+
+    #[inline]
+    fn name(&self, entry: usize) -> &str {
+        let NameEntry { start, len, .. } = self.entries[entry];
+        &self.text[start as usize..(start + len) as usize]
+    }
+
+    /// Linear probing from the slot the low bits of `hash` (mixed) pick.
+    #[inline]
+    fn probe(&self, hash: u64, name: &str) -> Probe {
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                return Probe::Empty(at);
+            }
+            if slot >> 32 == hash >> 32 {
+                let entry = (slot as u32 - 1) as usize;
+                if self.name(entry) == name {
+                    return Probe::Found(entry);
+                }
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        vec_bytes(&self.slots) + vec_bytes(&self.entries) + self.text.capacity()
     }
 
     /// Whether a stored name may have `labels` labels.
@@ -104,41 +204,26 @@ impl LabelMap {
         self.label_counts & (1 << labels.min(63)) != 0
     }
 
+    /// The cells of `name`, whose [`NameKey`] hash is `hash`.
     #[inline]
     fn get(&self, hash: u64, name: &str) -> Option<[Cell; 2]> {
-        let mut index = *self.slots.get(&hash)?;
-        while index != NONE {
-            let (stored, cells, next) = &self.entries[index as usize];
-            if **stored == *name {
-                return Some(*cells);
-            }
-            index = *next;
+        if self.slots.is_empty() {
+            return None;
         }
-        None
+        match self.probe(mix(hash), name) {
+            Probe::Found(entry) => Some(self.entries[entry].cells),
+            Probe::Empty(_) => None,
+        }
     }
 }
 
-/// A hasher for keys that are already well-mixed hashes.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // One mixing step: the map takes its bucket from the low bits and
-        // its tag from the top ones; both must depend on every input bit.
-        let n = (n ^ n >> 32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = n ^ n >> 29;
-    }
+/// One multiply-xorshift step, so the table's slot (low bits) and the
+/// stored tag (high bits) both depend on every bit of a name hash, whose
+/// last step is a multiply (weak low bits).
+#[inline]
+fn mix(hash: u64) -> u64 {
+    let h = (hash ^ hash >> 32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ h >> 29
 }
 
 /// Labels of a name hashed right to left, keeping the hash after each:
@@ -146,9 +231,10 @@ impl Hasher for IdHasher {
 /// one pass, shortest first.
 pub(crate) struct NameKey<'a> {
     name: &'a str,
-    /// `(start of the suffix in name, its hash)`, shortest suffix first;
+    /// Start of each suffix in `name` and its hash, shortest suffix first;
     /// the first [`INLINE_LABELS`] inline, the rest in `more`.
-    inline: [(u32, u64); INLINE_LABELS],
+    starts: [u32; INLINE_LABELS],
+    hashes: [u64; INLINE_LABELS],
     len: usize,
     more: Vec<(u32, u64)>,
 }
@@ -157,34 +243,24 @@ pub(crate) struct NameKey<'a> {
 const INLINE_LABELS: usize = 8;
 
 impl<'a> NameKey<'a> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(name: &'a str) -> NameKey<'a> {
-        let bytes = name.as_bytes();
         let mut key = NameKey {
             name,
-            inline: [(0, 0); INLINE_LABELS],
+            starts: [0; INLINE_LABELS],
+            hashes: [0; INLINE_LABELS],
             len: 0,
             more: Vec::new(),
         };
-        let mut hash = SEED;
-        let mut end = bytes.len();
-        loop {
-            let start = bytes[..end]
-                .iter()
-                .rposition(|&b| b == b'.')
-                .map_or(0, |i| i + 1);
-            hash = label_hash(hash, &bytes[start..end]);
+        suffix_hashes(name.as_bytes(), |start, hash| {
             if key.len < INLINE_LABELS {
-                key.inline[key.len] = (start as u32, hash);
+                key.starts[key.len] = start as u32;
+                key.hashes[key.len] = hash;
             } else {
                 key.more.push((start as u32, hash));
             }
             key.len += 1;
-            if start == 0 {
-                break;
-            }
-            end = start - 1;
-        }
+        });
         key
     }
 
@@ -192,7 +268,7 @@ impl<'a> NameKey<'a> {
     #[inline]
     fn part(&self, labels: usize) -> (u32, u64) {
         match labels - 1 {
-            i if i < INLINE_LABELS => self.inline[i],
+            i if i < INLINE_LABELS => (self.starts[i], self.hashes[i]),
             i => self.more[i - INLINE_LABELS],
         }
     }
@@ -200,38 +276,86 @@ impl<'a> NameKey<'a> {
 
 const SEED: u64 = 0x243f_6a88_85a3_08d3;
 
-/// Folds one label into a running name hash: one multiply per 8 bytes
-/// (FxHash-style), cheap enough to hash every suffix of a name per check.
-#[inline]
-fn label_hash(hash: u64, label: &[u8]) -> u64 {
+/// Hashes the labels of `name` right to left, calling `each(start of the
+/// suffix, its hash)` after each label: every suffix's hash in one pass.
+#[inline(always)]
+fn suffix_hashes(name: &[u8], mut each: impl FnMut(usize, u64)) {
+    let mut hash = SEED;
+    let mut end = name.len();
+    loop {
+        let start = name[..end]
+            .iter()
+            .rposition(|&b| b == b'.')
+            .map_or(0, |i| i + 1);
+        hash = label_hash(hash, name, start, end);
+        each(start, hash);
+        if start == 0 {
+            return;
+        }
+        end = start - 1;
+    }
+}
+
+/// Folds the label `name[start..end]` into a running name hash: one
+/// multiply per 8 bytes (FxHash-style), cheap enough to hash every suffix
+/// of a name per check.
+#[inline(always)]
+fn label_hash(hash: u64, name: &[u8], start: usize, end: usize) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let label = &name[start..end];
     let mut h = hash;
     let mut chunks = label.chunks_exact(8);
     for chunk in &mut chunks {
         h = step(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
     }
     let tail = chunks.remainder();
-    // Assembled by hand: a variable-length copy would call memmove. The
-    // length goes into the top byte, so labels never run together.
-    let word = tail.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+    // The last bytes as a little-endian word, zero above: where eight
+    // bytes end at the label's end, one load shifted down, else assembled
+    // byte by byte (a variable-length copy would call memmove). The length
+    // goes into the top byte, so labels never run together.
+    let word = if end >= 8 {
+        let last = u64::from_le_bytes(name[end - 8..end].try_into().expect("8 bytes"));
+        last.checked_shr(64 - 8 * tail.len() as u32).unwrap_or(0)
+    } else {
+        tail.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b))
+    };
     step(h, word | (label.len() as u64) << 56)
 }
 
 /// The reversed-label hash of a whole name, as [`NameKey`] computes it.
 fn label_hash_of(name: &str) -> u64 {
-    name.rsplit('.')
-        .fold(SEED, |h, label| label_hash(h, label.as_bytes()))
+    let mut whole = SEED;
+    suffix_hashes(name.as_bytes(), |_, hash| whole = hash);
+    whole
 }
 
 /// One port map in a [`Pool`], and where to look when it has no rule for
 /// a port: the map of the next shorter prefix (`parent`), or [`NONE`].
-/// A map of one segment is held inline: `len == 0` and `offset` is its rule.
+///
+/// A map with one rule on one port range (most rules name one port or
+/// range, or none) is held inline, so a check reads no segment: `len ==
+/// 0`, `offset` is the rule (or [`NONE`]) and `ports` its range, `lo | hi
+/// << 16`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Cell {
     offset: u32,
     len: u32,
     parent: u32,
+    ports: u32,
+}
+
+impl Cell {
+    /// The rule of an inline cell at `port`, or [`NONE`].
+    #[inline]
+    fn inline_rule(self, port: u16) -> RuleIndex {
+        let (lo, hi) = (self.ports as u16, (self.ports >> 16) as u16);
+        if lo <= port && port <= hi {
+            self.offset
+        } else {
+            NONE
+        }
+    }
 }
 
 /// Port maps stored back to back: for each, sorted segment starts (the
@@ -246,12 +370,26 @@ struct Pool {
 
 impl Pool {
     fn push(&mut self, map: &PortMap, parent: u32) -> Cell {
-        if map.starts.len() == 1 {
-            return Cell {
-                offset: map.rules[0],
-                len: 0,
-                parent,
-            };
+        let mut ruled = map.rules.iter().enumerate().filter(|&(_, &r)| r != NONE);
+        match (ruled.next(), ruled.next()) {
+            (None, _) => {
+                return Cell {
+                    offset: NONE,
+                    len: 0,
+                    parent,
+                    ports: 0,
+                };
+            }
+            (Some((i, &rule)), None) => {
+                let hi = map.starts.get(i + 1).map_or(u16::MAX, |&next| next - 1);
+                return Cell {
+                    offset: rule,
+                    len: 0,
+                    parent,
+                    ports: u32::from(map.starts[i]) | u32::from(hi) << 16,
+                };
+            }
+            _ => {}
         }
         let offset = u32::try_from(self.segments.len()).expect("fewer than 2^32 port segments");
         self.segments
@@ -260,17 +398,24 @@ impl Pool {
             offset,
             len: map.starts.len() as u32,
             parent,
+            ports: 0,
         }
+    }
+
+    /// The segments of a pooled cell (`len > 0`).
+    #[inline]
+    fn segments(&self, cell: Cell) -> &[(u16, RuleIndex)] {
+        let (lo, len) = (cell.offset as usize, cell.len as usize);
+        &self.segments[lo..lo + len]
     }
 
     #[inline]
     fn find(&self, mut cell: Cell, port: u16) -> Option<RuleIndex> {
         loop {
             let rule = if cell.len == 0 {
-                cell.offset
+                cell.inline_rule(port)
             } else {
-                let (lo, len) = (cell.offset as usize, cell.len as usize);
-                let segments = &self.segments[lo..lo + len];
+                let segments = self.segments(cell);
                 let i = segments.partition_point(|&(s, _)| s <= port) - 1;
                 segments[i].1
             };
@@ -279,6 +424,33 @@ impl Pool {
             }
             if cell.parent == NONE {
                 return None;
+            }
+            cell = self.cells[cell.parent as usize];
+        }
+    }
+
+    /// The rule of the lowest port `cell` (with its parents) has a rule
+    /// for. Segments never repeat a rule, so a map's first rule is in its
+    /// first two segments; along the chain the lowest start wins, the most
+    /// specific map on a tie (at that port it overrides its parents).
+    fn lowest(&self, mut cell: Cell) -> Option<RuleIndex> {
+        let mut best: Option<(u16, RuleIndex)> = None;
+        loop {
+            let first = if cell.len == 0 {
+                (cell.offset != NONE).then_some((cell.ports as u16, cell.offset))
+            } else {
+                self.segments(cell)[..2]
+                    .iter()
+                    .copied()
+                    .find(|&(_, rule)| rule != NONE)
+            };
+            if let Some((start, rule)) = first
+                && best.is_none_or(|(b, _)| start < b)
+            {
+                best = Some((start, rule));
+            }
+            if cell.parent == NONE {
+                return best.map(|(_, rule)| rule);
             }
             cell = self.cells[cell.parent as usize];
         }
@@ -370,28 +542,86 @@ impl PortMap {
 }
 
 /// An address family's key: `u32` for IPv4, `u128` for IPv6.
+///
+/// Interval starts are searched by their head: all of an IPv4 address,
+/// the top 64 bits of an IPv6 one, so a search compares machine words and
+/// a block of [`Key::FAN`] heads is one cache line. IPv6 starts that share
+/// a head (prefixes longer than /64) are then told apart by their tail,
+/// kept beside each interval's cells.
 trait Key: Copy + Ord + Default {
     /// Bits in an address.
     const WIDTH: u32;
+    /// Heads per search block: one cache line of them.
+    const FAN: usize;
+    /// Whether a start has bits past its head.
+    const HAS_TAIL: bool;
+    type Head: Copy + Ord + Default;
+    /// The bits past the head: `()` for IPv4.
+    type Tail: Copy + Ord + Default;
+    /// Where a head's run of starts begins: `()` for IPv4, one start a head.
+    type Run: Copy + Default;
+    /// A tail above every other.
+    const TAIL_MAX: Self::Tail;
     fn from_wide(v: u128) -> Self;
+    fn head(self) -> Self::Head;
+    fn tail(self) -> Self::Tail;
+    fn run(first: usize) -> Self::Run;
+    fn first(run: Self::Run) -> usize;
 }
 
 impl Key for u32 {
     const WIDTH: u32 = 32;
+    const FAN: usize = 16;
+    const HAS_TAIL: bool = false;
+    type Head = u32;
+    type Tail = ();
+    type Run = ();
+    const TAIL_MAX: () = ();
     fn from_wide(v: u128) -> Self {
         v as u32
+    }
+    #[inline]
+    fn head(self) -> u32 {
+        self
+    }
+    #[inline]
+    fn tail(self) {}
+    #[inline]
+    fn run(_: usize) {}
+    #[inline]
+    fn first((): ()) -> usize {
+        0
     }
 }
 
 impl Key for u128 {
     const WIDTH: u32 = 128;
+    const FAN: usize = 4;
+    const HAS_TAIL: bool = true;
+    type Head = u64;
+    type Tail = u64;
+    type Run = u32;
+    const TAIL_MAX: u64 = u64::MAX;
     fn from_wide(v: u128) -> Self {
         v
     }
+    #[inline]
+    fn head(self) -> u64 {
+        (self >> 64) as u64
+    }
+    #[inline]
+    fn tail(self) -> u64 {
+        self as u64
+    }
+    #[inline]
+    fn run(first: usize) -> u32 {
+        u32::try_from(first).expect("fewer than 2^32 intervals")
+    }
+    #[inline]
+    fn first(run: u32) -> usize {
+        run as usize
+    }
 }
-
-/// Interval starts per entry of [`Flat::index`].
-const BLOCK: usize = 8;
 
 /// A parent port map this small is copied into its children, so a check
 /// finds its rule in one map; a larger one is linked to instead, which
@@ -537,19 +767,30 @@ impl<K: Key> Flat<K> {
 
 /// Deny and allow prefixes of one family merged into one interval array:
 /// `slots[i]` holds the deny cell and the allow cell of interval `i`.
-/// `index` holds every [`BLOCK`]th start, small enough to stay in cache,
-/// so a search touches the index and one block of `starts`.
-struct Both<K> {
-    index: Vec<K>,
-    starts: Vec<K>,
-    slots: Vec<[Cell; 2]>,
+///
+/// A search reads `index` (every [`Key::FAN`]th distinct head, small
+/// enough to stay in cache), then one block of `heads` (one cache line),
+/// then the slot; for IPv6 the few slots under that head, whose tails pick
+/// the interval.
+struct Both<K: Key> {
+    index: Vec<K::Head>,
+    /// The distinct heads of the interval starts, ascending, and where
+    /// each one's run of slots begins (it ends where the next one's does).
+    heads: Vec<(K::Head, K::Run)>,
+    slots: Vec<Slot<K>>,
 }
 
-impl<K> Default for Both<K> {
+/// One interval: its start's tail, its deny cell and its allow cell.
+struct Slot<K: Key> {
+    tail: K::Tail,
+    cells: [Cell; 2],
+}
+
+impl<K: Key> Default for Both<K> {
     fn default() -> Self {
         Both {
             index: Vec::new(),
-            starts: Vec::new(),
+            heads: Vec::new(),
             slots: Vec::new(),
         }
     }
@@ -576,14 +817,15 @@ impl<K: Key> Both<K> {
         } else {
             allow
         };
-        let mut both = Both::default();
+        let mut starts = Vec::new();
+        let mut slots = Vec::new();
         let (mut i, mut j) = (0, 0);
         loop {
             let start = d.starts[i].max(a.starts[j]);
             let slot = [d.slots[i], a.slots[j]];
-            if both.slots.last() != Some(&slot) {
-                both.starts.push(start);
-                both.slots.push(slot);
+            if slots.last() != Some(&slot) {
+                starts.push(start);
+                slots.push(slot);
             }
             match (d.starts.get(i + 1), a.starts.get(j + 1)) {
                 (None, None) => break,
@@ -599,21 +841,71 @@ impl<K: Key> Both<K> {
                 }
             }
         }
-        both.index = both.starts.iter().step_by(BLOCK).copied().collect();
+        let mut both = Both::default();
+        for (i, (start, cells)) in starts.iter().zip(slots).enumerate() {
+            if both.heads.last().map(|&(h, _)| h) != Some(start.head()) {
+                both.heads.push((start.head(), K::run(i)));
+            }
+            both.slots.push(Slot {
+                tail: start.tail(),
+                cells,
+            });
+        }
+        both.index = both.heads.iter().step_by(K::FAN).map(|&(h, _)| h).collect();
+        both.heads.shrink_to_fit();
+        both.slots.shrink_to_fit();
         both
+    }
+
+    fn heap_bytes(&self) -> usize {
+        vec_bytes(&self.index) + vec_bytes(&self.heads) + vec_bytes(&self.slots)
+    }
+
+    /// The deny and allow cells of the interval holding `bits`.
+    #[inline]
+    fn slot(&self, bits: K) -> Option<[Cell; 2]> {
+        if self.heads.is_empty() {
+            return None;
+        }
+        // The first head is 0: every search finds a head at or below.
+        let head = bits.head();
+        let j = self.index.partition_point(|&h| h <= head) - 1;
+        let lo = j * K::FAN;
+        let hi = (lo + K::FAN).min(self.heads.len());
+        let h = lo + self.heads[lo..hi].partition_point(|&(x, _)| x <= head) - 1;
+        let i = if K::HAS_TAIL {
+            let first = K::first(self.heads[h].1);
+            let end = self
+                .heads
+                .get(h + 1)
+                .map_or(self.slots.len(), |&(_, run)| K::first(run));
+            // Under a lower head every start is below the key; under its
+            // own head, those with a tail at or below. None (the key is
+            // below the run) leaves the last start of the run before; the
+            // first run starts at tail 0 and never comes out empty.
+            let tail = if self.heads[h].0 < head {
+                K::TAIL_MAX
+            } else {
+                bits.tail()
+            };
+            first + self.slots[first..end].partition_point(|s| s.tail <= tail) - 1
+        } else {
+            h
+        };
+        Some(self.slots[i].cells)
     }
 
     #[inline]
     fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
-        if self.starts.is_empty() {
-            return None;
-        }
-        let j = self.index.partition_point(|&s| s <= bits) - 1;
-        let lo = j * BLOCK;
-        let hi = (lo + BLOCK).min(self.starts.len());
-        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= bits) - 1;
-        let [deny, allow] = self.slots[i];
+        let [deny, allow] = self.slot(bits)?;
         pool.find(deny, port).or_else(|| pool.find(allow, port))
+    }
+
+    /// The allow rule deciding the lowest port any allow rule covers `bits`
+    /// on, deny rules aside.
+    fn lowest_allow(&self, pool: &Pool, bits: K) -> Option<RuleIndex> {
+        let [_, allow] = self.slot(bits)?;
+        pool.lowest(allow)
     }
 }
 
@@ -797,6 +1089,11 @@ impl Compiled {
         compiled
     }
 
+    /// Heap bytes of every table (not the rules they index).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.per_use.iter().map(UseTable::heap_bytes).sum()
+    }
+
     /// The deciding rule for `use_` on a normalised address and port: the
     /// best deny rule, else the best allow rule.
     #[inline]
@@ -805,6 +1102,16 @@ impl Compiled {
         match ip {
             IpAddr::V4(a) => table.v4.find(&table.pool, a.to_bits(), port),
             IpAddr::V6(a) => table.v6.find(&table.pool, a.to_bits(), port),
+        }
+    }
+
+    /// The allow rule of `use_` deciding the lowest port on which allow
+    /// rules cover a normalised address, deny rules aside.
+    pub(crate) fn lowest_allow_ip(&self, use_: Use, ip: IpAddr) -> Option<RuleIndex> {
+        let table = &self.per_use[use_.index()];
+        match ip {
+            IpAddr::V4(a) => table.v4.lowest_allow(&table.pool, a.to_bits()),
+            IpAddr::V6(a) => table.v6.lowest_allow(&table.pool, a.to_bits()),
         }
     }
 
@@ -827,6 +1134,77 @@ fn verdict_slot(verdict: Verdict) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `count` sorted distinct starts from 0, drawn by `next`, as a
+    /// [`Both`] whose allow cell of interval `i` has rule `i`.
+    fn intervals<K: Key>(count: usize, mut next: impl FnMut() -> K) -> (Vec<K>, Both<K>) {
+        let mut starts = vec![K::default()];
+        starts.extend((1..count).map(|_| next()));
+        starts.sort_unstable();
+        starts.dedup();
+        let cell = |rule| Cell {
+            offset: rule,
+            len: 0,
+            parent: NONE,
+            ports: 0xffff_0000,
+        };
+        let flat = Flat {
+            slots: (0..starts.len() as u32).map(cell).collect(),
+            starts: starts.clone(),
+        };
+        (starts, Both::merge(Flat::default(), flat, cell(NONE)))
+    }
+
+    /// The interval holding `key`, by linear scan.
+    fn linear<K: Key>(starts: &[K], key: K) -> u32 {
+        (starts.iter().rposition(|&s| s <= key).expect("starts at 0")) as u32
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn search_tree_finds_the_interval_of_every_key_like_a_linear_scan() {
+        let mut rng = 0x1234_5678_9abc_def0;
+        for count in [1, 2, 15, 16, 17, 255, 256, 257, 5000, 20_000] {
+            let (starts, both) = intervals(count, || xorshift(&mut rng) as u32);
+            let mut keys: Vec<u32> = starts
+                .iter()
+                .flat_map(|&s| [s, s.wrapping_sub(1), s.saturating_add(1)])
+                .collect();
+            keys.extend([0, u32::MAX]);
+            keys.extend((0..1000).map(|_| xorshift(&mut rng) as u32));
+            for key in keys {
+                let found = both.slot(key).expect("intervals")[1].offset;
+                assert_eq!(found, linear(&starts, key), "{count} starts, key {key:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn search_tree_tells_ipv6_starts_with_one_head_apart_by_their_tails() {
+        let mut rng = 0x0fed_cba9_8765_4321;
+        for count in [3, 40, 1000, 20_000] {
+            // Few heads, so long runs of starts share one.
+            let (starts, both) = intervals(count, || {
+                let head = xorshift(&mut rng) % 7;
+                u128::from(head) << 64 | u128::from(xorshift(&mut rng))
+            });
+            let mut keys: Vec<u128> = starts
+                .iter()
+                .flat_map(|&s| [s, s.wrapping_sub(1), s.saturating_add(1)])
+                .collect();
+            keys.extend([0, u128::MAX, 7 << 64]);
+            for key in keys {
+                let found = both.slot(key).expect("intervals")[1].offset;
+                assert_eq!(found, linear(&starts, key), "{count} starts, key {key:#x}");
+            }
+        }
+    }
 
     #[test]
     fn port_map_prefers_the_narrowest_range_then_the_earliest_rule() {

@@ -1,7 +1,7 @@
 //! The policy: rules compiled for fast decisions, its builder, and decisions.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -113,6 +113,21 @@ impl Policy {
         }
     }
 
+    /// An allow rule of `use_` that covers `ip` on some port, or `None`.
+    ///
+    /// Deny rules and `inherit-network` are not consulted: this answers
+    /// whether the policy itself names the address for the use, which is
+    /// what the runtime's DNS-rebinding defence asks before keeping a
+    /// private answer. Of the allow rules covering `ip`, the one reported
+    /// decides the lowest such port (most specific first, as in
+    /// [`Policy::decide`]). The address is normalised as for `decide`, and
+    /// unspecified and multicast addresses again match only rules that name
+    /// them. A few table probes, like a decision.
+    pub fn allow_rule_any_port(&self, use_: Use, ip: IpAddr) -> Option<&Rule> {
+        let index = self.compiled.lowest_allow_ip(use_, normalize(ip))?;
+        Some(&self.rules[index as usize])
+    }
+
     #[inline]
     fn decide_with(&self, found: Option<RuleIndex>) -> Decision<'_> {
         if let Some(index) = found {
@@ -136,6 +151,12 @@ impl Policy {
                 reason: Reason::DefaultDeny,
             }
         }
+    }
+
+    /// Heap bytes of the compiled lookup tables, not counting the rules
+    /// themselves ([`Policy::rules`]): for sizing a large policy.
+    pub fn table_bytes(&self) -> usize {
+        self.compiled.heap_bytes()
     }
 
     /// The rules, in the order they were added; group words appear expanded.

@@ -152,6 +152,26 @@ fn reference_decide(policy: &Policy, use_: Use, addr: SocketAddr) -> (Verdict, O
     (default, None)
 }
 
+/// Linear scan for the DNS-rebinding question: of the allow rules of `use_`
+/// covering `ip` on some port, deny rules aside, the best one on the lowest
+/// port any of them covers.
+fn reference_allow_rule_any_port(policy: &Policy, use_: Use, ip: IpAddr) -> Option<usize> {
+    let ip = reference_normalize(ip);
+    let covering: Vec<(usize, &Rule, u8)> = policy
+        .rules()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.verdict == Verdict::Allow && r.uses.contains(use_))
+        .filter_map(|(i, r)| Some((i, r, addr_specificity(r, ip)?)))
+        .collect();
+    let port = covering.iter().map(|(_, r, _)| r.ports.lo()).min()?;
+    covering
+        .iter()
+        .filter(|(_, r, _)| r.ports.lo() <= port && port <= r.ports.hi())
+        .min_by_key(|(i, r, len)| (std::cmp::Reverse(*len), r.ports.hi() - r.ports.lo(), *i))
+        .map(|(i, _, _)| *i)
+}
+
 /// Linear scan for names: an exact name beats the longest suffix beats `any`.
 fn reference_decide_name(policy: &Policy, name: &str) -> (Verdict, Option<usize>) {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
@@ -391,6 +411,30 @@ proptest! {
     }
 
     #[test]
+    fn allow_rule_any_port_agrees_with_linear_reference_and_ignores_deny_rules(
+        rules in proptest::collection::vec(address_rule(), 0..30),
+        queries in proptest::collection::vec((select(Use::ALL.to_vec()), query_addr()), 1..30),
+        inherit in any::<bool>(),
+    ) {
+        let mut builder = Policy::builder().inherit_network(inherit);
+        for (verdict, word, target) in &rules {
+            builder = builder.rule(*verdict, word, target).unwrap();
+        }
+        let policy = builder.build();
+        for (use_, addr) in queries {
+            let ip = addr.ip();
+            let found = policy.allow_rule_any_port(use_, ip);
+            let got = index_of(&policy, found);
+            prop_assert_eq!(got, reference_allow_rule_any_port(&policy, use_, ip), "{} {}", use_, ip);
+            // The runtime's former scan, through the public rule API.
+            let scanned = policy.rules().iter().any(|r| {
+                r.verdict == Verdict::Allow && r.uses.contains(use_) && r.target.allows_ip(ip)
+            });
+            prop_assert_eq!(found.is_some(), scanned, "{} {}", use_, ip);
+        }
+    }
+
+    #[test]
     fn compiled_matcher_agrees_with_linear_reference_on_names(
         rules in proptest::collection::vec(name_rule(), 0..20),
         queries in proptest::collection::vec((name(), any::<bool>(), any::<bool>()), 1..20),
@@ -409,6 +453,30 @@ proptest! {
             let decision = policy.decide_name(Use::Lookup, &query);
             let got = (decision.verdict, index_of(&policy, decision.rule));
             prop_assert_eq!(got, reference_decide_name(&policy, &query), "{}", query);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Hundreds of rules: interval search trees three and four levels deep.
+    #[test]
+    fn compiled_matcher_agrees_with_linear_reference_with_deep_search_trees(
+        rules in proptest::collection::vec(address_rule(), 200..600),
+        queries in proptest::collection::vec((select(Use::ALL.to_vec()), query_addr()), 1..60),
+    ) {
+        let mut builder = Policy::builder();
+        for (verdict, word, target) in &rules {
+            builder = builder.rule(*verdict, word, target).unwrap();
+        }
+        let policy = builder.build();
+        for (use_, addr) in queries {
+            let decision = policy.decide(use_, addr);
+            let got = (decision.verdict, index_of(&policy, decision.rule));
+            prop_assert_eq!(got, reference_decide(&policy, use_, addr), "{} {}", use_, addr);
+            let found = index_of(&policy, policy.allow_rule_any_port(use_, addr.ip()));
+            prop_assert_eq!(found, reference_allow_rule_any_port(&policy, use_, addr.ip()));
         }
     }
 }
