@@ -127,7 +127,9 @@ pub fn svg(rows: &[Row]) -> String {
         .iter()
         .flat_map(|(_, b, n)| [b.unwrap_or(0.0), n.unwrap_or(0.0)])
         .fold(1.5f64, f64::max)
-        .ceil();
+        .ceil()
+        // Beyond 3 the bar is cut at the edge; its label still gives the ratio.
+        .min(3.0);
     let (label_w, bar_w, row_h) = (330.0, 420.0, 34.0);
     let scale = bar_w / max;
     let height = 60.0 + row_h * rows.len() as f64;
@@ -158,8 +160,8 @@ pub fn svg(rows: &[Row]) -> String {
                 let _ = writeln!(
                     out,
                     r##"<rect x="{label_w}" y="{by}" width="{:.1}" height="11" fill="{colour}"/><text x="{:.1}" y="{:.1}">{r:.2}</text>"##,
-                    r * scale,
-                    label_w + r * scale + 4.0,
+                    r.min(max) * scale,
+                    label_w + r.min(max) * scale + 4.0,
                     by + 10.0
                 );
             }
