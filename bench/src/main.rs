@@ -289,7 +289,7 @@ async fn run(options: &'static Options) {
     }
 
     if options.wants("start-up") && options.servers.contains(&Server::Capnet) {
-        startup(&options, &mut rows, &mut notes).await;
+        startup(options, &mut rows, &mut notes).await;
     }
 
     report::print_table(&rows, options.runs, &notes);

@@ -1,6 +1,6 @@
 //! The per-instance context: the instance's root grant and the sockets pre-opened for it.
 
-use crate::grant::Grant;
+use crate::grant::{Grant, PolicyHandle};
 use capnet_policy::Policy;
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +26,12 @@ impl CapnetCtx {
     /// A builder starting from deny-by-default and no pre-opened sockets.
     pub fn builder() -> CapnetCtxBuilder {
         CapnetCtxBuilder::new()
+    }
+
+    /// A handle to replace this instance's policy while it runs (e.g. on a reload of the
+    /// policy file); take it before the context moves into the store.
+    pub fn policy_handle(&self) -> PolicyHandle {
+        self.root.policy_handle().clone()
     }
 }
 
@@ -97,7 +103,7 @@ impl CapnetCtxBuilder {
     pub fn build(self) -> CapnetCtx {
         CapnetCtx {
             root: Grant::with_dns(
-                self.policy,
+                PolicyHandle::new(self.policy),
                 self.instance,
                 crate::grant::Dns::new(self.name_servers),
             ),

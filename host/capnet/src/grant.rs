@@ -4,7 +4,7 @@ use crate::bindings::sockets::network::ErrorCode;
 use capnet_policy::{Decision, NamedSet, Policy, Use, UseSet, Verdict};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// The policy of one component instance, as held by a `network` resource and by every socket
@@ -12,9 +12,47 @@ use std::time::{Duration, Instant};
 /// come from the same `network` origin.
 #[derive(Clone, Debug)]
 pub struct Grant {
-    policy: Arc<Policy>,
+    policy: PolicyHandle,
     instance: Arc<str>,
     dns: Arc<Dns>,
+}
+
+/// The policy of one component instance, replaceable while it runs.
+///
+/// Every check reads the policy current at that moment: after [`PolicyHandle::replace`], each
+/// later bind, listen, accept, connect, send, receive and lookup of every `network` of the
+/// instance is decided by the new policy, all at once; what was decided before stands (a
+/// connection accepted stays open). Policies themselves are immutable, so a check never sees
+/// half of one and half of the other.
+#[derive(Clone, Debug)]
+pub struct PolicyHandle(Arc<RwLock<Arc<Policy>>>);
+
+impl PolicyHandle {
+    pub(crate) fn new(policy: Arc<Policy>) -> Self {
+        Self(Arc::new(RwLock::new(policy)))
+    }
+
+    /// The policy checks are decided by now.
+    pub fn current(&self) -> Arc<Policy> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `policy` the one every later check is decided by; returns the one it replaces.
+    pub fn replace(&self, policy: impl Into<Arc<Policy>>) -> Arc<Policy> {
+        let policy = policy.into();
+        let rules = policy.rules().len();
+        let old = std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|e| e.into_inner()),
+            policy,
+        );
+        tracing::info!(target: "capnet::policy", rules, "policy replaced");
+        old
+    }
+
+    /// Whether `self` and `other` are handles of one policy slot.
+    fn same(&self, other: &PolicyHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// The DNS side of one instance's grant: where lookups go, and the addresses they returned,
@@ -46,10 +84,10 @@ impl Grant {
     /// A grant with the system's resolver (the context builds grants with `with_dns`).
     #[cfg(test)]
     pub(crate) fn new(policy: Arc<Policy>, instance: Arc<str>) -> Self {
-        Self::with_dns(policy, instance, Dns::default())
+        Self::with_dns(PolicyHandle::new(policy), instance, Dns::default())
     }
 
-    pub(crate) fn with_dns(policy: Arc<Policy>, instance: Arc<str>, dns: Dns) -> Self {
+    pub(crate) fn with_dns(policy: PolicyHandle, instance: Arc<str>, dns: Dns) -> Self {
         Self {
             policy,
             instance,
@@ -119,15 +157,21 @@ impl Grant {
     /// Whether a rule of the policy itself lets the guest reach `ip` (any port): a compiled
     /// query, so an answer costs a few table probes however many rules the policy has.
     fn allows_range(&self, ip: IpAddr) -> bool {
-        self.policy.is_inherit_network()
+        let policy = self.policy.current();
+        policy.is_inherit_network()
             || PINNED_USES
                 .iter()
-                .any(|&u| self.policy.allow_rule_any_port(u, ip).is_some())
+                .any(|&u| policy.allow_rule_any_port(u, ip).is_some())
+    }
+
+    /// The handle through which the instance's policy is replaced.
+    pub(crate) fn policy_handle(&self) -> &PolicyHandle {
+        &self.policy
     }
 
     /// Whether two grants are one authority (the `network` given to bind and connect must match).
     pub(crate) fn same_authority(&self, other: &Grant) -> bool {
-        Arc::ptr_eq(&self.policy, &other.policy)
+        self.policy.same(&other.policy)
     }
 
     /// Decides `use_` on `addr`, logs the decision, and turns a denial into `access-denied`.
@@ -136,8 +180,9 @@ impl Grant {
     /// naming a host a lookup through this grant tied the address to (DNS-pinned), until the
     /// answer's TTL runs out; a deny rule naming that host wins over an allow.
     pub(crate) fn check(&self, use_: Use, addr: SocketAddr) -> Result<(), ErrorCode> {
-        let mut decision = self.policy.decide(use_, addr);
-        if let Some(pinned) = self.decide_pinned(use_, addr, &decision) {
+        let policy = self.policy.current();
+        let mut decision = policy.decide(use_, addr);
+        if let Some(pinned) = self.decide_pinned(&policy, use_, addr, &decision) {
             decision = pinned;
         }
         self.log(use_, &addr, &decision);
@@ -151,12 +196,13 @@ impl Grant {
     /// The decision of a rule naming a host `addr` is pinned to, where it overrides
     /// `by_address`: a named deny beats an address allow or default; a named allow beats only
     /// the default.
-    fn decide_pinned(
+    fn decide_pinned<'p>(
         &self,
+        policy: &'p Policy,
         use_: Use,
         addr: SocketAddr,
         by_address: &Decision<'_>,
-    ) -> Option<Decision<'_>> {
+    ) -> Option<Decision<'p>> {
         if !PINNED_USES.contains(&use_) {
             return None;
         }
@@ -171,7 +217,7 @@ impl Grant {
             if *until <= now {
                 continue;
             }
-            let decision = self.policy.decide_host(use_, name, addr.port());
+            let decision = policy.decide_host(use_, name, addr.port());
             match (decision.rule, decision.verdict) {
                 (None, _) => {}
                 (Some(_), Verdict::Deny) => return Some(decision),
@@ -185,7 +231,8 @@ impl Grant {
 
     /// As [`Grant::check`], for a host name (`lookup`).
     pub(crate) fn check_name(&self, use_: Use, name: &str) -> Result<(), ErrorCode> {
-        let decision = self.policy.decide_name(use_, name);
+        let policy = self.policy.current();
+        let decision = policy.decide_name(use_, name);
         self.log(use_, &name, &decision);
         if decision.is_allowed() {
             Ok(())
@@ -204,7 +251,8 @@ impl Grant {
         uses: &[Use],
         preopened: bool,
     ) -> Result<(), ErrorCode> {
-        if preopened || uses.iter().any(|u| self.policy.grants_any(*u)) {
+        let policy = self.policy.current();
+        if preopened || uses.iter().any(|u| policy.grants_any(*u)) {
             return Ok(());
         }
         let missing = UseSet::of(uses);
@@ -223,7 +271,8 @@ impl Grant {
     /// `tcp-accept` on a listener the runtime pre-opened: the operator handed the guest this
     /// socket to serve on, so peers are allowed unless a deny rule names them.
     pub(crate) fn check_preopened_accept(&self, peer: SocketAddr) -> bool {
-        let decision = self.policy.decide(Use::TcpAccept, peer);
+        let policy = self.policy.current();
+        let decision = policy.decide(Use::TcpAccept, peer);
         if decision.rule.is_none() {
             tracing::debug!(
                 target: "capnet::policy",
@@ -262,5 +311,40 @@ impl Grant {
                 "denied {use_} {addr}: access-denied ({decision})"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CapnetCtx;
+
+    #[test]
+    fn a_replaced_policy_decides_every_later_check_of_every_network_of_the_instance() {
+        let allow_loopback = Policy::builder()
+            .rule(Verdict::Allow, "connect", "127.0.0.1")
+            .unwrap()
+            .build();
+        let ctx = CapnetCtx::builder().policy(allow_loopback).build();
+        let handle = ctx.policy_handle();
+        // As a `network` handle, or a socket bound through one, holds it.
+        let network = ctx.root.clone();
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(network.check(Use::TcpConnect, addr), Ok(()));
+
+        let old = handle.replace(Policy::deny_all());
+        assert_eq!(old.rules().len(), 1, "the replaced policy is handed back");
+        assert_eq!(
+            network.check(Use::TcpConnect, addr),
+            Err(ErrorCode::AccessDenied)
+        );
+        assert_eq!(
+            ctx.root.check(Use::TcpConnect, addr),
+            Err(ErrorCode::AccessDenied)
+        );
+        assert!(
+            network.same_authority(&ctx.root),
+            "a replaced policy is still the same authority"
+        );
     }
 }

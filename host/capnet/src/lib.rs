@@ -59,6 +59,7 @@ pub use bindings::sockets::network::ErrorCode;
 pub use capnet_policy as policy;
 pub use ctx::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
 pub use error::{SocketError, SocketResult, code_name};
+pub use grant::PolicyHandle;
 pub use network::Network;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};

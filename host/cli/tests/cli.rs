@@ -608,3 +608,94 @@ fn one_poll_wakes_for_whichever_of_tcp_udp_timer_and_stdin_is_ready() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every line the child writes to stderr, as it comes.
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a stderr line that contains `text` and returns it.
+fn line_with(lines: &std::sync::mpsc::Receiver<String>, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no stderr line with {text:?}"));
+        if line.contains(text) {
+            return line;
+        }
+    }
+}
+
+/// Sends `message`, closes the sending side and returns what came back (empty when the
+/// connection was closed or reset without an answer).
+fn echoed(addr: SocketAddr, message: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(message.as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut back = String::new();
+    let _ = stream.read_to_string(&mut back);
+    back
+}
+
+#[test]
+fn sighup_reloads_the_policy_file_and_a_broken_file_keeps_the_policy_in_force() {
+    let policy = policy_file("reload", "[allow]\nlisten = [\"127.0.0.1:0\"]\n");
+    let mut child = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(&policy)
+        .arg(guest("echo-server"))
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = listening(&mut child);
+    let stderr = stderr_lines(&mut child);
+    let hangup = |child: &Child| {
+        let status = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    assert_eq!(echoed(addr, "before"), "before");
+
+    std::fs::write(
+        &policy,
+        "[allow]\nlisten = [\"127.0.0.1:0\"]\n[deny]\ntcp-accept = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    hangup(&child);
+    line_with(&stderr, "policy replaced");
+    assert_eq!(
+        echoed(addr, "after"),
+        "",
+        "the reloaded deny rule refuses the peer"
+    );
+
+    std::fs::write(&policy, "[allow]\nlisten = [\"127.0.0.1/33\"]\n").unwrap();
+    hangup(&child);
+    let error = line_with(&stderr, "error: policy not reloaded");
+    assert!(error.contains("policy.toml:2"), "{error}");
+    assert_eq!(echoed(addr, "still"), "", "the policy in force stays");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

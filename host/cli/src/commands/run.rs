@@ -3,8 +3,8 @@
 use crate::decision_log::DecisionLogSpec;
 use crate::flags::PolicyFlags;
 use crate::host::{self, CommandHost, Exit};
-use capnet::CapnetCtx;
 use capnet::policy::{Policy, PolicyBuilder};
+use capnet::{CapnetCtx, PolicyHandle};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,7 +31,8 @@ Examples:
   capnet run --tcplisten 127.0.0.1:8080 server.wasm 127.0.0.1:8080
   capnet run --policy policy.toml -v app.wasm")]
 pub struct RunOpts {
-    /// A policy file (TOML) with [allow] and [deny] tables of rules.
+    /// A policy file (TOML) with [allow] and [deny] tables of rules. SIGHUP reloads it (and the
+    /// flags) for every later check; a file that no longer loads leaves the policy as it was.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 
@@ -84,12 +85,15 @@ impl RunOpts {
     /// # Errors
     /// The first bad file or flag, naming where it is and what is wrong.
     pub fn policy(&self) -> Result<Policy, capnet::policy::PolicyError> {
-        let mut builder: PolicyBuilder = Policy::builder().inherit_network(self.inherit_network);
-        if let Some(path) = &self.policy {
-            builder = builder.file(path)?;
+        self.policy_source().load()
+    }
+
+    fn policy_source(&self) -> PolicySource {
+        PolicySource {
+            file: self.policy.clone(),
+            flags: self.flags.clone(),
+            inherit_network: self.inherit_network,
         }
-        builder = self.flags.apply(builder)?;
-        Ok(builder.build())
     }
 
     /// Runs the component; the exit code is the guest's.
@@ -158,7 +162,11 @@ impl RunOpts {
             ))
         })?;
         let linker = host::linker(&engine)?;
-        let host = CommandHost::new(wasi.build(), capnet.build());
+        let capnet = capnet.build();
+        if self.policy.is_some() {
+            reload_on_hangup(self.policy_source(), capnet.policy_handle())?;
+        }
+        let host = CommandHost::new(wasi.build(), capnet);
         Ok(host::run_command(&engine, &linker, &component, host).await)
     }
 }
@@ -183,6 +191,47 @@ impl RunOpts {
         }
         host::engine()
     }
+}
+
+/// Where the policy of a run comes from: its file, then its flags.
+struct PolicySource {
+    file: Option<PathBuf>,
+    flags: PolicyFlags,
+    inherit_network: bool,
+}
+
+impl PolicySource {
+    fn load(&self) -> Result<Policy, capnet::policy::PolicyError> {
+        let mut builder: PolicyBuilder = Policy::builder().inherit_network(self.inherit_network);
+        if let Some(path) = &self.file {
+            builder = builder.file(path)?;
+        }
+        builder = self.flags.apply(builder)?;
+        Ok(builder.build())
+    }
+}
+
+/// On SIGHUP, reads the policy file again (with the same flags) and makes it the policy of
+/// every later check. A file that no longer loads changes nothing: the error is printed and
+/// the policy in force stays.
+fn reload_on_hangup(source: PolicySource, handle: PolicyHandle) -> wasmtime::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match source.load() {
+                Ok(policy) => {
+                    for warning in policy.warnings() {
+                        eprintln!("warning: {warning}");
+                    }
+                    // Logged by the handle: `policy replaced rules=N`.
+                    handle.replace(policy);
+                }
+                Err(e) => eprintln!("error: policy not reloaded, the one in force stays: {e}"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// `ADDR` or `ADDR=GUEST_ADDR`.
