@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 const CHUNK: usize = 256 * 1024;
@@ -12,22 +12,25 @@ fn mb_per_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / 1e6 / took.as_secs_f64()
 }
 
+/// Writes `total` bytes in 256 KiB writes, then shuts the sending side.
+async fn send_and_shut(to: &mut (impl AsyncWrite + Unpin), total: usize) {
+    let chunk = vec![0x5a; CHUNK];
+    let mut sent = 0;
+    while sent < total {
+        let n = chunk.len().min(total - sent);
+        to.write_all(&chunk[..n]).await.unwrap();
+        sent += n;
+    }
+    to.shutdown().await.unwrap();
+}
+
 /// Streams `total` bytes in 256 KiB writes while reading the echo back: MB/s.
 pub async fn echo_bulk(addr: SocketAddr, total: usize) -> f64 {
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (mut rd, mut wr) = stream.into_split();
     let start = Instant::now();
-    let writer = tokio::spawn(async move {
-        let chunk = vec![0x5a; CHUNK];
-        let mut sent = 0;
-        while sent < total {
-            let n = chunk.len().min(total - sent);
-            wr.write_all(&chunk[..n]).await.unwrap();
-            sent += n;
-        }
-        wr.shutdown().await.unwrap();
-    });
+    let writer = tokio::spawn(async move { send_and_shut(&mut wr, total).await });
     let mut buf = vec![0; CHUNK];
     let mut got = 0;
     while got < total {
@@ -44,14 +47,7 @@ pub async fn echo_bulk(addr: SocketAddr, total: usize) -> f64 {
 pub async fn sink_bulk(addr: SocketAddr, total: usize) -> f64 {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let start = Instant::now();
-    let chunk = vec![0x5a; CHUNK];
-    let mut sent = 0;
-    while sent < total {
-        let n = chunk.len().min(total - sent);
-        stream.write_all(&chunk[..n]).await.unwrap();
-        sent += n;
-    }
-    stream.shutdown().await.unwrap();
+    send_and_shut(&mut stream, total).await;
     let mut reply = String::new();
     stream.read_to_string(&mut reply).await.unwrap();
     let took = start.elapsed();
