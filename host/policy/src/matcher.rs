@@ -24,9 +24,11 @@
 //!   8-byte slots, a hash tag beside an entry index ([`LabelMap`]): a probe
 //!   decides most misses in that one slot, and only a tag match reads the
 //!   stored name to compare it in full. One right-to-left pass over a
-//!   queried name hashes every suffix ([`NameKey`]); a mask of stored label
-//!   counts skips suffixes no rule can match. `any` is prefix length 0 in
-//!   both families, and the name table's catch-all.
+//!   queried name, eight bytes a step, hashes every suffix
+//!   ([`suffix_hashes`]) and probes each as it comes, keeping the most
+//!   specific hit per verdict; a mask of stored label counts skips
+//!   suffixes no rule can match. `any` is prefix length 0 in both
+//!   families, and the name table's catch-all.
 //!
 //! Unspecified and multicast addresses match only rules at least as long as
 //! their family's minimum (`0.0.0.0/32`, `224.0.0.0/4`, `::/128`,
@@ -93,7 +95,7 @@ struct Names {
     any: [Option<RuleIndex>; 2],
 }
 
-/// Names keyed by their reversed-label hash ([`NameKey`]), so one pass
+/// Names keyed by their reversed-label hash ([`suffix_hashes`]), so one pass
 /// over a queried name yields the key of every suffix of it.
 ///
 /// One open-addressing table, at most half full, of 8-byte slots: the top
@@ -204,7 +206,7 @@ impl LabelMap {
         self.label_counts & (1 << labels.min(63)) != 0
     }
 
-    /// The cells of `name`, whose [`NameKey`] hash is `hash`.
+    /// The cells of `name`, whose [`suffix_hashes`] hash is `hash`.
     #[inline]
     fn get(&self, hash: u64, name: &str) -> Option<[Cell; 2]> {
         if self.slots.is_empty() {
@@ -226,54 +228,6 @@ fn mix(hash: u64) -> u64 {
     h ^ h >> 29
 }
 
-/// Labels of a name hashed right to left, keeping the hash after each:
-/// the hash of every suffix (`com`, `example.com`, `a.example.com`) in
-/// one pass, shortest first.
-pub(crate) struct NameKey<'a> {
-    name: &'a str,
-    /// Start of each suffix in `name` and its hash, shortest suffix first;
-    /// the first [`INLINE_LABELS`] inline, the rest in `more`.
-    starts: [u32; INLINE_LABELS],
-    hashes: [u64; INLINE_LABELS],
-    len: usize,
-    more: Vec<(u32, u64)>,
-}
-
-/// Labels a [`NameKey`] holds without allocating.
-const INLINE_LABELS: usize = 8;
-
-impl<'a> NameKey<'a> {
-    #[inline(always)]
-    pub(crate) fn new(name: &'a str) -> NameKey<'a> {
-        let mut key = NameKey {
-            name,
-            starts: [0; INLINE_LABELS],
-            hashes: [0; INLINE_LABELS],
-            len: 0,
-            more: Vec::new(),
-        };
-        suffix_hashes(name.as_bytes(), |start, hash| {
-            if key.len < INLINE_LABELS {
-                key.starts[key.len] = start as u32;
-                key.hashes[key.len] = hash;
-            } else {
-                key.more.push((start as u32, hash));
-            }
-            key.len += 1;
-        });
-        key
-    }
-
-    /// The `(start, hash)` of the suffix of `labels` labels (1-based).
-    #[inline]
-    fn part(&self, labels: usize) -> (u32, u64) {
-        match labels - 1 {
-            i if i < INLINE_LABELS => (self.starts[i], self.hashes[i]),
-            i => self.more[i - INLINE_LABELS],
-        }
-    }
-}
-
 const SEED: u64 = 0x243f_6a88_85a3_08d3;
 
 /// Hashes the labels of `name` right to left, calling `each(start of the
@@ -283,16 +237,46 @@ fn suffix_hashes(name: &[u8], mut each: impl FnMut(usize, u64)) {
     let mut hash = SEED;
     let mut end = name.len();
     loop {
-        let start = name[..end]
-            .iter()
-            .rposition(|&b| b == b'.')
-            .map_or(0, |i| i + 1);
+        let start = last_dot(name, end).map_or(0, |i| i + 1);
         hash = label_hash(hash, name, start, end);
         each(start, hash);
         if start == 0 {
             return;
         }
         end = start - 1;
+    }
+}
+
+/// Where the last `.` of `name[..end]` is: eight bytes a step, right to
+/// left, each word tested for dots at once (a byte loop cost more than
+/// the rest of the hashing).
+#[inline(always)]
+fn last_dot(name: &[u8], end: usize) -> Option<usize> {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // The top bit of each byte of `w` that is a dot: exact, no carry
+    // crosses a byte (each sum is at most 0xfe).
+    let dots = |w: u64| {
+        let x = w ^ 0x2e2e_2e2e_2e2e_2e2e;
+        !(((x & LOW7) + LOW7) | x) & !LOW7
+    };
+    let highest = |base: usize, mask: u64| base + (63 - mask.leading_zeros() as usize) / 8;
+    let mut end = end;
+    while end >= 8 {
+        let mask = dots(u64::from_le_bytes(
+            name[end - 8..end].try_into().expect("8 bytes"),
+        ));
+        if mask != 0 {
+            return Some(highest(end - 8, mask));
+        }
+        end -= 8;
+    }
+    if name.len() >= 8 {
+        // The first word, bytes at or past `end` masked off.
+        let word = u64::from_le_bytes(name[..8].try_into().expect("8 bytes"));
+        let mask = dots(word) & (1u64 << (8 * end)).wrapping_sub(1);
+        (mask != 0).then(|| highest(0, mask))
+    } else {
+        name[..end].iter().rposition(|&b| b == b'.')
     }
 }
 
@@ -323,7 +307,7 @@ fn label_hash(hash: u64, name: &[u8], start: usize, end: usize) -> u64 {
     step(h, word | (label.len() as u64) << 56)
 }
 
-/// The reversed-label hash of a whole name, as [`NameKey`] computes it.
+/// The reversed-label hash of a whole name, as [`suffix_hashes`] ends.
 fn label_hash_of(name: &str) -> u64 {
     let mut whole = SEED;
     suffix_hashes(name.as_bytes(), |_, hash| whole = hash);
@@ -909,69 +893,36 @@ impl<K: Key> Both<K> {
     }
 }
 
-/// Suffix hits a name check keeps without allocating.
-const SUFFIX_HITS: usize = 8;
-
 impl Names {
     /// Deny first, then allow; each exact, then the longest suffix, then
-    /// `any`. Every map is probed once for both verdicts.
+    /// `any`. The suffixes are probed as one pass hashes them, shortest
+    /// first, the whole name (exact) last: a later hit overrides an
+    /// earlier one, so each verdict ends with its most specific rule for
+    /// the port, and nothing is stored between hashing and probing.
     #[inline]
-    fn find(&self, pool: &Pool, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
-        let n = key.len;
-        let exact = if self.exact.has_labels(n) {
-            self.exact.get(key.part(n).1, key.name)
-        } else {
-            None
-        };
-        let mut hits = [None; SUFFIX_HITS];
-        let mut count = 0;
-        for labels in (1..n).rev() {
-            if !self.suffix.has_labels(labels) {
-                continue;
+    fn find(&self, pool: &Pool, name: &str, port: u16) -> Option<RuleIndex> {
+        let mut best = [None; 2];
+        let mut labels = 0;
+        suffix_hashes(name.as_bytes(), |start, hash| {
+            labels += 1;
+            // A suffix rule covers names below it, never itself.
+            let map = if start == 0 {
+                &self.exact
+            } else {
+                &self.suffix
+            };
+            if !map.has_labels(labels) {
+                return;
             }
-            let (start, hash) = key.part(labels);
-            if let Some(cells) = self.suffix.get(hash, &key.name[start as usize..]) {
-                if count == SUFFIX_HITS {
-                    return self.find_slow(pool, key, port);
+            if let Some(cells) = map.get(hash, &name[start..]) {
+                for (best, cell) in best.iter_mut().zip(cells) {
+                    if let Some(rule) = pool.find(cell, port) {
+                        *best = Some(rule);
+                    }
                 }
-                hits[count] = Some(cells);
-                count += 1;
             }
-        }
-        for slot in 0..2 {
-            let found = exact
-                .iter()
-                .chain(hits[..count].iter().flatten())
-                .find_map(|cells| pool.find(cells[slot], port))
-                .or(self.any[slot]);
-            if found.is_some() {
-                return found;
-            }
-        }
-        None
-    }
-
-    /// As [`Names::find`], probing again per verdict: for names with more
-    /// matching suffixes than [`SUFFIX_HITS`].
-    #[cold]
-    fn find_slow(&self, pool: &Pool, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
-        let n = key.len;
-        for slot in 0..2 {
-            let exact = self.exact.get(key.part(n).1, key.name);
-            let suffixes = (1..n).rev().filter_map(|labels| {
-                let (start, hash) = key.part(labels);
-                self.suffix.get(hash, &key.name[start as usize..])
-            });
-            let found = exact
-                .into_iter()
-                .chain(suffixes)
-                .find_map(|cells| pool.find(cells[slot], port))
-                .or(self.any[slot]);
-            if found.is_some() {
-                return found;
-            }
-        }
-        None
+        });
+        best[0].or(self.any[0]).or(best[1]).or(self.any[1])
     }
 }
 
@@ -1118,9 +1069,9 @@ impl Compiled {
     /// The deciding rule for `use_` on a normalised host name and port:
     /// deny first, each verdict exact, then the longest suffix, then `any`.
     #[inline]
-    pub(crate) fn find_name(&self, use_: Use, key: &NameKey<'_>, port: u16) -> Option<RuleIndex> {
+    pub(crate) fn find_name(&self, use_: Use, name: &str, port: u16) -> Option<RuleIndex> {
         let table = &self.per_use[use_.index()];
-        table.names.find(&table.pool, key, port)
+        table.names.find(&table.pool, name, port)
     }
 }
 
@@ -1202,6 +1153,24 @@ mod tests {
             for key in keys {
                 let found = both.slot(key).expect("intervals")[1].offset;
                 assert_eq!(found, linear(&starts, key), "{count} starts, key {key:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn last_dot_finds_what_a_byte_scan_finds() {
+        let mut rng = 0x5555_aaaa_1234_4321;
+        for len in 0..40 {
+            for _ in 0..50 {
+                // Dots, bytes next to a dot's code and high bytes, which a
+                // word-wide test must not take for dots.
+                let name: Vec<u8> = (0..len)
+                    .map(|_| b".-/a\xae\xff"[xorshift(&mut rng) as usize % 6])
+                    .collect();
+                for end in 0..=len {
+                    let want = name[..end].iter().rposition(|&b| b == b'.');
+                    assert_eq!(last_dot(&name, end), want, "{name:?} up to {end}");
+                }
             }
         }
     }

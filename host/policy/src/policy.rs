@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Place;
-use crate::matcher::{Compiled, NameKey, RuleIndex};
+use crate::matcher::{Compiled, RuleIndex};
 use crate::target::{ip_literal, normalize_name, parse_entry};
 use crate::uses::{On, all_uses, expand};
 use crate::{
@@ -109,7 +109,7 @@ impl Policy {
                 let ip = normalize(ip);
                 self.decide_with(self.compiled.find_ip(use_, ip, port))
             }
-            None => self.decide_with(self.compiled.find_name(use_, &NameKey::new(&name), port)),
+            None => self.decide_with(self.compiled.find_name(use_, &name, port)),
         }
     }
 
