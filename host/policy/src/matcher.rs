@@ -48,6 +48,11 @@ use crate::{Rule, Target, Use, Verdict};
 /// The index of a rule in the policy's rule list.
 pub(crate) type RuleIndex = u32;
 
+/// The deciding rule and its verdict. The verdict comes from the side
+/// (deny or allow) the rule was found on, so a decision need not read the
+/// rule itself: at 100,000 rules that read is one more cache miss.
+pub(crate) type Found = (RuleIndex, Verdict);
+
 /// Sentinel for "no rule" in a port map.
 const NONE: RuleIndex = RuleIndex::MAX;
 
@@ -880,9 +885,12 @@ impl<K: Key> Both<K> {
     }
 
     #[inline]
-    fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<RuleIndex> {
+    fn find(&self, pool: &Pool, bits: K, port: u16) -> Option<Found> {
         let [deny, allow] = self.slot(bits)?;
-        pool.find(deny, port).or_else(|| pool.find(allow, port))
+        match pool.find(deny, port) {
+            Some(rule) => Some((rule, Verdict::Deny)),
+            None => pool.find(allow, port).map(|rule| (rule, Verdict::Allow)),
+        }
     }
 
     /// The allow rule deciding the lowest port any allow rule covers `bits`
@@ -900,7 +908,7 @@ impl Names {
     /// earlier one, so each verdict ends with its most specific rule for
     /// the port, and nothing is stored between hashing and probing.
     #[inline]
-    fn find(&self, pool: &Pool, name: &str, port: u16) -> Option<RuleIndex> {
+    fn find(&self, pool: &Pool, name: &str, port: u16) -> Option<Found> {
         let mut best = [None; 2];
         let mut labels = 0;
         suffix_hashes(name.as_bytes(), |start, hash| {
@@ -922,7 +930,10 @@ impl Names {
                 }
             }
         });
-        best[0].or(self.any[0]).or(best[1]).or(self.any[1])
+        match best[0].or(self.any[0]) {
+            Some(rule) => Some((rule, Verdict::Deny)),
+            None => best[1].or(self.any[1]).map(|rule| (rule, Verdict::Allow)),
+        }
     }
 }
 
@@ -1048,7 +1059,7 @@ impl Compiled {
     /// The deciding rule for `use_` on a normalised address and port: the
     /// best deny rule, else the best allow rule.
     #[inline]
-    pub(crate) fn find_ip(&self, use_: Use, ip: IpAddr, port: u16) -> Option<RuleIndex> {
+    pub(crate) fn find_ip(&self, use_: Use, ip: IpAddr, port: u16) -> Option<Found> {
         let table = &self.per_use[use_.index()];
         match ip {
             IpAddr::V4(a) => table.v4.find(&table.pool, a.to_bits(), port),
@@ -1069,7 +1080,7 @@ impl Compiled {
     /// The deciding rule for `use_` on a normalised host name and port:
     /// deny first, each verdict exact, then the longest suffix, then `any`.
     #[inline]
-    pub(crate) fn find_name(&self, use_: Use, name: &str, port: u16) -> Option<RuleIndex> {
+    pub(crate) fn find_name(&self, use_: Use, name: &str, port: u16) -> Option<Found> {
         let table = &self.per_use[use_.index()];
         table.names.find(&table.pool, name, port)
     }
