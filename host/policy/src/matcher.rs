@@ -20,7 +20,9 @@
 //! - A port map of one rule on one range (most rules) is held inline in its
 //!   16-byte [`Cell`]: a check reads no segment. Larger maps are pooled
 //!   ([`Pool`]); a small parent map is copied into its children, a large
-//!   one linked (`parent`), so memory stays linear.
+//!   one linked (`parent`), so memory stays linear. A pooled map's cell
+//!   carries a bitmap of the port buckets its rules touch, so a port in
+//!   none of them skips its segments: most checks then read no deny map.
 //! - Names live in an open-addressing table per kind (exact, suffix) of
 //!   8-byte slots, a hash tag beside an entry index ([`LabelMap`]): a probe
 //!   decides most misses in that one slot, and only a tag match reads the
@@ -326,13 +328,25 @@ fn label_hash_of(name: &str) -> u64 {
 /// A map with one rule on one port range (most rules name one port or
 /// range, or none) is held inline, so a check reads no segment: `len ==
 /// 0`, `offset` is the rule (or [`NONE`]) and `ports` its range, `lo | hi
-/// << 16`.
+/// << 16`. A pooled map's `ports` is a bitmap of the [`PORT_BUCKETS`]
+/// port ranges its rules touch: a port in an untouched one has no rule
+/// there, and the check reads no segment (most often on a deny map, a
+/// few ports of a network).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Cell {
     offset: u32,
     len: u32,
     parent: u32,
     ports: u32,
+}
+
+/// A pooled map's bitmap splits the ports into 32 buckets of 2,048.
+const PORT_BUCKETS: u32 = 32;
+
+/// The bit of `port`'s bucket in a pooled map's bitmap.
+#[inline]
+fn port_bucket(port: u16) -> u32 {
+    1 << (u32::from(port) >> (16 - PORT_BUCKETS.trailing_zeros()))
 }
 
 impl Cell {
@@ -384,11 +398,20 @@ impl Pool {
         let offset = u32::try_from(self.segments.len()).expect("fewer than 2^32 port segments");
         self.segments
             .extend(map.starts.iter().copied().zip(map.rules.iter().copied()));
+        let mut buckets = 0;
+        for (i, (&start, &rule)) in map.starts.iter().zip(&map.rules).enumerate() {
+            if rule != NONE {
+                let end = map.starts.get(i + 1).map_or(u16::MAX, |&next| next - 1);
+                let (first, last) = (port_bucket(start), port_bucket(end));
+                // Every bit from `first` to `last`.
+                buckets |= (last - first) | last;
+            }
+        }
         Cell {
             offset,
             len: map.starts.len() as u32,
             parent,
-            ports: 0,
+            ports: buckets,
         }
     }
 
@@ -404,6 +427,8 @@ impl Pool {
         loop {
             let rule = if cell.len == 0 {
                 cell.inline_rule(port)
+            } else if cell.ports & port_bucket(port) == 0 {
+                NONE
             } else {
                 let segments = self.segments(cell);
                 let i = segments.partition_point(|&(s, _)| s <= port) - 1;
@@ -1185,6 +1210,29 @@ mod tests {
                     let want = name[..end].iter().rposition(|&b| b == b'.');
                     assert_eq!(last_dot(&name, end), want, "{name:?} up to {end}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn pooled_map_with_its_bucket_bitmap_finds_what_the_map_finds() {
+        let mut rng = 0x0bad_cafe_dead_beef;
+        let mut pool = Pool::default();
+        for _ in 0..300 {
+            let count = 2 + xorshift(&mut rng) as usize % 6;
+            let entries = (0..count)
+                .map(|rule| {
+                    let lo = xorshift(&mut rng) as u16;
+                    let width = [0, 1, 3000, 40_000][xorshift(&mut rng) as usize % 4];
+                    (lo, lo.saturating_add(width), rule as RuleIndex)
+                })
+                .collect();
+            let map = PortMap::build(entries);
+            let cell = pool.push(&map, NONE);
+            let edges = map.starts.iter().flat_map(|&s| [s, s.wrapping_sub(1)]);
+            let ports = (0..64).map(|i| i * 1024 + 7).chain([0, u16::MAX]);
+            for port in edges.chain(ports) {
+                assert_eq!(pool.find(cell, port), map.find(port), "{map:?} at {port}");
             }
         }
     }
