@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Place;
-use crate::matcher::{Compiled, NameKey, RuleIndex};
+use crate::matcher::{Compiled, Found};
 use crate::target::{ip_literal, normalize_name, parse_entry};
 use crate::uses::{On, all_uses, expand};
 use crate::{
@@ -109,7 +109,7 @@ impl Policy {
                 let ip = normalize(ip);
                 self.decide_with(self.compiled.find_ip(use_, ip, port))
             }
-            None => self.decide_with(self.compiled.find_name(use_, &NameKey::new(&name), port)),
+            None => self.decide_with(self.compiled.find_name(use_, &name, port)),
         }
     }
 
@@ -129,12 +129,14 @@ impl Policy {
     }
 
     #[inline]
-    fn decide_with(&self, found: Option<RuleIndex>) -> Decision<'_> {
-        if let Some(index) = found {
-            let rule = &self.rules[index as usize];
+    fn decide_with(&self, found: Option<Found>) -> Decision<'_> {
+        // The verdict from the table, not `rule.verdict`: the caller may
+        // never look at the rule, and reading it here would be a cache miss.
+        if let Some((index, verdict)) = found {
+            debug_assert_eq!(self.rules[index as usize].verdict, verdict);
             return Decision {
-                verdict: rule.verdict,
-                rule: Some(rule),
+                verdict,
+                rule: Some(&self.rules[index as usize]),
                 reason: Reason::Rule,
             };
         }
