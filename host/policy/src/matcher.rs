@@ -645,9 +645,9 @@ impl Key for u128 {
 /// keeps memory linear when many prefixes nest under one busy network.
 const MERGE_LIMIT: usize = 64;
 
-/// One family's prefixes of one verdict, flattened: `starts[i]..starts[i
-/// + 1]` is an interval whose addresses all match the same rules,
-/// `slots[i]` its ports. [`Both`] merges the deny and allow ones.
+/// One family's prefixes of one verdict, flattened: `starts[i]..starts[i + 1]`
+/// is an interval whose addresses all match the same rules, `slots[i]` its
+/// ports. [`Both`] merges the deny and allow ones.
 struct Flat<K> {
     starts: Vec<K>,
     slots: Vec<Cell>,
