@@ -980,7 +980,7 @@ struct Radix {
 
 impl Radix {
     /// Buckets hold about this many heads on average.
-    const LOAD: usize = 4;
+    const LOAD: usize = 2;
     /// At most `2^MAX_BITS` buckets.
     const MAX_BITS: u32 = 16;
     /// A bucket of more heads than this is searched through the index.
