@@ -1300,11 +1300,11 @@ mod tests {
         let mut rng = 0x5a5a_1234_abcd_9876;
         // Heads under one /32 with a few outliers, under a prefix ending
         // in a 1 bit, clustered (wide buckets), sharing nothing, and one
-        // repeated head (a prefix of all 64 bits).
+        // repeated head (the longest prefix there is room for).
         let shapes: [fn(u64) -> u64; 5] = [
             |r| 0x2001_0db8 << 32 | r >> 32,
             |r| 0xc000_0000_0000_0000 | r >> 2,
-            |r| 0x2001_0db8_0000_0000 | (r & 0xff) << 16 | r >> 60,
+            |r| 0x2001_0db8_0000_0000 | (r & 0xff) << 16 | r >> 58,
             |r| r,
             |_| 0x2001_0db8_0000_0001,
         ];
@@ -1315,6 +1315,8 @@ mod tests {
                     let head = if r.is_multiple_of(50) { r } else { draw(r) };
                     u128::from(head) << 64 | u128::from(xorshift(&mut rng) % 3)
                 });
+                // Past a few heads, the table is built and searched.
+                assert_eq!(both.radix.table.is_empty(), both.heads.len() < 4);
                 let mut keys: Vec<u128> = starts
                     .iter()
                     .flat_map(|&s| [s, s.wrapping_sub(1), s.saturating_add(1)])
