@@ -16,7 +16,10 @@
 //!   cache lines: the index is half what one line would make), then the
 //!   interval's slot. IPv6 starts sharing a head (prefixes past /64) keep
 //!   their low 64 bits beside their cells, and the run of them under a head
-//!   is bounded from the head block already read.
+//!   is bounded from the head block already read. IPv6's index is too
+//!   large to stay in cache, so a [`Radix`] table over the bits below the
+//!   prefix most heads share first narrows the search to a few heads;
+//!   keys outside that prefix, or in a crowded bucket, take the index.
 //! - A port map of one rule on one range (most rules) is held inline in its
 //!   16-byte [`Cell`]: a check reads no segment. Larger maps are pooled
 //!   ([`Pool`]); a small parent map is copied into its children, a large
@@ -572,7 +575,10 @@ trait Key: Copy + Ord + Default {
     const FAN: usize;
     /// Whether a start has bits past its head.
     const HAS_TAIL: bool;
-    type Head: Copy + Ord + Default;
+    /// Whether a [`Radix`] table starts the search: IPv6's index is too
+    /// large to stay in cache, IPv4's is not.
+    const RADIX: bool;
+    type Head: Copy + Ord + Default + Into<u64>;
     /// The bits past the head: `()` for IPv4.
     type Tail: Copy + Ord + Default;
     /// Where a head's run of starts begins: `()` for IPv4, one start a head.
@@ -590,6 +596,7 @@ impl Key for u32 {
     const WIDTH: u32 = 32;
     const FAN: usize = 32;
     const HAS_TAIL: bool = false;
+    const RADIX: bool = false;
     type Head = u32;
     type Tail = ();
     type Run = ();
@@ -615,6 +622,7 @@ impl Key for u128 {
     const WIDTH: u32 = 128;
     const FAN: usize = 8;
     const HAS_TAIL: bool = true;
+    const RADIX: bool = true;
     type Head = u64;
     type Tail = u64;
     type Run = u32;
@@ -788,8 +796,11 @@ impl<K: Key> Flat<K> {
 /// A search reads `index` (every [`Key::FAN`]th distinct head, small
 /// enough to stay in cache), then one block of `heads` (two cache lines),
 /// then the slot; for IPv6 the few slots under that head, whose tails pick
-/// the interval.
+/// the interval. For IPv6 `radix` mostly stands in for the index and the
+/// block: one table entry, then the few heads of its bucket.
 struct Both<K: Key> {
+    /// For IPv6 ([`Key::RADIX`]), narrows most searches to a few heads.
+    radix: Radix,
     index: Vec<K::Head>,
     /// The distinct heads of the interval starts, ascending, and where
     /// each one's run of slots begins (it ends where the next one's does).
@@ -806,6 +817,7 @@ struct Slot<K: Key> {
 impl<K: Key> Default for Both<K> {
     fn default() -> Self {
         Both {
+            radix: Radix::default(),
             index: Vec::new(),
             heads: Vec::new(),
             slots: Vec::new(),
@@ -869,13 +881,24 @@ impl<K: Key> Both<K> {
             });
         }
         both.index = both.heads.iter().step_by(K::FAN).map(|&(h, _)| h).collect();
+        if K::RADIX {
+            let heads: Vec<u64> = both
+                .heads
+                .iter()
+                .map(|&(h, _)| Into::<u64>::into(h))
+                .collect();
+            both.radix = Radix::build(&heads);
+        }
         both.heads.shrink_to_fit();
         both.slots.shrink_to_fit();
         both
     }
 
     fn heap_bytes(&self) -> usize {
-        vec_bytes(&self.index) + vec_bytes(&self.heads) + vec_bytes(&self.slots)
+        vec_bytes(&self.radix.table)
+            + vec_bytes(&self.index)
+            + vec_bytes(&self.heads)
+            + vec_bytes(&self.slots)
     }
 
     /// The deny and allow cells of the interval holding `bits`.
@@ -886,9 +909,16 @@ impl<K: Key> Both<K> {
         }
         // The first head is 0: every search finds a head at or below.
         let head = bits.head();
-        let j = self.index.partition_point(|&h| h <= head) - 1;
-        let lo = j * K::FAN;
-        let hi = (lo + K::FAN).min(self.heads.len());
+        // The heads to search, the first of them at or below `head`: those
+        // the radix table gives, else one block the index picks.
+        let (lo, hi) = match K::RADIX.then(|| self.radix.range(head.into())).flatten() {
+            Some(range) => range,
+            None => {
+                let j = self.index.partition_point(|&h| h <= head) - 1;
+                let lo = j * K::FAN;
+                (lo, (lo + K::FAN).min(self.heads.len()))
+            }
+        };
         let h = lo + self.heads[lo..hi].partition_point(|&(x, _)| x <= head) - 1;
         let i = if K::HAS_TAIL {
             let first = K::first(self.heads[h].1);
@@ -926,6 +956,75 @@ impl<K: Key> Both<K> {
     fn lowest_allow(&self, pool: &Pool, bits: K) -> Option<RuleIndex> {
         let [_, allow] = self.slot(bits)?;
         pool.lowest(allow)
+    }
+}
+
+/// A radix table over 64-bit heads: the bits just below the prefix most
+/// heads share (that of the heads an eighth and seven eighths of the way
+/// along, so a few outliers such as the head 0 do not empty it) pick a
+/// bucket, which gives the heads under it. A search then reads one table
+/// entry and a few heads, where the index costs a dozen dependent probes.
+/// Keys outside the prefix, or in a bucket of more than [`Radix::WIDE`]
+/// heads, take the index.
+#[derive(Default)]
+struct Radix {
+    /// The shared prefix, right-aligned (0 when `prefix_len` is 0).
+    prefix: u64,
+    prefix_len: u32,
+    /// Bits indexed past the prefix; the table is empty when too few
+    /// heads make it worth it.
+    bits: u32,
+    /// `table[b]`: how many heads lie below bucket `b`; `2^bits + 1` long.
+    table: Vec<u32>,
+}
+
+impl Radix {
+    /// Buckets hold about this many heads on average.
+    const LOAD: usize = 2;
+    /// At most `2^MAX_BITS` buckets.
+    const MAX_BITS: u32 = 16;
+    /// A bucket of more heads than this is searched through the index.
+    const WIDE: usize = 16;
+
+    /// The table over `heads` (sorted, distinct).
+    fn build(heads: &[u64]) -> Radix {
+        let buckets = heads.len() / Self::LOAD;
+        if buckets < 2 {
+            return Radix::default();
+        }
+        let bits = buckets.ilog2().min(Self::MAX_BITS);
+        let (a, b) = (heads[heads.len() / 8], heads[heads.len() * 7 / 8]);
+        let prefix_len = (a ^ b).leading_zeros().min(64 - bits);
+        let prefix = a.checked_shr(64 - prefix_len).unwrap_or(0);
+        // Where bucket `b` starts; `2^bits` is the end of the prefix.
+        let base = u128::from(prefix) << (64 - prefix_len);
+        let start = |b: u128| base + (b << (64 - prefix_len - bits));
+        let table = (0..=1u128 << bits)
+            .map(|b| heads.partition_point(|&h| u128::from(h) < start(b)) as u32)
+            .collect();
+        Radix {
+            prefix,
+            prefix_len,
+            bits,
+            table,
+        }
+    }
+
+    /// The heads `lo..hi` to search for the last one at or below `head`,
+    /// `heads[lo]` among those at or below; None to search the index.
+    #[inline]
+    fn range(&self, head: u64) -> Option<(usize, usize)> {
+        if self.table.is_empty()
+            || head.checked_shr(64 - self.prefix_len).unwrap_or(0) != self.prefix
+        {
+            return None;
+        }
+        let b = (head << self.prefix_len >> (64 - self.bits)) as usize;
+        // The last head below the bucket is at or below `head`; where none
+        // is, the bucket starts at 0, and so does the first head.
+        let lo = (self.table[b] as usize).saturating_sub(1);
+        let hi = self.table[b + 1] as usize;
+        (hi - lo <= Self::WIDE).then_some((lo, hi))
     }
 }
 
@@ -1192,6 +1291,49 @@ mod tests {
             for key in keys {
                 let found = both.slot(key).expect("intervals")[1].offset;
                 assert_eq!(found, linear(&starts, key), "{count} starts, key {key:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn radix_table_finds_the_interval_of_every_key_like_a_linear_scan() {
+        let mut rng = 0x5a5a_1234_abcd_9876;
+        // Heads under one /32 with a few outliers, under a prefix ending
+        // in a 1 bit, clustered (wide buckets), sharing nothing, and one
+        // repeated head (the longest prefix there is room for).
+        let shapes: [fn(u64) -> u64; 5] = [
+            |r| 0x2001_0db8 << 32 | r >> 32,
+            |r| 0xc000_0000_0000_0000 | r >> 2,
+            |r| 0x2001_0db8_0000_0000 | (r & 0xff) << 16 | r >> 58,
+            |r| r,
+            |_| 0x2001_0db8_0000_0001,
+        ];
+        for (shape, draw) in shapes.iter().enumerate() {
+            for count in [10, 100, 5000, 50_000] {
+                let (starts, both) = intervals(count, || {
+                    let r = xorshift(&mut rng);
+                    let head = if r.is_multiple_of(50) { r } else { draw(r) };
+                    u128::from(head) << 64 | u128::from(xorshift(&mut rng) % 3)
+                });
+                // Past a few heads, the table is built and searched.
+                assert_eq!(both.radix.table.is_empty(), both.heads.len() < 4);
+                let mut keys: Vec<u128> = starts
+                    .iter()
+                    .flat_map(|&s| [s, s.wrapping_sub(1), s.saturating_add(1)])
+                    .collect();
+                keys.extend([0, u128::MAX]);
+                keys.extend((0..2000).map(|_| {
+                    let r = xorshift(&mut rng);
+                    u128::from(draw(r)) << 64 | u128::from(r % 4)
+                }));
+                for key in keys {
+                    let found = both.slot(key).expect("intervals")[1].offset;
+                    assert_eq!(
+                        found,
+                        linear(&starts, key),
+                        "shape {shape}, {count} starts, key {key:#x}"
+                    );
+                }
             }
         }
     }
