@@ -535,10 +535,14 @@ fn log_decisions_json_writes_one_line_per_decision() {
 
 /// Lines from a child's stdout, each awaited with a deadline.
 fn lines_of(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
-    let stdout = child.stdout.take().expect("piped stdout");
+    lines_from(child.stdout.take().expect("piped stdout"))
+}
+
+/// Every line `from` yields, as it comes, read on a thread of its own.
+fn lines_from(from: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
+        for line in BufReader::new(from).lines() {
             let Ok(line) = line else { break };
             if tx.send(line).is_err() {
                 break;
@@ -609,21 +613,6 @@ fn one_poll_wakes_for_whichever_of_tcp_udp_timer_and_stdin_is_ready() {
     );
 }
 
-/// Every line the child writes to stderr, as it comes.
-fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// Waits for a stderr line that contains `text` and returns it.
 fn line_with(lines: &std::sync::mpsc::Receiver<String>, text: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -667,7 +656,7 @@ fn sighup_reloads_the_policy_file_and_a_broken_file_keeps_the_policy_in_force() 
         .spawn()
         .unwrap();
     let addr = listening(&mut child);
-    let stderr = stderr_lines(&mut child);
+    let stderr = lines_from(child.stderr.take().expect("piped stderr"));
     let hangup = |child: &Child| {
         let status = Command::new("kill")
             .args(["-HUP", &child.id().to_string()])
