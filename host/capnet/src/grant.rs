@@ -34,7 +34,13 @@ impl PolicyHandle {
 
     /// The policy checks are decided by now.
     pub fn current(&self) -> Arc<Policy> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.read().clone()
+    }
+
+    /// The current policy, held for one check: no reference count is touched, which matters
+    /// on the per-datagram checks of UDP.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<Policy>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes `policy` the one every later check is decided by; returns the one it replaces.
@@ -114,6 +120,8 @@ impl Grant {
     ) -> Vec<IpAddr> {
         let now = Instant::now();
         let mut kept = Vec::new();
+        // The policy before the pins, in the order `check` takes them.
+        let policy = self.policy.read();
         let mut pins = self.dns.pins.lock().unwrap_or_else(|e| e.into_inner());
         pins.retain(|_, names| {
             names.retain(|(_, until)| *until > now);
@@ -130,7 +138,7 @@ impl Grant {
                 ]
                 .into_iter()
                 .find(|s| s.contains(ip))
-                && !self.allows_range(ip)
+                && !allows_range(&policy, ip)
             {
                 tracing::info!(
                     target: "capnet::policy",
@@ -154,16 +162,6 @@ impl Grant {
         kept
     }
 
-    /// Whether a rule of the policy itself lets the guest reach `ip` (any port): a compiled
-    /// query, so an answer costs a few table probes however many rules the policy has.
-    fn allows_range(&self, ip: IpAddr) -> bool {
-        let policy = self.policy.current();
-        policy.is_inherit_network()
-            || PINNED_USES
-                .iter()
-                .any(|&u| policy.allow_rule_any_port(u, ip).is_some())
-    }
-
     /// The handle through which the instance's policy is replaced.
     pub(crate) fn policy_handle(&self) -> &PolicyHandle {
         &self.policy
@@ -180,7 +178,7 @@ impl Grant {
     /// naming a host a lookup through this grant tied the address to (DNS-pinned), until the
     /// answer's TTL runs out; a deny rule naming that host wins over an allow.
     pub(crate) fn check(&self, use_: Use, addr: SocketAddr) -> Result<(), ErrorCode> {
-        let policy = self.policy.current();
+        let policy = self.policy.read();
         let mut decision = policy.decide(use_, addr);
         if let Some(pinned) = self.decide_pinned(&policy, use_, addr, &decision) {
             decision = pinned;
@@ -231,7 +229,7 @@ impl Grant {
 
     /// As [`Grant::check`], for a host name (`lookup`).
     pub(crate) fn check_name(&self, use_: Use, name: &str) -> Result<(), ErrorCode> {
-        let policy = self.policy.current();
+        let policy = self.policy.read();
         let decision = policy.decide_name(use_, name);
         self.log(use_, &name, &decision);
         if decision.is_allowed() {
@@ -251,7 +249,7 @@ impl Grant {
         uses: &[Use],
         preopened: bool,
     ) -> Result<(), ErrorCode> {
-        let policy = self.policy.current();
+        let policy = self.policy.read();
         if preopened || uses.iter().any(|u| policy.grants_any(*u)) {
             return Ok(());
         }
@@ -271,7 +269,7 @@ impl Grant {
     /// `tcp-accept` on a listener the runtime pre-opened: the operator handed the guest this
     /// socket to serve on, so peers are allowed unless a deny rule names them.
     pub(crate) fn check_preopened_accept(&self, peer: SocketAddr) -> bool {
-        let policy = self.policy.current();
+        let policy = self.policy.read();
         let decision = policy.decide(Use::TcpAccept, peer);
         if decision.rule.is_none() {
             tracing::debug!(
@@ -312,6 +310,15 @@ impl Grant {
             );
         }
     }
+}
+
+/// Whether a rule of the policy itself lets the guest reach `ip` (any port): a compiled
+/// query, so an answer costs a few table probes however many rules the policy has.
+fn allows_range(policy: &Policy, ip: IpAddr) -> bool {
+    policy.is_inherit_network()
+        || PINNED_USES
+            .iter()
+            .any(|&u| policy.allow_rule_any_port(u, ip).is_some())
 }
 
 #[cfg(test)]

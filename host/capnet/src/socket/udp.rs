@@ -343,7 +343,11 @@ impl OutgoingDatagramStream {
                 Some(dest)
             }
         };
-        let known_writable = poll_now(|cx| self.socket.poll_send_ready(cx)).is_ready();
+        // Once tokio has seen the socket writable its readiness stays right, so the probe is
+        // needed only before that.
+        let known_writable =
+            self.seen_writable || poll_now(|cx| self.socket.poll_send_ready(cx)).is_ready();
+        self.seen_writable = known_writable;
         let result = match (known_writable, dest) {
             // tokio's own sends keep its readiness right when the kernel is full.
             (true, Some(dest)) => self.socket.try_send_to(data, dest),
