@@ -101,8 +101,8 @@ fn build_dir() -> PathBuf {
 
 struct Runtime {
     engine: Engine,
-    linker: Linker<CommandHost>,
-    components: Mutex<HashMap<PathBuf, Component>>,
+    /// Each component, compiled, with its linker (a composed app's serves its libraries).
+    components: Mutex<HashMap<PathBuf, (Component, Linker<CommandHost>)>>,
 }
 
 fn runtime() -> &'static Runtime {
@@ -111,29 +111,29 @@ fn runtime() -> &'static Runtime {
         // The host's configuration plus wasmtime's compiled-code cache in build/, so the 18 MB
         // Python components compile once, not once per test binary and run.
         let engine = host::engine_with_cache(&build_dir().join("wasmtime-cache")).expect("engine");
-        let linker = host::linker(&engine).expect("linker");
         Runtime {
             engine,
-            linker,
             components: Mutex::new(HashMap::new()),
         }
     })
 }
 
-/// The compiled component at `path`, compiled once per test process.
-fn component(path: &Path) -> Component {
+/// The compiled component at `path` and its linker, made once per test process.
+fn component(path: &Path) -> (Component, Linker<CommandHost>) {
     let rt = runtime();
     let mut cache = rt.components.lock().unwrap();
     cache
         .entry(path.to_path_buf())
         .or_insert_with(|| {
-            Component::from_file(&rt.engine, path).unwrap_or_else(|e| {
+            let component = Component::from_file(&rt.engine, path).unwrap_or_else(|e| {
                 panic!(
-                    "cannot compile guest {}: {e:?}\n(the Python, JavaScript and C guests are \
-                     built by scripts/build-guests)",
+                    "cannot compile guest {}: {e:?}\n(the Python, JavaScript and C guests and \
+                     the composed nano-process example are built by scripts/build-guests)",
                     path.display()
                 )
-            })
+            });
+            let (linker, _) = host::linker_for(&rt.engine, &component).expect("linker");
+            (component, linker)
         })
         .clone()
 }
@@ -186,10 +186,9 @@ impl Running {
             .stdout(stdout.clone())
             .stderr(stderr.clone());
         let host = CommandHost::new(wasi.build(), capnet);
-        let component = component(path);
+        let (component, linker) = component(path);
         let task = tokio::spawn(async move {
-            let rt = runtime();
-            host::run_command(&rt.engine, &rt.linker, &component, host).await
+            host::run_command(&runtime().engine, &linker, &component, host).await
         });
         Running {
             stdout,

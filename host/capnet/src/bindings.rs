@@ -1,4 +1,5 @@
-//! Bindings generated from `wit/`: `wasi:sockets@0.2.12` and `capnet:sockets`.
+//! Bindings generated from `wit/`: `wasi:sockets@0.2.12` and `capnet:sockets`, and the named
+//! imports of `instance-network` that carry a library's grant.
 //!
 //! `wasi:io` maps to `wasmtime-wasi-io`'s resources and `wasi:clocks` to `wasmtime-wasi`'s, so
 //! one `poll` waits on sockets, clocks and stdio together. `error-code` is trappable: a guest
@@ -22,6 +23,11 @@ mod generated {
             "wasi:sockets/udp.incoming-datagram-stream": crate::socket::udp::IncomingDatagramStream,
             "wasi:sockets/udp.outgoing-datagram-stream": crate::socket::udp::OutgoingDatagramStream,
             "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::socket::lookup::ResolveAddressStream,
+            "capnet:sockets/attenuate.revoker": crate::grant::Revoker,
+        },
+        // A library's own `instance-network`, imported under a label of its own.
+        named_imports: {
+            "wasi:sockets/instance-network": crate::instance_network::Library,
         },
         trappable_error_type: {
             "wasi:sockets/network.error-code" => crate::error::SocketError,
@@ -29,5 +35,6 @@ mod generated {
     });
 }
 
-pub use generated::capnet::sockets::preopens;
+pub use generated::capnet::sockets::{attenuate, preopens};
+pub use generated::named_imports;
 pub use generated::wasi::sockets;

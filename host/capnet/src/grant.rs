@@ -1,20 +1,82 @@
 //! A grant: the authority a `network` handle carries, checked before every system call.
+//!
+//! Which grant decides a call is settled here, in one place for every front: the instance's
+//! root grant (its policy), narrowed by a chain of [`Scope`]s: a library's own rules when the
+//! `network` came from that library's named import, and the rules a guest derived a `network`
+//! with (`capnet:sockets/attenuate`). A use is allowed only when the root and every scope of
+//! the chain allow it; a deny anywhere wins, and a revoked scope denies everything.
 
 use crate::bindings::sockets::network::ErrorCode;
+use crate::revoke::{Closable, Opened, Registry};
 use capnet_policy::{Decision, NamedSet, Policy, Use, UseSet, Verdict};
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// The policy of one component instance, as held by a `network` resource and by every socket
-/// bound or connected through it. Cloning is cheap; two grants are the same authority when they
-/// come from the same `network` origin.
+/// The authority of a `network` resource, held too by every socket bound or connected
+/// through it: the instance's policy, narrowed by a scope chain. Cloning is cheap; two grants
+/// are the same authority when they share the policy slot and the scope.
 #[derive(Clone, Debug)]
 pub struct Grant {
     policy: PolicyHandle,
     instance: Arc<str>,
     dns: Arc<Dns>,
+    /// The innermost narrowing; `None` for the instance's root grant.
+    scope: Option<Arc<Scope>>,
+}
+
+/// One narrowing of a grant. Its uses are the intersection of its parent's and its own rules.
+#[derive(Debug)]
+pub(crate) struct Scope {
+    /// How decision logs name the grant: `weather`, `weather/derived-2`, `derived-1`.
+    label: Arc<str>,
+    rules: ScopeRules,
+    parent: Option<Arc<Scope>>,
+    /// Set by the scope's revoker: every later check through it is denied.
+    revoked: AtomicBool,
+}
+
+#[derive(Debug)]
+enum ScopeRules {
+    /// A library's table of the instance's policy, read at every check so that a reload
+    /// changes it with the rest of the policy.
+    Library(Arc<str>),
+    /// Rules a guest gave when it derived a `network`; they never change.
+    Derived(Policy),
+}
+
+/// Numbers derived grants in logs, per process.
+static DERIVED: AtomicU64 = AtomicU64::new(1);
+
+/// Why a check came out as it did, for the log line.
+enum Because<'p> {
+    /// A layer's decision: the root's, or the scope's that settled it.
+    Decision(Decision<'p>),
+    /// A scope of the chain was revoked.
+    Revoked(Arc<str>),
+    /// The policy names no such library (it may have been reloaded without it).
+    NoSuchLibrary(Arc<str>),
+}
+
+impl Because<'_> {
+    fn is_allowed(&self) -> bool {
+        matches!(self, Because::Decision(d) if d.is_allowed())
+    }
+}
+
+impl fmt::Display for Because<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Because::Decision(d) => d.fmt(f),
+            Because::Revoked(label) => write!(f, "grant {label} was revoked"),
+            Because::NoSuchLibrary(name) => {
+                write!(f, "no rule: the policy has no [library.{name}] table")
+            }
+        }
+    }
 }
 
 /// The policy of one component instance, replaceable while it runs.
@@ -25,11 +87,21 @@ pub struct Grant {
 /// connection accepted stays open). Policies themselves are immutable, so a check never sees
 /// half of one and half of the other.
 #[derive(Clone, Debug)]
-pub struct PolicyHandle(Arc<RwLock<Arc<Policy>>>);
+pub struct PolicyHandle(Arc<Slot>);
+
+#[derive(Debug)]
+struct Slot {
+    policy: RwLock<Arc<Policy>>,
+    /// Every listener and connection of the instance, for revocation.
+    opened: Registry,
+}
 
 impl PolicyHandle {
     pub(crate) fn new(policy: Arc<Policy>) -> Self {
-        Self(Arc::new(RwLock::new(policy)))
+        Self(Arc::new(Slot {
+            policy: RwLock::new(policy),
+            opened: Registry::default(),
+        }))
     }
 
     /// The policy checks are decided by now.
@@ -40,7 +112,7 @@ impl PolicyHandle {
     /// The current policy, held for one check: no reference count is touched, which matters
     /// on the per-datagram checks of UDP.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<Policy>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner())
+        self.0.policy.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes `policy` the one every later check is decided by; returns the one it replaces.
@@ -48,16 +120,90 @@ impl PolicyHandle {
         let policy = policy.into();
         let rules = policy.rules().len();
         let old = std::mem::replace(
-            &mut *self.0.write().unwrap_or_else(|e| e.into_inner()),
+            &mut *self.0.policy.write().unwrap_or_else(|e| e.into_inner()),
             policy,
         );
         tracing::info!(target: "capnet::policy", rules, "policy replaced");
         old
     }
 
+    /// As [`PolicyHandle::replace`], and then revokes what the new policy refuses: every
+    /// listener whose `tcp-listen` and every connection whose `tcp-connect` or `tcp-accept` it
+    /// would now deny is closed (the peer sees the end of the stream), each closing logged as
+    /// a decision. Returns the old policy and how many were closed.
+    ///
+    /// A plain [`PolicyHandle::replace`] decides later checks only; this is for a reload that
+    /// must also take back what was granted (`capnet run --revoke-on-reload`).
+    pub fn replace_revoking(&self, policy: impl Into<Arc<Policy>>) -> (Arc<Policy>, usize) {
+        let old = self.replace(policy);
+        let closed = self
+            .0
+            .opened
+            .close_where(|opened| opened.grant.check(opened.use_, opened.addr).is_err());
+        tracing::info!(target: "capnet::policy", closed, "revoked what the new policy refuses");
+        (old, closed)
+    }
+
+    /// Remembers a listener or connection opened under `grant`, until the registration drops.
     /// Whether `self` and `other` are handles of one policy slot.
     fn same(&self, other: &PolicyHandle) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    fn register(&self, opened: Opened) -> Registration {
+        let key = self.0.opened.insert(opened);
+        Registration {
+            handle: self.clone(),
+            key,
+        }
+    }
+}
+
+/// Keeps a listener or connection in its instance's registry while it lives.
+pub(crate) struct Registration {
+    handle: PolicyHandle,
+    key: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.handle.0.opened.remove(self.key);
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Registration({})", self.key)
+    }
+}
+
+/// Takes back a derived grant: after [`Revoker::revoke`], every check through the derived
+/// `network`, the networks derived from it and the sockets opened through them is denied,
+/// and their listeners and connections are closed. Dropping a revoker revokes nothing.
+#[derive(Debug)]
+pub struct Revoker {
+    scope: Arc<Scope>,
+    handle: PolicyHandle,
+}
+
+impl Revoker {
+    /// Revokes the grant; returns how many listeners and connections it closed. Revoking
+    /// twice closes nothing more.
+    pub fn revoke(&self) -> usize {
+        self.scope.revoked.store(true, Ordering::SeqCst);
+        let closed = self
+            .handle
+            .0
+            .opened
+            .close_where(|opened| opened.grant.is_within(&self.scope));
+        let label = &*self.scope.label;
+        tracing::info!(
+            target: "capnet::policy",
+            closed,
+            capnet.library = label,
+            "revoked grant {label}"
+        );
+        closed
     }
 }
 
@@ -98,7 +244,87 @@ impl Grant {
             policy,
             instance,
             dns: Arc::new(dns),
+            scope: None,
         }
+    }
+
+    /// This grant narrowed to library `name`'s table of the policy: what the library's named
+    /// import of `instance-network` hands out.
+    pub(crate) fn library(&self, name: &str) -> Grant {
+        self.narrowed(Arc::from(name), ScopeRules::Library(Arc::from(name)))
+    }
+
+    /// This grant narrowed by `rules` (`capnet:sockets/attenuate`), with the revoker that
+    /// takes the narrowed grant back.
+    pub(crate) fn derive(&self, rules: Policy) -> (Grant, Revoker) {
+        let n = DERIVED.fetch_add(1, Ordering::Relaxed);
+        let label = match &self.scope {
+            Some(parent) => format!("{}/derived-{n}", parent.label),
+            None => format!("derived-{n}"),
+        };
+        let grant = self.narrowed(Arc::from(label), ScopeRules::Derived(rules));
+        let revoker = Revoker {
+            scope: grant.scope.clone().expect("a derived grant has a scope"),
+            handle: self.policy.clone(),
+        };
+        (grant, revoker)
+    }
+
+    fn narrowed(&self, label: Arc<str>, rules: ScopeRules) -> Grant {
+        Grant {
+            scope: Some(Arc::new(Scope {
+                label,
+                rules,
+                parent: self.scope.clone(),
+                revoked: AtomicBool::new(false),
+            })),
+            ..self.clone()
+        }
+    }
+
+    /// How many scopes narrow this grant.
+    pub(crate) fn depth(&self) -> usize {
+        std::iter::successors(self.scope.as_deref(), |s| s.parent.as_deref()).count()
+    }
+
+    /// The library or derived grant decision logs name, `None` for the instance's own.
+    fn label(&self) -> Option<&str> {
+        self.scope.as_deref().map(|s| &*s.label)
+    }
+
+    /// Whether `scope` is this grant's scope or one of its ancestors.
+    fn is_within(&self, scope: &Arc<Scope>) -> bool {
+        let mut next = self.scope.as_ref();
+        while let Some(s) = next {
+            if Arc::ptr_eq(s, scope) {
+                return true;
+            }
+            next = s.parent.as_ref();
+        }
+        false
+    }
+
+    /// Whether a scope of the chain was revoked: sockets opened through it give up.
+    pub(crate) fn is_revoked(&self) -> bool {
+        let mut next = self.scope.as_deref();
+        while let Some(s) = next {
+            if s.revoked.load(Ordering::Relaxed) {
+                return true;
+            }
+            next = s.parent.as_deref();
+        }
+        false
+    }
+
+    /// Keeps `what`, opened under this grant for `use_` on `addr`, closable by a revoker of
+    /// the grant and by a reload that revokes, for as long as the registration lives.
+    pub(crate) fn register(&self, use_: Use, addr: SocketAddr, what: Closable) -> Registration {
+        self.policy.register(Opened {
+            grant: self.clone(),
+            use_,
+            addr,
+            what,
+        })
     }
 
     /// The name servers lookups ask (`None`: the system's, from /etc/resolv.conf).
@@ -170,25 +396,87 @@ impl Grant {
     /// Whether two grants are one authority (the `network` given to bind and connect must match).
     pub(crate) fn same_authority(&self, other: &Grant) -> bool {
         self.policy.same(&other.policy)
+            && match (&self.scope, &other.scope) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
     }
 
     /// Decides `use_` on `addr`, logs the decision, and turns a denial into `access-denied`.
     ///
     /// A `tcp-connect` or `udp-send` no address rule decides may still be allowed by a rule
     /// naming a host a lookup through this grant tied the address to (DNS-pinned), until the
-    /// answer's TTL runs out; a deny rule naming that host wins over an allow.
+    /// answer's TTL runs out; a deny rule naming that host wins over an allow. The root policy
+    /// decides first, then each scope of the chain; the first denial settles it.
     pub(crate) fn check(&self, use_: Use, addr: SocketAddr) -> Result<(), ErrorCode> {
         let policy = self.policy.read();
-        let mut decision = policy.decide(use_, addr);
-        if let Some(pinned) = self.decide_pinned(&policy, use_, addr, &decision) {
-            decision = pinned;
-        }
-        self.log(use_, &addr, &decision);
-        if decision.is_allowed() {
+        let because = self.decide(&policy, |layer| {
+            let decision = layer.decide(use_, addr);
+            self.decide_pinned(layer, use_, addr, &decision)
+                .unwrap_or(decision)
+        });
+        self.settle(use_, &addr, because)
+    }
+
+    /// As [`Grant::check`], for a host name (`lookup`).
+    pub(crate) fn check_name(&self, use_: Use, name: &str) -> Result<(), ErrorCode> {
+        let policy = self.policy.read();
+        let because = self.decide(&policy, |layer| layer.decide_name(use_, name));
+        self.settle(use_, &name, because)
+    }
+
+    /// Logs `because` and turns a denial into `access-denied`.
+    fn settle(
+        &self,
+        use_: Use,
+        addr: &dyn fmt::Display,
+        because: Because<'_>,
+    ) -> Result<(), ErrorCode> {
+        self.log(use_, addr, &because);
+        if because.is_allowed() {
             Ok(())
         } else {
             Err(ErrorCode::AccessDenied)
         }
+    }
+
+    /// Runs `layer_decides` on the root policy and on each scope's rules, innermost scope
+    /// last. The first denial wins; an allow reports the innermost layer's rule, the most
+    /// specific reason the use went ahead. A chain is a few scopes deep, each a few probes.
+    fn decide<'p>(
+        &'p self,
+        root: &'p Policy,
+        layer_decides: impl Fn(&'p Policy) -> Decision<'p>,
+    ) -> Because<'p> {
+        let decision = layer_decides(root);
+        if !decision.is_allowed() {
+            return Because::Decision(decision);
+        }
+        let Some(innermost) = self.scope.as_deref() else {
+            return Because::Decision(decision);
+        };
+        let mut allowed = None;
+        let mut next = Some(innermost);
+        while let Some(scope) = next {
+            if scope.revoked.load(Ordering::Relaxed) {
+                return Because::Revoked(scope.label.clone());
+            }
+            let rules = match &scope.rules {
+                ScopeRules::Library(name) => match root.library(name) {
+                    Some(rules) => rules,
+                    None => return Because::NoSuchLibrary(name.clone()),
+                },
+                ScopeRules::Derived(rules) => rules,
+            };
+            let decision = layer_decides(rules);
+            if !decision.is_allowed() {
+                return Because::Decision(decision);
+            }
+            allowed.get_or_insert(decision);
+            next = scope.parent.as_deref();
+        }
+        Because::Decision(allowed.unwrap_or(decision))
     }
 
     /// The decision of a rule naming a host `addr` is pinned to, where it overrides
@@ -227,18 +515,6 @@ impl Grant {
         allow.filter(|_| by_address.rule.is_none())
     }
 
-    /// As [`Grant::check`], for a host name (`lookup`).
-    pub(crate) fn check_name(&self, use_: Use, name: &str) -> Result<(), ErrorCode> {
-        let policy = self.policy.read();
-        let decision = policy.decide_name(use_, name);
-        self.log(use_, &name, &decision);
-        if decision.is_allowed() {
-            Ok(())
-        } else {
-            Err(ErrorCode::AccessDenied)
-        }
-    }
-
     /// `create-tcp-socket` and `create-udp-socket` (`call`): refused with `access-denied`, as
     /// wasmtime-wasi refuses a component that may not use TCP or UDP at all, when no rule grants
     /// any of `uses` and the runtime handed the instance no socket of the kind (`preopened`).
@@ -257,6 +533,7 @@ impl Grant {
         tracing::info!(
             target: "capnet::policy",
             instance = &*self.instance,
+            capnet.library = self.label(),
             capnet.use = %missing,
             capnet.addr = "any",
             capnet.verdict = "deny",
@@ -267,14 +544,29 @@ impl Grant {
     }
 
     /// `tcp-accept` on a listener the runtime pre-opened: the operator handed the guest this
-    /// socket to serve on, so peers are allowed unless a deny rule names them.
+    /// socket to serve on, so peers are allowed unless a deny rule names them (or a scope of
+    /// the chain refuses them).
     pub(crate) fn check_preopened_accept(&self, peer: SocketAddr) -> bool {
         let policy = self.policy.read();
-        let decision = policy.decide(Use::TcpAccept, peer);
-        if decision.rule.is_none() {
+        let because = self.decide(&policy, |layer| {
+            let decision = layer.decide(Use::TcpAccept, peer);
+            if layer_is_root(layer, &policy) && decision.rule.is_none() {
+                // No rule: the pre-open is the operator's grant.
+                return Decision {
+                    verdict: Verdict::Allow,
+                    ..decision
+                };
+            }
+            decision
+        });
+        if let Because::Decision(d) = &because
+            && d.is_allowed()
+            && d.rule.is_none()
+        {
             tracing::debug!(
                 target: "capnet::policy",
                 instance = &*self.instance,
+                capnet.library = self.label(),
                 capnet.use = %Use::TcpAccept,
                 capnet.addr = %peer,
                 capnet.verdict = "allow",
@@ -283,33 +575,45 @@ impl Grant {
             );
             return true;
         }
-        self.log(Use::TcpAccept, &peer, &decision);
-        decision.is_allowed()
+        self.log(Use::TcpAccept, &peer, &because);
+        because.is_allowed()
     }
 
-    fn log(&self, use_: Use, addr: &dyn std::fmt::Display, decision: &Decision<'_>) {
-        if decision.is_allowed() {
+    fn log(&self, use_: Use, addr: &dyn fmt::Display, because: &Because<'_>) {
+        let library = self.label();
+        if because.is_allowed() {
             tracing::debug!(
                 target: "capnet::policy",
                 instance = &*self.instance,
+                capnet.library = library,
                 capnet.use = %use_,
                 capnet.addr = %addr,
                 capnet.verdict = "allow",
-                capnet.rule = %decision,
+                capnet.rule = %because,
                 "allowed"
             );
         } else {
+            let of = match library {
+                Some(label) => format!(" (grant {label})"),
+                None => String::new(),
+            };
             tracing::info!(
                 target: "capnet::policy",
                 instance = &*self.instance,
+                capnet.library = library,
                 capnet.use = %use_,
                 capnet.addr = %addr,
                 capnet.verdict = "deny",
-                capnet.rule = %decision,
-                "denied {use_} {addr}: access-denied ({decision})"
+                capnet.rule = %because,
+                "denied {use_} {addr}{of}: access-denied ({because})"
             );
         }
     }
+}
+
+/// Whether `layer` is the root policy rather than a scope's rules.
+fn layer_is_root(layer: &Policy, root: &Policy) -> bool {
+    std::ptr::eq(layer, root)
 }
 
 /// Whether a rule of the policy itself lets the guest reach `ip` (any port): a compiled
@@ -353,5 +657,104 @@ mod tests {
             network.same_authority(&ctx.root),
             "a replaced policy is still the same authority"
         );
+    }
+
+    fn at(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn app_and_libraries() -> Policy {
+        Policy::builder()
+            .rule(Verdict::Allow, "connect", "127.0.0.1")
+            .unwrap()
+            .library_rule("weather", Verdict::Allow, "connect", "127.0.0.1:9001")
+            .unwrap()
+            .library_rule("weather", Verdict::Allow, "connect", "10.0.0.1:80")
+            .unwrap()
+            .build()
+    }
+
+    #[test]
+    fn a_library_gets_only_what_both_its_table_and_the_app_allow() {
+        let ctx = CapnetCtx::builder().policy(app_and_libraries()).build();
+        let weather = ctx.root.library("weather");
+        assert_eq!(weather.check(Use::TcpConnect, at("127.0.0.1:9001")), Ok(()));
+        // The app's right, not the library's.
+        assert_eq!(
+            weather.check(Use::TcpConnect, at("127.0.0.1:9002")),
+            Err(ErrorCode::AccessDenied)
+        );
+        // The library's rule, not the app's.
+        assert_eq!(
+            weather.check(Use::TcpConnect, at("10.0.0.1:80")),
+            Err(ErrorCode::AccessDenied)
+        );
+        assert_eq!(
+            ctx.root.check(Use::TcpConnect, at("127.0.0.1:9002")),
+            Ok(())
+        );
+        assert!(!weather.same_authority(&ctx.root));
+        assert!(weather.same_authority(&weather.clone()));
+    }
+
+    #[test]
+    fn a_library_the_policy_does_not_name_gets_nothing() {
+        let ctx = CapnetCtx::builder().policy(app_and_libraries()).build();
+        let stranger = ctx.root.library("stranger");
+        assert_eq!(
+            stranger.check(Use::TcpConnect, at("127.0.0.1:9001")),
+            Err(ErrorCode::AccessDenied)
+        );
+    }
+
+    #[test]
+    fn a_derived_grant_given_wider_rules_than_its_parent_gains_nothing() {
+        let ctx = CapnetCtx::builder().policy(app_and_libraries()).build();
+        let weather = ctx.root.library("weather");
+        let wide = Policy::builder()
+            .rule_text(Verdict::Allow, "all any")
+            .unwrap()
+            .build();
+        let (derived, _revoker) = weather.derive(wide);
+        assert_eq!(derived.check(Use::TcpConnect, at("127.0.0.1:9001")), Ok(()));
+        for denied in ["127.0.0.1:9002", "10.0.0.1:80", "192.0.2.1:9001"] {
+            assert_eq!(
+                derived.check(Use::TcpConnect, at(denied)),
+                Err(ErrorCode::AccessDenied),
+                "{denied}"
+            );
+        }
+        assert_eq!(derived.depth(), 2);
+    }
+
+    #[test]
+    fn revoking_a_grant_denies_it_and_every_grant_derived_from_it_but_not_its_parent() {
+        let ctx = CapnetCtx::builder().policy(app_and_libraries()).build();
+        let narrow = |rule: &str| {
+            Policy::builder()
+                .rule_text(Verdict::Allow, rule)
+                .unwrap()
+                .build()
+        };
+        let (outer, outer_revoker) = ctx.root.derive(narrow("connect 127.0.0.1:9001"));
+        let (inner, _inner_revoker) = outer.derive(narrow("connect loopback"));
+        let addr = at("127.0.0.1:9001");
+        assert_eq!(inner.check(Use::TcpConnect, addr), Ok(()));
+        assert_eq!(
+            inner.check(Use::TcpConnect, at("127.0.0.1:9002")),
+            Err(ErrorCode::AccessDenied),
+            "the outer derivation narrows the inner one"
+        );
+        assert_eq!(outer_revoker.revoke(), 0, "nothing was open");
+        assert!(outer.is_revoked() && inner.is_revoked());
+        assert_eq!(
+            outer.check(Use::TcpConnect, addr),
+            Err(ErrorCode::AccessDenied)
+        );
+        assert_eq!(
+            inner.check(Use::TcpConnect, addr),
+            Err(ErrorCode::AccessDenied)
+        );
+        assert_eq!(ctx.root.check(Use::TcpConnect, addr), Ok(()));
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! This crate implements, one module each:
 //! `wasi:sockets/network`, `instance-network`, `tcp`, `tcp-create-socket`, `udp`,
-//! `udp-create-socket` and `ip-name-lookup` (all `@0.2.12`), and `capnet:sockets/preopens`.
+//! `udp-create-socket` and `ip-name-lookup` (all `@0.2.12`), and `capnet:sockets/preopens` and
+//! `attenuate`. A library's named import of `instance-network` in a composed app gets the
+//! library's own grant ([`add_libraries_to_linker`]).
 //! `wasi:io` is `wasmtime-wasi-io`'s, so sockets, clocks and stdio share one `poll`.
 //!
 //! # Embedding
@@ -41,6 +43,7 @@
 //! # }
 //! ```
 
+mod attenuate;
 mod bindings;
 mod ctx;
 mod error;
@@ -49,6 +52,7 @@ mod instance_network;
 mod ip_name_lookup;
 mod network;
 mod preopens;
+mod revoke;
 mod socket;
 mod tcp;
 mod tcp_create_socket;
@@ -59,7 +63,8 @@ pub use bindings::sockets::network::ErrorCode;
 pub use capnet_policy as policy;
 pub use ctx::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
 pub use error::{SocketError, SocketResult, code_name};
-pub use grant::PolicyHandle;
+pub use grant::{PolicyHandle, Revoker};
+pub use instance_network::{Library, add_libraries_to_linker};
 pub use network::Network;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -72,7 +77,8 @@ impl HasData for Capnet {
     type Data<'a> = CapnetCtxView<'a>;
 }
 
-/// Adds capnet's `wasi:sockets@0.2.12` and `capnet:sockets` to `linker`.
+/// Adds capnet's `wasi:sockets@0.2.12` and `capnet:sockets` to `linker`. A composed app's
+/// libraries' named imports are added per component by [`add_libraries_to_linker`].
 ///
 /// `wasi:io` must be in the linker too, served from the same resource table that
 /// [`CapnetView::capnet`] returns; [`add_to_linker_with_wasi`] does all of it.
@@ -92,6 +98,7 @@ pub fn add_to_linker<T: CapnetView + 'static>(linker: &mut Linker<T>) -> wasmtim
     sockets::udp_create_socket::add_to_linker::<T, Capnet>(linker, T::capnet)?;
     sockets::ip_name_lookup::add_to_linker::<T, Capnet>(linker, T::capnet)?;
     bindings::preopens::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    bindings::attenuate::add_to_linker::<T, Capnet>(linker, T::capnet)?;
     Ok(())
 }
 

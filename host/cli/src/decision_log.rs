@@ -67,6 +67,7 @@ impl DecisionLog {
 #[derive(Default)]
 struct Fields {
     instance: Option<String>,
+    library: Option<String>,
     use_: Option<String>,
     addr: Option<String>,
     verdict: Option<String>,
@@ -87,6 +88,7 @@ impl Fields {
     fn set(&mut self, name: &str, value: String) {
         let slot = match name {
             "instance" => &mut self.instance,
+            "capnet.library" => &mut self.library,
             "capnet.use" => &mut self.use_,
             "capnet.addr" => &mut self.addr,
             "capnet.verdict" => &mut self.verdict,
@@ -112,6 +114,7 @@ impl<S: Subscriber> Layer<S> for DecisionLog {
         json_string(&mut line, &rfc3339(SystemTime::now()));
         for (key, value) in [
             ("instance", fields.instance),
+            ("library", fields.library),
             ("use", fields.use_),
             ("address", fields.addr),
             ("verdict", Some(verdict)),

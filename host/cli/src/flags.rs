@@ -87,10 +87,28 @@ const WORDS: &[(&str, &str, &str, &str)] = &[
     ("all", "allow-all", "deny-all", "every use on LIST"),
 ];
 
-/// The policy flags as given, in table order: `(flag, verdict, word, list)`.
+/// The two flags that give a library in a composed app its own rules.
+const LIBRARY_FLAGS: [(&str, Verdict, &str); 2] = [
+    (
+        "library-allow",
+        Verdict::Allow,
+        "Allow library NAME the rule USE on each target of LIST, within what the app has \
+         (NAME=USE LIST, as in weather=connect 127.0.0.1:8080); a library with no rule gets \
+         no network",
+    ),
+    (
+        "library-deny",
+        Verdict::Deny,
+        "Deny library NAME the rule USE on each target of LIST (NAME=USE LIST)",
+    ),
+];
+
+/// The policy flags as given, in table order: `(flag, verdict, word, list)`, and the library
+/// flags: `(flag, verdict, NAME=USE LIST)`.
 #[derive(Debug, Default, Clone)]
 pub struct PolicyFlags {
     given: Vec<(String, Verdict, &'static str, String)>,
+    libraries: Vec<(String, Verdict, String)>,
 }
 
 impl PolicyFlags {
@@ -101,6 +119,9 @@ impl PolicyFlags {
     pub fn apply(&self, mut builder: PolicyBuilder) -> Result<PolicyBuilder, PolicyError> {
         for (flag, verdict, word, list) in &self.given {
             builder = builder.flag(flag, *verdict, word, list)?;
+        }
+        for (flag, verdict, spec) in &self.libraries {
+            builder = builder.library_flag(flag, *verdict, spec)?;
         }
         Ok(builder)
     }
@@ -121,6 +142,14 @@ impl FromArgMatches for PolicyFlags {
                         self.given
                             .push((format!("--{id}"), verdict, word, list.clone()));
                     }
+                }
+            }
+        }
+        for (id, verdict, _) in LIBRARY_FLAGS {
+            if let Some(specs) = matches.get_many::<String>(id) {
+                for spec in specs {
+                    self.libraries
+                        .push((format!("--{id}"), verdict, spec.clone()));
                 }
             }
         }
@@ -152,6 +181,16 @@ impl Args for PolicyFlags {
                         .help(deny_help)
                         .help_heading("Policy"),
                 );
+        }
+        for (id, _, help) in LIBRARY_FLAGS {
+            cmd = cmd.arg(
+                Arg::new(id)
+                    .long(id)
+                    .value_name("NAME=USE LIST")
+                    .action(ArgAction::Append)
+                    .help(help)
+                    .help_heading("Libraries"),
+            );
         }
         cmd
     }

@@ -55,6 +55,9 @@ pub fn engine() -> wasmtime::Result<Engine> {
 pub fn config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
+    // A composed app's libraries import `instance-network` under labels of their own, marked
+    // with `(implements "wasi:sockets/instance-network")`.
+    config.wasm_component_model_implements(true);
     config
 }
 
@@ -92,6 +95,22 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CommandHost>> {
     let mut linker = Linker::new(engine);
     capnet::add_to_linker_with_wasi(&mut linker)?;
     Ok(linker)
+}
+
+/// A linker for `component`: [`linker`] plus, for a composed app, each library's named
+/// import of `instance-network` served with that library's grant. Returns the libraries'
+/// names too.
+///
+/// # Errors
+/// When an interface cannot be defined, or a library's import is not labelled
+/// `LIBRARY-instance-network`.
+pub fn linker_for(
+    engine: &Engine,
+    component: &Component,
+) -> wasmtime::Result<(Linker<CommandHost>, Vec<String>)> {
+    let mut linker = linker(engine)?;
+    let libraries = capnet::add_libraries_to_linker(&mut linker, component)?;
+    Ok((linker, libraries))
 }
 
 /// How a command ended.

@@ -527,7 +527,7 @@ fn log_decisions_json_writes_one_line_per_decision() {
     assert!(line.starts_with("{\"time\":\"20"), "{line}");
     assert!(
         line.ends_with(
-            r#""instance":"tcp-client.wasm","use":"tcp-connect","address":"127.0.0.1:9","verdict":"deny","rule":"flag --deny-connect \"127.0.0.1:9\""}"#
+            r#""instance":"tcp-client.wasm","library":null,"use":"tcp-connect","address":"127.0.0.1:9","verdict":"deny","rule":"flag --deny-connect \"127.0.0.1:9\""}"#
         ),
         "{line}"
     );
@@ -684,6 +684,52 @@ fn sighup_reloads_the_policy_file_and_a_broken_file_keeps_the_policy_in_force() 
     let error = line_with(&stderr, "error: policy not reloaded");
     assert!(error.contains("policy.toml:2"), "{error}");
     assert_eq!(echoed(addr, "still"), "", "the policy in force stays");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn revoke_on_reload_closes_the_connections_the_reloaded_policy_refuses() {
+    use std::io::{Read as _, Write as _};
+    let policy = policy_file("revoke-reload", "[allow]\nlisten = [\"127.0.0.1:0\"]\n");
+    let mut child = capnet()
+        .args(["run", "--revoke-on-reload", "--policy"])
+        .arg(&policy)
+        .arg(guest("echo-server"))
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = listening(&mut child);
+    let stderr = lines_from(child.stderr.take().expect("piped stderr"));
+    let mut held = std::net::TcpStream::connect(addr).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    held.write_all(b"open").unwrap();
+    let mut echo = [0u8; 4];
+    held.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"open");
+
+    std::fs::write(
+        &policy,
+        "[allow]\nlisten = [\"127.0.0.1:0\"]\n[deny]\ntcp-accept = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let closed = line_with(&stderr, "policy reloaded; closed");
+    assert!(closed.contains("closed 1 "), "{closed}");
+    let mut rest = Vec::new();
+    let end = held.read_to_end(&mut rest);
+    assert!(
+        matches!(&end, Ok(0)) || end.is_err(),
+        "the held connection ends: {end:?} {rest:?}"
+    );
 
     child.kill().unwrap();
     child.wait().unwrap();

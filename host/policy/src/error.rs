@@ -207,6 +207,14 @@ pub enum ErrorKind {
     /// A label that starts or ends with `-`.
     #[error("host name label \"{0}\" starts or ends with '-'")]
     HyphenLabel(String),
+    /// A library name that is not a kebab-case label.
+    #[error(
+        "library name \"{0}\" is not a kebab-case label (write lowercase words joined by '-', as in weather or metrics-client)"
+    )]
+    LibraryName(String),
+    /// A `--library-allow`/`--library-deny` value not of the shape `NAME=USE LIST`.
+    #[error("\"{0}\" is not NAME=USE LIST (write weather=connect 127.0.0.1:8080)")]
+    LibraryFlag(String),
     /// A dotted all-numeric top label: neither an IP address nor a host name
     /// (`10.0.0.300`).
     #[error("\"{0}\" is not a valid IP address or host name")]

@@ -10,11 +10,15 @@
 //!
 //! [deny]
 //! tcp-connect = ["10.0.0.5"]
+//!
+//! [library.weather.allow]          # a library's own grant, inside the app's
+//! connect = ["api.example.com:443"]
 //! ```
 //!
 //! Keys under `[allow]` and `[deny]` are USE words; values are lists of
-//! `TARGET[:PORTS]` strings. Spans locate every key and string so errors
-//! can name `file:line:column`.
+//! `TARGET[:PORTS]` strings. `[library.NAME.allow]` and `[library.NAME.deny]`
+//! have the same shape. Spans locate every key and string so errors can name
+//! `file:line:column`.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +38,21 @@ struct Raw {
     allow: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
     deny: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    library: BTreeMap<Spanned<String>, RawLibrary>,
 }
+
+/// One `[library.NAME]` table: the rules of a library inside the app.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLibrary {
+    #[serde(default)]
+    allow: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    deny: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+}
+
+type Table = BTreeMap<Spanned<String>, Vec<Spanned<String>>>;
 
 /// A parsed file: its setting and its entries in file order.
 pub(crate) struct File {
@@ -42,10 +60,14 @@ pub(crate) struct File {
     pub entries: Vec<Entry>,
     /// `(line, column, verdict, word)` of every empty list.
     pub empty: Vec<(u32, u32, Verdict, String)>,
+    /// Every `[library.NAME]` table, with the byte offset of its name.
+    pub libraries: Vec<(String, usize)>,
 }
 
 /// One target string under one USE key.
 pub(crate) struct Entry {
+    /// The library whose table holds it; `None` for the app's own rules.
+    pub library: Option<String>,
     pub verdict: Verdict,
     pub word: String,
     pub target: String,
@@ -66,14 +88,48 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
         PolicyError::new(place, None, ErrorKind::Toml(e.message().to_owned()))
     })?;
 
-    let mut keys: Vec<_> = [(Verdict::Allow, raw.allow), (Verdict::Deny, raw.deny)]
+    let mut file = File {
+        inherit_network: raw.inherit_network,
+        entries: Vec::new(),
+        empty: Vec::new(),
+        libraries: Vec::new(),
+    };
+    collect(origin, text, None, raw.allow, raw.deny, &mut file)?;
+    for (name, table) in raw.library {
+        let start = name.span().start;
+        let name = name.into_inner();
+        if let Err(kind) = crate::policy::check_library_name(&name) {
+            return Err(PolicyError::new(at(origin, text, start), None, kind));
+        }
+        collect(
+            origin,
+            text,
+            Some(&name),
+            table.allow,
+            table.deny,
+            &mut file,
+        )?;
+        file.libraries.push((name, start));
+    }
+    Ok(file)
+}
+
+/// Adds one `[allow]`/`[deny]` pair's entries (the app's, or `library`'s) to `file`, in file
+/// order, checking every USE word.
+fn collect(
+    origin: &str,
+    text: &str,
+    library: Option<&str>,
+    allow: Table,
+    deny: Table,
+    file: &mut File,
+) -> Result<(), PolicyError> {
+    let mut keys: Vec<_> = [(Verdict::Allow, allow), (Verdict::Deny, deny)]
         .into_iter()
         .flat_map(|(verdict, table)| table.into_iter().map(move |(k, v)| (verdict, k, v)))
         .collect();
     keys.sort_by_key(|(_, key, _)| key.span().start);
 
-    let mut entries = Vec::new();
-    let mut empty = Vec::new();
     for (verdict, key, targets) in keys {
         if expand(key.get_ref(), verdict).is_none() {
             return Err(PolicyError::new(
@@ -86,10 +142,11 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
         let word = key.into_inner();
         if targets.is_empty() {
             let (line, column) = line_column(text, key_start);
-            empty.push((line, column, verdict, word.clone()));
+            file.empty.push((line, column, verdict, word.clone()));
         }
         for target in targets {
-            entries.push(Entry {
+            file.entries.push(Entry {
+                library: library.map(str::to_owned),
                 verdict,
                 word: word.clone(),
                 span_start: target.span().start,
@@ -97,11 +154,7 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
             });
         }
     }
-    Ok(File {
-        inherit_network: raw.inherit_network,
-        entries,
-        empty,
-    })
+    Ok(())
 }
 
 fn at(origin: &str, text: &str, offset: usize) -> Place {

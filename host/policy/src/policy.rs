@@ -1,5 +1,6 @@
 //! The policy: rules compiled for fast decisions, its builder, and decisions.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -40,6 +41,8 @@ pub struct Policy {
     warnings: Vec<String>,
     /// The uses at least one allow rule grants (every use with `inherit_network`).
     granted: UseSet,
+    /// Each library's own rules (`[library.NAME]`), which narrow the app's for that library.
+    libraries: BTreeMap<Arc<str>, Policy>,
 }
 
 impl Default for Policy {
@@ -54,6 +57,7 @@ impl fmt::Debug for Policy {
         f.debug_struct("Policy")
             .field("inherit_network", &self.inherit_network)
             .field("rules", &self.rules)
+            .field("libraries", &self.libraries)
             .finish_non_exhaustive()
     }
 }
@@ -185,6 +189,21 @@ impl Policy {
         self.inherit_network || self.granted.contains(use_)
     }
 
+    /// The rules of library `name` (`[library.NAME]` in a file, `--library-allow NAME=...`),
+    /// or `None` when the policy names no such library. A library's uses are allowed only
+    /// where both the app's policy and its own allow them; a library the policy does not
+    /// name gets nothing.
+    pub fn library(&self, name: &str) -> Option<&Policy> {
+        self.libraries.get(name)
+    }
+
+    /// Every library the policy names, by name, with its rules.
+    pub fn libraries(&self) -> impl Iterator<Item = (&str, &Policy)> {
+        self.libraries
+            .iter()
+            .map(|(name, policy)| (&**name, policy))
+    }
+
     /// Whether uses no rule matches are allowed (`--inherit-network`).
     pub fn is_inherit_network(&self) -> bool {
         self.inherit_network
@@ -271,6 +290,8 @@ pub struct PolicyBuilder {
     rules: Vec<Rule>,
     inherit_network: bool,
     warnings: Vec<String>,
+    /// Each library's rules, in the order they were added.
+    libraries: BTreeMap<String, Vec<Rule>>,
 }
 
 impl PolicyBuilder {
@@ -337,7 +358,18 @@ impl PolicyBuilder {
                 },
                 text: rule_text,
             };
-            self.add(entry.verdict, &entry.word, &entry.target, place, source)?;
+            let library = entry.library.as_deref();
+            self.add(
+                library,
+                entry.verdict,
+                &entry.word,
+                &entry.target,
+                place,
+                source,
+            )?;
+        }
+        for (name, _) in file.libraries {
+            self.libraries.entry(name).or_default();
         }
         Ok(self)
     }
@@ -367,9 +399,91 @@ impl PolicyBuilder {
                 origin: Origin::Flag(flag_name.clone()),
                 text: target.to_owned(),
             };
-            self.add(verdict, word, target, place, source)?;
+            self.add(None, verdict, word, target, place, source)?;
         }
         Ok(self)
+    }
+
+    /// Adds one `--library-allow` or `--library-deny` flag: `spec` is `NAME=USE LIST`, as in
+    /// `weather=connect 127.0.0.1:8080,api.example.com:443`, giving library NAME the rules
+    /// `USE TARGET` for each target of the comma-separated LIST.
+    ///
+    /// # Errors
+    ///
+    /// A spec not of that shape, a bad library name, or a bad rule, as
+    /// `--library-allow: rule "USE TARGET": what is wrong`.
+    pub fn library_flag(
+        mut self,
+        flag: &str,
+        verdict: Verdict,
+        spec: &str,
+    ) -> Result<Self, PolicyError> {
+        let place = || Place::Flag {
+            flag: flag.to_owned(),
+        };
+        let shape = || PolicyError::new(place(), None, ErrorKind::LibraryFlag(spec.to_owned()));
+        let (name, rule) = spec.split_once('=').ok_or_else(shape)?;
+        let name = name.trim();
+        check_library_name(name).map_err(|kind| PolicyError::new(place(), None, kind))?;
+        let (word, list) = rule
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or_else(shape)?;
+        let flag_name: Arc<str> = format!("{flag} {name}").into();
+        for target in list.split(',') {
+            let target = target.trim();
+            let source = |text: String| Source {
+                origin: Origin::Flag(flag_name.clone()),
+                text,
+            };
+            self.add(Some(name), verdict, word, target, place, source)?;
+        }
+        Ok(self)
+    }
+
+    /// Names library `name` with no rules of its own yet: it gets nothing until rules are
+    /// added with [`PolicyBuilder::library_rule`].
+    ///
+    /// # Errors
+    ///
+    /// When `name` is not a kebab-case label (`weather`, `metrics-client`).
+    pub fn library(mut self, name: &str) -> Result<Self, PolicyError> {
+        check_library_name(name).map_err(|kind| PolicyError::new(Place::Builder, None, kind))?;
+        self.libraries.entry(name.to_owned()).or_default();
+        Ok(self)
+    }
+
+    /// Adds one rule, `word target`, to library `name`, for embedders and tests.
+    ///
+    /// # Errors
+    ///
+    /// As [`PolicyBuilder::rule`], and when `name` is not a kebab-case label.
+    pub fn library_rule(
+        mut self,
+        name: &str,
+        verdict: Verdict,
+        word: &str,
+        target: &str,
+    ) -> Result<Self, PolicyError> {
+        check_library_name(name).map_err(|kind| PolicyError::new(Place::Builder, None, kind))?;
+        let source = |text| Source {
+            origin: Origin::Builder,
+            text,
+        };
+        self.add(Some(name), verdict, word, target, || Place::Builder, source)?;
+        Ok(self)
+    }
+
+    /// Adds one rule written as one string, `USE TARGET[:PORTS]` (`"connect 10.0.0.0/8:443"`),
+    /// the way a guest hands rules to `capnet:sockets/attenuate`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PolicyBuilder::rule`]; a text without a target is an empty target.
+    pub fn rule_text(self, verdict: Verdict, text: &str) -> Result<Self, PolicyError> {
+        let text = text.trim();
+        let (word, target) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        self.rule(verdict, word, target.trim())
     }
 
     /// Adds one rule, `word target` (`"connect"`, `"10.0.0.0/8:443"`), for
@@ -383,40 +497,133 @@ impl PolicyBuilder {
             origin: Origin::Builder,
             text,
         };
-        self.add(verdict, word, target, || Place::Builder, source)?;
+        self.add(None, verdict, word, target, || Place::Builder, source)?;
         Ok(self)
     }
 
-    /// Compiles the rules into lookup tables.
+    /// Compiles the rules into lookup tables. A library rule that no allow rule of the app
+    /// overlaps grants nothing (a library gets the intersection) and is reported in
+    /// [`Policy::warnings`].
     pub fn build(self) -> Policy {
-        let compiled = Compiled::build(&self.rules);
+        let mut policy = Policy::compile(self.rules, self.inherit_network, self.warnings);
+        for (name, rules) in self.libraries {
+            let mut warned: Option<&Source> = None;
+            for rule in rules.iter().filter(|r| r.verdict == Verdict::Allow) {
+                // A group word's rules share a source: one warning for all of them.
+                if warned == Some(&rule.source) || policy.overlaps_an_allow(rule) {
+                    continue;
+                }
+                let place = match &rule.source.origin {
+                    Origin::File { path, line, column } => format!("{path}:{line}:{column}: "),
+                    Origin::Flag(flag) => format!("{flag}: "),
+                    Origin::Builder => String::new(),
+                };
+                policy.warnings.push(format!(
+                    "{place}library {name}: rule \"{}\" is never granted: the app allows no {} that overlaps it, and a library gets only what the app has",
+                    rule.source.text, rule.uses
+                ));
+                warned = Some(&rule.source);
+            }
+            let library = Policy::compile(rules, false, Vec::new());
+            policy.libraries.insert(name.into(), library);
+        }
+        policy
+    }
+}
+
+impl Policy {
+    fn compile(rules: Vec<Rule>, inherit_network: bool, warnings: Vec<String>) -> Policy {
+        let compiled = Compiled::build(&rules);
         #[cfg(feature = "tracing")]
         tracing::debug!(
-            rules = self.rules.len(),
-            inherit_network = self.inherit_network,
+            rules = rules.len(),
+            inherit_network,
             "compiled network policy"
         );
         let granted: Vec<Use> = Use::ALL
             .into_iter()
             .filter(|u| {
-                self.rules
+                rules
                     .iter()
                     .any(|r| r.verdict == Verdict::Allow && r.uses.contains(*u))
             })
             .collect();
         let granted = UseSet::of(&granted);
         Policy {
-            rules: self.rules,
-            inherit_network: self.inherit_network,
+            rules,
+            inherit_network,
             compiled,
-            warnings: self.warnings,
+            warnings,
             granted,
+            libraries: BTreeMap::new(),
         }
     }
 
+    /// Whether some allow rule of this policy could grant part of what `rule` names: a use,
+    /// ports and a target in common. A host name is taken to overlap any address (its answers
+    /// are not known at load). A load-time scan, for warnings only.
+    fn overlaps_an_allow(&self, rule: &Rule) -> bool {
+        self.inherit_network
+            || self.rules.iter().any(|a| {
+                a.verdict == Verdict::Allow
+                    && rule.uses.iter().any(|u| a.uses.contains(u))
+                    && a.ports.lo() <= rule.ports.hi()
+                    && rule.ports.lo() <= a.ports.hi()
+                    && targets_overlap(&a.target, &rule.target)
+            })
+    }
+}
+
+/// Whether two targets share an address or a name; see [`Policy::overlaps_an_allow`].
+fn targets_overlap(a: &Target, b: &Target) -> bool {
+    let nets = |t: &Target| -> Option<Vec<crate::IpNet>> {
+        match t {
+            Target::Ip(net) => Some(vec![*net]),
+            Target::Set(set) => Some(set.nets().to_vec()),
+            _ => None,
+        }
+    };
+    let under = |name: &str, suffix: &str| {
+        name.strip_suffix(suffix)
+            .is_some_and(|head| head.ends_with('.'))
+    };
+    match (a, b) {
+        (Target::Any, _) | (_, Target::Any) => true,
+        (Target::Name(x), Target::Name(y)) => x == y,
+        (Target::Name(n), Target::Suffix(s)) | (Target::Suffix(s), Target::Name(n)) => under(n, s),
+        (Target::Suffix(x), Target::Suffix(y)) => x == y || under(x, y) || under(y, x),
+        _ => match (nets(a), nets(b)) {
+            (Some(xs), Some(ys)) => xs.iter().any(|x| {
+                ys.iter()
+                    .any(|y| x.contains(y.addr()) || y.contains(x.addr()))
+            }),
+            // A name against addresses: its answers may be anywhere.
+            _ => true,
+        },
+    }
+}
+
+/// Checks that a library name is a kebab-case label, as component import names are.
+pub(crate) fn check_library_name(name: &str) -> Result<(), ErrorKind> {
+    let ok = !name.is_empty()
+        && name.split('-').all(|word| {
+            word.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ErrorKind::LibraryName(name.to_owned()))
+    }
+}
+
+impl PolicyBuilder {
     /// Validates `word target` and pushes the rules it expands to.
     fn add(
         &mut self,
+        library: Option<&str>,
         verdict: Verdict,
         word: &str,
         target: &str,
@@ -444,12 +651,16 @@ impl PolicyBuilder {
             return Err(fail(ErrorKind::NameNeedsLookup));
         }
         let source = source(rule_text.clone());
+        let rules = match library {
+            Some(name) => self.libraries.entry(name.to_owned()).or_default(),
+            None => &mut self.rules,
+        };
         let ranges = entry.ports.clone().unwrap_or_else(|| vec![PortRange::ANY]);
         for part in parts {
             match part.on {
                 On::Target => {
                     for &ports in &ranges {
-                        self.rules.push(Rule {
+                        rules.push(Rule {
                             verdict,
                             uses: part.uses,
                             target: entry.target.clone(),
@@ -458,7 +669,7 @@ impl PolicyBuilder {
                         });
                     }
                 }
-                On::AnyPeer => self.rules.push(Rule {
+                On::AnyPeer => rules.push(Rule {
                     verdict,
                     uses: part.uses,
                     target: Target::Any,
@@ -470,7 +681,7 @@ impl PolicyBuilder {
         // A connect rule naming a host also allows looking it up (the
         // DNS-pinned grant); a deny of connecting to it denies the lookup.
         if entry.target.is_name() && !uses.contains(Use::Lookup) {
-            self.rules.push(Rule {
+            rules.push(Rule {
                 verdict,
                 uses: UseSet::of(&[Use::Lookup]),
                 target: entry.target.clone(),

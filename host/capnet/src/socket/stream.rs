@@ -7,12 +7,13 @@
 //! back to this stream (it may be blocked reading the reply, or have dropped the stream).
 
 use super::poll_now;
+use crate::grant::Registration;
 use bytes::{Buf, Bytes};
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::Poll;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -33,16 +34,32 @@ pub struct Connection {
     receive_shut: AtomicBool,
     send_shut: AtomicBool,
     draining: AtomicBool,
+    /// Keeps the connection findable by a revocation for as long as any holder lives.
+    _registration: Option<Registration>,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream) -> Arc<Self> {
-        Arc::new(Self {
+    /// A connection over `stream`, registered (by `register`, given a weak handle to it)
+    /// where a revocation can close it.
+    pub(crate) fn new(
+        stream: TcpStream,
+        register: impl FnOnce(Weak<Connection>) -> Option<Registration>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|weak| Self {
             stream,
             receive_shut: AtomicBool::new(false),
             send_shut: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            _registration: register(weak.clone()),
         })
+    }
+
+    /// Closes the connection both ways because its grant was revoked: the guest's reads end,
+    /// its writes fail, the peer sees the end of the stream.
+    pub(crate) fn revoke(&self) {
+        self.receive_shut.store(true, Ordering::SeqCst);
+        self.send_shut.store(true, Ordering::SeqCst);
+        let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Both);
     }
 
     /// `shutdown(receive)`: the input stream closes and unread data is dropped.

@@ -11,7 +11,8 @@ use super::poll_now;
 use super::stream::{Connection, TcpReader, TcpWriter};
 use crate::bindings::sockets::network::ErrorCode;
 use crate::ctx::Preopens;
-use crate::grant::Grant;
+use crate::grant::{Grant, Registration};
+use crate::revoke::Closable;
 use capnet_policy::Use;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
@@ -37,15 +38,17 @@ pub struct TcpSocket {
     /// kernel picked for a port-0 bind, so a right for `127.0.0.1:0` covers that listener.
     requested: Option<SocketAddr>,
     backlog: u32,
+    /// Keeps a listener the guest opened findable by a revocation while it listens.
+    registration: Option<Registration>,
 }
 
 enum State {
     Unbound(Socket),
     BindStarted(Bound),
     Bound(Bound),
-    ListenStarted(TcpListener),
+    ListenStarted(Arc<TcpListener>),
     Listening {
-        listener: TcpListener,
+        listener: Arc<TcpListener>,
         /// A connection taken from the kernel by the pollable, already checked by the policy.
         pending: Option<io::Result<(TcpStream, SocketAddr)>>,
     },
@@ -85,6 +88,7 @@ impl TcpSocket {
             preopened: None,
             requested: None,
             backlog: DEFAULT_BACKLOG,
+            registration: None,
         }
     }
 
@@ -94,7 +98,7 @@ impl TcpSocket {
         guest_addr: SocketAddr,
         grant: Grant,
     ) -> io::Result<Self> {
-        let listener = TcpListener::from_std(listener)?;
+        let listener = Arc::new(TcpListener::from_std(listener)?);
         let state = State::Listening {
             listener,
             pending: None,
@@ -213,7 +217,15 @@ impl TcpSocket {
         let State::Connecting(stream) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above")
         };
-        let conn = Connection::new(stream);
+        // A grant revoked while the handshake ran takes the connection back at once.
+        let grant = self.grant.as_ref().ok_or(ErrorCode::InvalidState)?;
+        if grant.is_revoked() {
+            return Err(ErrorCode::AccessDenied);
+        }
+        let peer = stream.peer_addr()?;
+        let conn = Connection::new(stream, |weak| {
+            Some(grant.register(Use::TcpConnect, peer, Closable::Connection(weak)))
+        });
         self.state = State::Connected(conn.clone());
         Ok((TcpReader::new(conn.clone()), TcpWriter::new(conn)))
     }
@@ -236,9 +248,15 @@ impl TcpSocket {
         }
         let listener = match std::mem::replace(&mut self.state, State::Closed) {
             State::Bound(Bound::Fresh(socket)) => {
-                TcpListener::from_std(std::net::TcpListener::from(socket))?
+                let listener =
+                    Arc::new(TcpListener::from_std(std::net::TcpListener::from(socket))?);
+                if let (Some(grant), Some(local)) = (&self.grant, self.requested) {
+                    let what = Closable::Listener(Arc::downgrade(&listener));
+                    self.registration = Some(grant.register(Use::TcpListen, local, what));
+                }
+                listener
             }
-            State::Bound(Bound::Preopened(listener)) => listener,
+            State::Bound(Bound::Preopened(listener)) => Arc::new(listener),
             _ => unreachable!("state checked above"),
         };
         self.state = State::ListenStarted(listener);
@@ -269,20 +287,25 @@ impl TcpSocket {
             return Err(ErrorCode::InvalidState);
         };
         let grant = self.grant.as_ref().ok_or(ErrorCode::InvalidState)?;
-        let stream = loop {
+        if grant.is_revoked() {
+            return Err(ErrorCode::AccessDenied);
+        }
+        let (stream, peer) = loop {
             // The pollable's catch was checked when it was taken.
             if let Some(next) = pending.take() {
-                break next?.0;
+                break next?;
             }
             let Poll::Ready(next) = poll_now(|cx| listener.poll_accept(cx)) else {
                 return Err(ErrorCode::WouldBlock);
             };
             let (stream, peer) = next?;
             if accept_allowed(grant, self.preopened.is_some(), peer) {
-                break stream;
+                break (stream, peer);
             }
         };
-        let conn = Connection::new(stream);
+        let conn = Connection::new(stream, |weak| {
+            Some(grant.register(Use::TcpAccept, peer, Closable::Connection(weak)))
+        });
         let mut socket = Self::with_state(
             self.family,
             State::Connected(conn.clone()),
@@ -445,10 +468,10 @@ impl TcpSocket {
             State::Unbound(s)
             | State::BindStarted(Bound::Fresh(s))
             | State::Bound(Bound::Fresh(s)) => SockRef::from(s),
-            State::BindStarted(Bound::Preopened(l))
-            | State::Bound(Bound::Preopened(l))
-            | State::ListenStarted(l)
-            | State::Listening { listener: l, .. } => SockRef::from(l),
+            State::BindStarted(Bound::Preopened(l)) | State::Bound(Bound::Preopened(l)) => {
+                SockRef::from(l)
+            }
+            State::ListenStarted(l) | State::Listening { listener: l, .. } => SockRef::from(&**l),
             State::Connecting(s) => SockRef::from(s),
             State::Connected(conn) => SockRef::from(&conn.stream),
             State::Closed => return Err(ErrorCode::InvalidState),

@@ -113,6 +113,15 @@ pub fn check_summary(name: &str, policy: &Policy) -> String {
         "deny"
     };
     let _ = writeln!(out, "default: {default}");
+    for (name, library) in policy.libraries() {
+        let count = |v: Verdict| library.rules().iter().filter(|r| r.verdict == v).count();
+        let _ = writeln!(
+            out,
+            "library {name}: {} allow, {} deny rules, within the app's",
+            count(Verdict::Allow),
+            count(Verdict::Deny)
+        );
+    }
     out
 }
 

@@ -29,12 +29,18 @@ Examples:
   capnet run --allow-connect 10.0.0.0/8:443 --deny-connect 10.0.0.5 client.wasm
   capnet run --allow-connect 'api.example.com:443' --log-decisions=json client.wasm
   capnet run --tcplisten 127.0.0.1:8080 server.wasm 127.0.0.1:8080
-  capnet run --policy policy.toml -v app.wasm")]
+  capnet run --policy policy.toml -v app.wasm
+  capnet run --allow-connect loopback --library-allow 'weather=connect 127.0.0.1:9001' app.wasm")]
 pub struct RunOpts {
-    /// A policy file (TOML) with [allow] and [deny] tables of rules. SIGHUP reloads it (and the
-    /// flags) for every later check; a file that no longer loads leaves the policy as it was.
+    /// A policy file (TOML) with [allow] and [deny] tables of rules, and a [library.NAME] table
+    /// per library of a composed app. SIGHUP reloads it (and the flags) for every later check;
+    /// a file that no longer loads leaves the policy as it was.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// On SIGHUP, also close the listeners and connections the reloaded policy refuses (by
+    /// default a reload decides later checks only, and what was granted stays open).
+    #[arg(long, requires = "policy")]
+    revoke_on_reload: bool,
 
     #[command(flatten)]
     flags: PolicyFlags,
@@ -93,6 +99,7 @@ impl RunOpts {
             file: self.policy.clone(),
             flags: self.flags.clone(),
             inherit_network: self.inherit_network,
+            revoke: self.revoke_on_reload,
         }
     }
 
@@ -161,8 +168,22 @@ impl RunOpts {
                 self.component.display()
             ))
         })?;
-        let linker = host::linker(&engine)?;
+        let (linker, libraries) = host::linker_for(&engine, &component)?;
         let capnet = capnet.build();
+        let current = capnet.policy_handle().current();
+        for library in &libraries {
+            match current.library(library) {
+                Some(rules) => tracing::info!(
+                    target: "capnet::cli",
+                    "library {library}: its own {} rule(s), within the app's",
+                    rules.rules().len()
+                ),
+                None => eprintln!(
+                    "warning: {}: library {library} has no [library.{library}] table nor --library-allow {library}=...: it gets no network",
+                    self.component.display()
+                ),
+            }
+        }
         if self.policy.is_some() {
             reload_on_hangup(self.policy_source(), capnet.policy_handle())?;
         }
@@ -198,6 +219,8 @@ struct PolicySource {
     file: Option<PathBuf>,
     flags: PolicyFlags,
     inherit_network: bool,
+    /// Whether a reload also closes what the new policy refuses.
+    revoke: bool,
 }
 
 impl PolicySource {
@@ -225,7 +248,14 @@ fn reload_on_hangup(source: PolicySource, handle: PolicyHandle) -> wasmtime::Res
                         eprintln!("warning: {warning}");
                     }
                     // Logged by the handle: `policy replaced rules=N`.
-                    handle.replace(policy);
+                    if source.revoke {
+                        let (_, closed) = handle.replace_revoking(policy);
+                        eprintln!(
+                            "capnet: policy reloaded; closed {closed} listener(s) and connection(s) it refuses"
+                        );
+                    } else {
+                        handle.replace(policy);
+                    }
                 }
                 Err(e) => eprintln!("error: policy not reloaded, the one in force stays: {e}"),
             }

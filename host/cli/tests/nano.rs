@@ -1,0 +1,232 @@
+//! Nano-processes, as a user runs them: the example app composed with two libraries (built by
+//! scripts/build-guests from guest/rust/nano), under `capnet run` with a policy file that gives
+//! each library its own table. Real servers, real sockets, the decision log read back.
+
+use capnet_tests::lang_guest;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+fn capnet() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capnet"));
+    cmd.env_remove("CAPNET_LOG").env(
+        "CAPNET_CACHE_DIR",
+        std::env::temp_dir().join("capnet-cli-tests-cache"),
+    );
+    cmd
+}
+
+/// A TCP server on a port of its own that answers every connection with `reply` and counts
+/// the connections it got.
+fn server(reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let _ = stream.read_to_end(&mut request);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (addr, count)
+}
+
+/// A UDP socket on a port of its own, and what arrives at it within a short wait.
+fn collector() -> (SocketAddr, UdpSocket) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    (socket.local_addr().unwrap(), socket)
+}
+
+fn received(socket: &UdpSocket) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1500];
+    while let Ok(n) = socket.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    got
+}
+
+fn policy_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("capnet-nano-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(policy: &std::path::Path, steps: &[String]) -> (Output, String) {
+    let log = policy.with_file_name("decisions.jsonl");
+    let _ = std::fs::remove_file(&log);
+    let out = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(policy)
+        .arg(format!("--log-decisions=json:{}", log.display()))
+        .arg(lang_guest("rust", "nano-app"))
+        .args(steps)
+        .output()
+        .unwrap();
+    let decisions = std::fs::read_to_string(&log).unwrap_or_default();
+    (out, decisions)
+}
+
+/// The guest's line for `step`.
+fn line<'a>(stdout: &'a str, step: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{step}: ")))
+        .unwrap_or_else(|| panic!("no line for {step} in:\n{stdout}"))
+}
+
+const DENIED: &str = "error PermissionDenied";
+
+#[test]
+fn each_library_reaches_only_its_own_server_and_the_app_keeps_its_rights() {
+    let (weather, weather_hits) = server("sunny");
+    let (app, app_hits) = server("app");
+    let (metrics, metrics_socket) = collector();
+    let (app_udp, app_udp_socket) = collector();
+    let policy = policy_file(
+        "libraries",
+        &format!(
+            "[allow]\nconnect = [\"loopback\"]\nudp-send = [\"loopback\"]\n\n\
+             [library.weather.allow]\nconnect = [\"{weather}\"]\n\n\
+             [library.metrics.allow]\nudp-send = [\"{metrics}\"]\n"
+        ),
+    );
+    let steps = [
+        format!("weather={weather}"),
+        format!("metrics={metrics}"),
+        format!("app={app}"),
+        format!("app={weather}"),
+        // Each library at the app's server, at the other library's address, and at an
+        // address only the app may use.
+        format!("weather={app}"),
+        format!("weather={metrics}"),
+        format!("metrics={weather}"),
+        format!("metrics={app_udp}"),
+    ];
+    let (out, decisions) = run(&policy, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    assert_eq!(line(&stdout, &steps[0]), format!("{}: ok sunny", steps[0]));
+    assert_eq!(line(&stdout, &steps[1]), format!("{}: ok sent", steps[1]));
+    assert_eq!(line(&stdout, &steps[2]), format!("{}: ok app", steps[2]));
+    assert_eq!(line(&stdout, &steps[3]), format!("{}: ok sunny", steps[3]));
+    for step in &steps[4..] {
+        assert!(
+            line(&stdout, step).starts_with(&format!("{step}: {DENIED}")),
+            "{step} is refused:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        received(&metrics_socket),
+        ["requests 1"],
+        "one datagram, the allowed one"
+    );
+    assert!(
+        received(&app_udp_socket).is_empty(),
+        "nothing reaches the app's address"
+    );
+    assert_eq!(
+        app_hits.load(Ordering::SeqCst),
+        1,
+        "only the app reached its server"
+    );
+    assert_eq!(
+        weather_hits.load(Ordering::SeqCst),
+        2,
+        "the weather library and the app"
+    );
+
+    // Every decision names the library it was made for; the app's name none.
+    let with = |needle: &str| {
+        decisions
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no decision with {needle} in:\n{decisions}"))
+            .to_owned()
+    };
+    let refused = with(&format!("\"address\":\"{app}\",\"verdict\":\"deny\""));
+    assert!(
+        refused.contains(r#""library":"weather","use":"tcp-connect""#),
+        "{refused}"
+    );
+    let refused = with(&format!("\"address\":\"{app_udp}\""));
+    assert!(
+        refused.contains(r#""library":"metrics","use":"udp-send""#)
+            && refused.contains(r#""verdict":"deny""#),
+        "{refused}"
+    );
+    let allowed = with(&format!("\"address\":\"{app}\",\"verdict\":\"allow\""));
+    assert!(allowed.contains(r#""library":null"#), "{allowed}");
+}
+
+#[test]
+fn a_library_the_policy_does_not_name_gets_no_network_and_a_warning_says_so() {
+    let (metrics, metrics_socket) = collector();
+    let policy = policy_file("unnamed", "[allow]\nudp-send = [\"loopback\"]\n");
+    let step = format!("metrics={metrics}");
+    let (out, decisions) = run(&policy, std::slice::from_ref(&step));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+
+    assert!(
+        line(&stdout, &step).starts_with(&format!("{step}: {DENIED}")),
+        "{stdout}"
+    );
+    assert!(received(&metrics_socket).is_empty());
+    assert!(
+        stderr.contains(
+            "library metrics has no [library.metrics] table nor --library-allow metrics=...: it gets no network"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        decisions.contains(r#""rule":"no rule: the policy has no [library.metrics] table""#),
+        "{decisions}"
+    );
+}
+
+#[test]
+fn policy_check_lists_the_libraries_and_warns_of_rules_the_app_never_grants() {
+    let policy = policy_file(
+        "check",
+        "[allow]\nconnect = [\"127.0.0.1\"]\n\n[library.weather.allow]\nconnect = [\"127.0.0.1:9001\"]\nudp-send = [\"127.0.0.1:9002\"]\n",
+    );
+    let out = capnet()
+        .args(["policy", "check"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("library weather: 2 allow, 0 deny rules, within the app's"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "warning: {}:6:13: library weather: rule \"udp-send 127.0.0.1:9002\" is never granted: the app allows no udp-send that overlaps it, and a library gets only what the app has",
+            policy.display()
+        )
+    );
+}
