@@ -91,7 +91,7 @@ async fn nested_derivations_intersect_and_revoking_the_outer_one_revokes_the_inn
         format!("derive outer root +connect:{a_addr} +connect:{b_addr}"),
         format!("derive inner outer +connect:{b_addr} +connect:127.0.0.1:1"),
         format!("connect inner {a_addr}"),
-        format!("connect inner 127.0.0.1:1"),
+        "connect inner 127.0.0.1:1".to_owned(),
         format!("connect inner {b_addr}"),
         "revoke outer".to_owned(),
         format!("connect inner {b_addr}"),
@@ -158,4 +158,33 @@ async fn a_rule_the_host_cannot_read_is_an_error_value_naming_it() {
         "{}",
         done.stdout
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoking_reload_closes_the_listener_and_connection_the_new_policy_refuses() {
+    use tokio::io::AsyncWriteExt;
+    let ctx = ctx(policy(&[(Allow, "listen", "127.0.0.1:0")]));
+    let handle = ctx.policy_handle();
+    let guest = Running::start("echo-server", &["127.0.0.1:0"], ctx);
+    let addr = guest.listening().await;
+    let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
+    held.write_all(b"open").await.unwrap();
+    let mut echo = [0u8; 4];
+    held.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"open");
+
+    // The new policy refuses both the listen and the peer.
+    let (_, closed) = handle.replace_revoking(policy(&[(Allow, "connect", "127.0.0.1:1")]));
+    assert_eq!(closed, 2, "the listener and the accepted connection");
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(30), held.read_to_end(&mut rest))
+        .await
+        .expect("the revoked connection ends");
+    assert!(matches!(end, Ok(0)) || end.is_err(), "{end:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the revoked listener takes no one"
+    );
+    // What a plain replace leaves alone, a revoking one with the same policy leaves too.
+    assert_eq!(handle.replace_revoking(handle.current()).1, 0);
 }

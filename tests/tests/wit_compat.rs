@@ -480,7 +480,7 @@ fn a_changed_parameter_type_is_reported_by_function_and_param() -> Result<()> {
 }
 
 #[test]
-fn capnet_host_world_imports_the_seven_sockets_interfaces_and_preopens() -> Result<()> {
+fn capnet_host_world_imports_the_seven_sockets_interfaces_preopens_and_attenuate() -> Result<()> {
     let (resolve, pkg) = parse_wit_dir(&workspace_root().join("wit"))?;
     assert_eq!(
         resolve.packages[pkg].name.to_string(),
@@ -495,6 +495,7 @@ fn capnet_host_world_imports_the_seven_sockets_interfaces_and_preopens() -> Resu
         "wasi:sockets/udp-create-socket@0.2.12",
         "wasi:sockets/ip-name-lookup@0.2.12",
         "capnet:sockets/preopens@0.1.0",
+        "capnet:sockets/attenuate@0.1.0",
     ]
     .into();
     // What those interfaces `use`, which a world imports along with them.

@@ -45,7 +45,7 @@ enum ScopeRules {
     /// changes it with the rest of the policy.
     Library(Arc<str>),
     /// Rules a guest gave when it derived a `network`; they never change.
-    Derived(Policy),
+    Derived(Box<Policy>),
 }
 
 /// Numbers derived grants in logs, per process.
@@ -262,7 +262,7 @@ impl Grant {
             Some(parent) => format!("{}/derived-{n}", parent.label),
             None => format!("derived-{n}"),
         };
-        let grant = self.narrowed(Arc::from(label), ScopeRules::Derived(rules));
+        let grant = self.narrowed(Arc::from(label), ScopeRules::Derived(Box::new(rules)));
         let revoker = Revoker {
             scope: grant.scope.clone().expect("a derived grant has a scope"),
             handle: self.policy.clone(),

@@ -19,14 +19,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use wasi_net::behaviour::tcp_connect;
 use wasi_net::capnet::sockets::attenuate::{Revoker, derive};
-use wasi_net::error_name;
 use wasi_net::wasi::io::streams::{InputStream, OutputStream, StreamError};
 use wasi_net::wasi::sockets::instance_network::instance_network;
 use wasi_net::wasi::sockets::network::Network;
 use wasi_net::wasi::sockets::tcp::TcpSocket;
 use wasi_net::wasi::sockets::tcp_create_socket::create_tcp_socket;
+use wasi_net::{block_on, error_name, to_wasi};
 
 const USAGE: &str =
     "attenuate (derive NAME FROM RULE... | connect NET ADDR | revoke NAME | read CONN)...";
@@ -93,8 +92,11 @@ impl State {
         let addr: SocketAddr = addr.parse().map_err(|_| format!("bad address {addr}"))?;
         let family = wasi_net::family(&addr);
         let socket = create_tcp_socket(family).map_err(|c| error_name(c).to_owned())?;
-        let (input, output) =
-            tcp_connect(&socket, self.network(net)?, addr).map_err(|c| error_name(c).to_owned())?;
+        let ready = socket.subscribe();
+        let (input, output) = socket
+            .start_connect(self.network(net)?, to_wasi(addr))
+            .and_then(|()| block_on(&ready, || socket.finish_connect()))
+            .map_err(|c| error_name(c).to_owned())?;
         self.connections.push((socket, input, output));
         Ok(format!(" {}", self.connections.len() - 1))
     }
