@@ -1,7 +1,7 @@
 //! capnet's own WIT under `wit/` must stay ABI-identical to the standard
-//! `wasi:io`, `wasi:sockets` and `wasi:clocks/monotonic-clock` 0.2.12 that
-//! wasmtime-wasi ships, so that guests built against either link against
-//! both.
+//! `wasi:io`, `wasi:sockets` and `wasi:clocks/monotonic-clock` 0.2.12, and
+//! `wasi:sockets` and `wasi:clocks/types` 0.3.0, that wasmtime-wasi ships, so
+//! that guests built against either link against both.
 //!
 //! The doc comments are ours and differ on purpose; everything else is
 //! compared: interfaces, type names and shapes, function names, parameter
@@ -45,9 +45,26 @@ fn ours() -> Result<Resolve> {
     Ok(parse_wit_dir(&workspace_root().join("wit"))?.0)
 }
 
-/// The standard WIT shipped inside the wasmtime-wasi crate this workspace
-/// builds against, found through `cargo metadata`.
+/// capnet's own text of `wasi:sockets@0.3.0`, a root of its own (`wit/p3`) so that the 0.2
+/// bindings never see two versions of one package.
+fn ours_0_3() -> Result<Resolve> {
+    Ok(parse_wit_dir(&workspace_root().join("wit/p3"))?.0)
+}
+
+/// The standard 0.2 WIT shipped inside the wasmtime-wasi crate this workspace
+/// builds against.
 fn theirs() -> Result<Resolve> {
+    Ok(parse_wit_dir(&wasmtime_wasi_dir()?.join("src/p2/wit"))?.0)
+}
+
+/// The standard 0.3 WIT shipped inside the same crate.
+fn theirs_0_3() -> Result<Resolve> {
+    Ok(parse_wit_dir(&wasmtime_wasi_dir()?.join("src/p3/wit"))?.0)
+}
+
+/// Where the wasmtime-wasi crate this workspace builds against is, found through
+/// `cargo metadata`.
+fn wasmtime_wasi_dir() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
     let output = Command::new(&cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
@@ -72,10 +89,10 @@ fn theirs() -> Result<Resolve> {
     let [manifest] = manifests[..] else {
         bail!("expected exactly one wasmtime-wasi package in the workspace, found {manifests:?}");
     };
-    let crate_dir = Path::new(manifest)
+    Ok(Path::new(manifest)
         .parent()
-        .context("wasmtime-wasi manifest path has no parent")?;
-    Ok(parse_wit_dir(&crate_dir.join("src/p2/wit"))?.0)
+        .context("wasmtime-wasi manifest path has no parent")?
+        .to_path_buf())
 }
 
 /// `wasi:io/streams@0.2.12`-style name of an interface.
@@ -423,6 +440,26 @@ fn our_wasi_io_matches_the_standard_signature_for_signature() -> Result<()> {
 fn our_wasi_sockets_matches_the_standard_signature_for_signature() -> Result<()> {
     let diffs = diff_package("wasi:sockets@0.2.12", None, &ours()?, &theirs()?)?;
     assert_no_diffs("wasi:sockets@0.2.12", &diffs);
+    Ok(())
+}
+
+#[test]
+fn our_wasi_sockets_0_3_matches_the_standard_signature_for_signature() -> Result<()> {
+    let diffs = diff_package("wasi:sockets@0.3.0", None, &ours_0_3()?, &theirs_0_3()?)?;
+    assert_no_diffs("wasi:sockets@0.3.0", &diffs);
+    Ok(())
+}
+
+#[test]
+fn our_clock_types_0_3_match_the_standard_signature_for_signature() -> Result<()> {
+    let only = ["wasi:clocks/types@0.3.0"];
+    let diffs = diff_package(
+        "wasi:clocks@0.3.0",
+        Some(&only),
+        &ours_0_3()?,
+        &theirs_0_3()?,
+    )?;
+    assert_no_diffs("wasi:clocks/types@0.3.0", &diffs);
     Ok(())
 }
 

@@ -6,8 +6,8 @@
 //! with (`capnet:sockets/attenuate`). A use is allowed only when the root and every scope of
 //! the chain allow it; a deny anywhere wins, and a revoked scope denies everything.
 
-use crate::bindings::sockets::network::ErrorCode;
 use crate::revoke::{Closable, Opened, Registry};
+use crate::socket::ErrorCode;
 use capnet_policy::{Decision, NamedSet, Policy, Use, UseSet, Verdict};
 use std::collections::HashMap;
 use std::fmt;

@@ -43,29 +43,19 @@
 //! # }
 //! ```
 
-mod attenuate;
-mod bindings;
 mod ctx;
-mod error;
 mod grant;
-mod instance_network;
-mod ip_name_lookup;
-mod network;
-mod preopens;
+mod p2;
 mod revoke;
 mod socket;
-mod tcp;
-mod tcp_create_socket;
-mod udp;
-mod udp_create_socket;
 
-pub use bindings::sockets::network::ErrorCode;
 pub use capnet_policy as policy;
 pub use ctx::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
-pub use error::{SocketError, SocketResult, code_name};
 pub use grant::{PolicyHandle, Revoker};
-pub use instance_network::{Library, add_libraries_to_linker};
-pub use network::Network;
+pub use p2::bindings::sockets::network::ErrorCode;
+pub use p2::error::{SocketError, SocketResult, code_name};
+pub use p2::instance_network::{Library, add_libraries_to_linker};
+pub use p2::network::Network;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::WasiView;
@@ -86,7 +76,7 @@ impl HasData for Capnet {
 /// # Errors
 /// When an interface is already defined in `linker`.
 pub fn add_to_linker<T: CapnetView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    use bindings::sockets;
+    use p2::bindings::{self, sockets};
     let options = sockets::network::LinkOptions::default();
     let mut options = options;
     options.network_error_code(true);

@@ -1,7 +1,7 @@
 //! Name lookup: checked against the `lookup` right, resolved off the guest's thread.
 
-use crate::bindings::sockets::network::ErrorCode;
 use crate::grant::Grant;
+use crate::socket::ErrorCode;
 use capnet_policy::Use;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

@@ -1,12 +1,16 @@
-//! Socket state machines over tokio, independent of any WIT version's bindings shape beyond
-//! the shared error codes, so a `wasi:sockets@0.3.0` front end can reuse them.
+//! The socket core: state machines over tokio, with their own error codes and `std::net`
+//! addresses. Nothing here is generated from WIT, so one core serves every front end
+//! (`crate::p2` today, a `wasi:sockets@0.3.0` one next); each front converts.
 
 pub mod addr;
+pub mod error;
 pub mod lookup;
 mod options;
 pub mod stream;
 pub mod tcp;
 pub mod udp;
+
+pub use error::ErrorCode;
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};

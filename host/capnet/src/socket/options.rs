@@ -2,7 +2,7 @@
 //! values are clamped to what Linux takes.
 
 use super::addr::Family;
-use crate::bindings::sockets::network::ErrorCode;
+use crate::socket::ErrorCode;
 use socket2::SockRef;
 
 /// `hop-limit` / `unicast-hop-limit`: `IP_TTL` or `IPV6_UNICAST_HOPS`.
@@ -62,9 +62,8 @@ fn buffer_size(value: u64) -> Result<usize, ErrorCode> {
 /// Helpers the socket state-machine tests share.
 #[cfg(test)]
 pub(super) mod testing {
-    use crate::bindings::sockets::network::ErrorCode;
-    use crate::error::code_name;
     use crate::grant::Grant;
+    use crate::socket::ErrorCode;
     use capnet_policy::Policy;
     use std::sync::Arc;
 
@@ -77,7 +76,7 @@ pub(super) mod testing {
     pub fn show<T>(result: Result<T, ErrorCode>) -> &'static str {
         match result {
             Ok(_) => "ok",
-            Err(code) => code_name(code),
+            Err(code) => code.as_str(),
         }
     }
 }

@@ -9,10 +9,10 @@ use super::addr::{self, Family};
 use super::options;
 use super::poll_now;
 use super::stream::{Connection, TcpReader, TcpWriter};
-use crate::bindings::sockets::network::ErrorCode;
 use crate::ctx::Preopens;
 use crate::grant::{Grant, Registration};
 use crate::revoke::Closable;
+use crate::socket::ErrorCode;
 use capnet_policy::Use;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
@@ -188,7 +188,7 @@ impl TcpSocket {
         match socket.connect(&remote.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(crate::error::error_code_of(&e)),
+            Err(e) => return Err(crate::socket::error::error_code_of(&e)),
         }
         let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
         self.state = State::Connecting(stream);
@@ -210,7 +210,7 @@ impl TcpSocket {
                 });
                 if let Err(e) = outcome {
                     self.state = State::Closed;
-                    return Err(crate::error::error_code_of(&e));
+                    return Err(crate::socket::error::error_code_of(&e));
                 }
             }
         }
@@ -547,7 +547,6 @@ mod tests {
     use super::super::options::testing::{grant, show};
     use super::*;
     use crate::ctx::CapnetCtxBuilder;
-    use crate::error::code_name;
 
     fn preopens() -> Preopens {
         CapnetCtxBuilder::new().build().preopens
@@ -919,7 +918,7 @@ mod tests {
         let addr = listener.local_address().unwrap();
         let _client = std::net::TcpStream::connect(addr).unwrap();
         listener.ready().await;
-        let (accepted, _, _) = listener.accept().map_err(code_name).unwrap();
+        let (accepted, _, _) = listener.accept().map_err(ErrorCode::as_str).unwrap();
         assert!(accepted.keep_alive_enabled().unwrap());
         assert_eq!(accepted.keep_alive_idle_time().unwrap(), 77_000_000_000);
         assert_eq!(accepted.hop_limit().unwrap(), 33);

@@ -9,8 +9,8 @@
 use super::addr::{self, Family};
 use super::options;
 use super::poll_now;
-use crate::bindings::sockets::network::ErrorCode;
 use crate::grant::Grant;
+use crate::socket::ErrorCode;
 use capnet_policy::Use;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io;
@@ -378,7 +378,6 @@ impl Pollable for OutgoingDatagramStream {
 mod tests {
     use super::super::options::testing::{grant, show};
     use super::*;
-    use crate::error::code_name;
 
     fn in_state(grant: &Grant, state: &str, peer: SocketAddr) -> UdpSocket {
         let mut s = UdpSocket::new(Family::V4).unwrap();
@@ -502,7 +501,7 @@ mod tests {
     fn send(out: &mut OutgoingDatagramStream, batch: &[(&[u8], Option<SocketAddr>)]) -> String {
         match out.send(batch.iter().copied()) {
             Ok(n) => format!("sent {n}"),
-            Err(SendError::Code(code)) => code_name(code).to_string(),
+            Err(SendError::Code(code)) => code.as_str().to_string(),
             Err(SendError::Unpermitted) => "trap".to_string(),
         }
     }

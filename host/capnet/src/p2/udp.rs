@@ -1,14 +1,14 @@
 //! `wasi:sockets/udp`: the `udp-socket` resource and its datagram streams, over
 //! [`crate::socket::udp`].
 
-use crate::bindings::sockets::network::{IpAddressFamily, IpSocketAddress};
-use crate::bindings::sockets::udp::{
+use crate::ctx::CapnetCtxView;
+use crate::p2::bindings::sockets::network::{IpAddressFamily, IpSocketAddress};
+use crate::p2::bindings::sockets::udp::{
     Host, HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, IncomingDatagram,
     OutgoingDatagram,
 };
-use crate::ctx::CapnetCtxView;
-use crate::error::{SocketError, SocketResult};
-use crate::network::Network;
+use crate::p2::error::{SocketError, SocketResult};
+use crate::p2::network::Network;
 use crate::socket::udp::{IncomingDatagramStream, OutgoingDatagramStream, SendError, UdpSocket};
 use std::net::SocketAddr;
 use wasmtime::component::Resource;

@@ -1,10 +1,10 @@
 //! `wasi:sockets/tcp`: the `tcp-socket` resource over [`crate::socket::tcp::TcpSocket`].
 
-use crate::bindings::sockets::network::{IpAddressFamily, IpSocketAddress};
-use crate::bindings::sockets::tcp::{Duration, Host, HostTcpSocket, ShutdownType};
 use crate::ctx::CapnetCtxView;
-use crate::error::SocketResult;
-use crate::network::Network;
+use crate::p2::bindings::sockets::network::{IpAddressFamily, IpSocketAddress};
+use crate::p2::bindings::sockets::tcp::{Duration, Host, HostTcpSocket, ShutdownType};
+use crate::p2::error::SocketResult;
+use crate::p2::network::Network;
 use crate::socket::tcp::{Connected, TcpSocket};
 use std::net::Shutdown;
 use wasmtime::component::Resource;

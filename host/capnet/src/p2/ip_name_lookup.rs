@@ -1,10 +1,10 @@
 //! `wasi:sockets/ip-name-lookup`, checked against the `lookup` right.
 
-use crate::bindings::sockets::ip_name_lookup::{Host, HostResolveAddressStream};
-use crate::bindings::sockets::network::IpAddress;
 use crate::ctx::CapnetCtxView;
-use crate::error::SocketResult;
-use crate::network::Network;
+use crate::p2::bindings::sockets::ip_name_lookup::{Host, HostResolveAddressStream};
+use crate::p2::bindings::sockets::network::IpAddress;
+use crate::p2::error::SocketResult;
+use crate::p2::network::Network;
 use crate::socket::lookup::ResolveAddressStream;
 use wasmtime::component::Resource;
 use wasmtime_wasi_io::poll::DynPollable;

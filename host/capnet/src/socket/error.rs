@@ -1,84 +1,94 @@
-//! The one error type of the sockets interfaces: a WIT `error-code` for the guest, or a trap.
+//! The socket core's errors: what went wrong, in the words every WIT generation of
+//! `wasi:sockets` shares. Each front end maps these to its own generated `error-code`.
 //!
-//! Every failure a guest can cause or observe is an [`ErrorCode`]; only host-side faults (a
-//! resource-table miss, a bug) trap. OS errors map by errno first, then by [`io::ErrorKind`],
-//! and fall back to `unknown`.
+//! OS errors map by errno first, then by [`io::ErrorKind`], and fall back to `unknown`.
 
-use crate::bindings::sockets::network::ErrorCode;
 use std::fmt;
 use std::io;
 
-/// The result type of every fallible sockets call.
-pub type SocketResult<T> = Result<T, SocketError>;
-
-/// An `error-code` returned to the guest, or a trap that ends the guest's instance.
-pub struct SocketError(Repr);
-
-enum Repr {
-    Code(ErrorCode),
-    Trap(wasmtime::Error),
+/// Why a socket operation failed; the front end turns it into its WIT's `error-code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// A failure with no better name.
+    Unknown,
+    /// The policy, or the OS, refused the use.
+    AccessDenied,
+    /// The operation is not supported.
+    NotSupported,
+    /// An argument is invalid (wrong family, multicast, port 0, ...).
+    InvalidArgument,
+    /// Not enough memory or buffer space.
+    OutOfMemory,
+    /// The operation timed out.
+    Timeout,
+    /// Another operation of the same kind is in progress.
+    ConcurrencyConflict,
+    /// A `finish-*` with no `start-*` before it.
+    NotInProgress,
+    /// The operation would block; try again when ready.
+    WouldBlock,
+    /// The socket is not in a state that allows the operation.
+    InvalidState,
+    /// No more sockets may be opened.
+    NewSocketLimit,
+    /// The address cannot be bound.
+    AddressNotBindable,
+    /// The address is in use.
+    AddressInUse,
+    /// The remote address cannot be reached.
+    RemoteUnreachable,
+    /// The peer refused the connection.
+    ConnectionRefused,
+    /// The peer reset the connection.
+    ConnectionReset,
+    /// The connection was aborted.
+    ConnectionAborted,
+    /// The datagram is too large to send.
+    DatagramTooLarge,
+    /// The name does not resolve.
+    NameUnresolvable,
+    /// A lookup failed for now; it may work later.
+    TemporaryResolverFailure,
+    /// A lookup failed for good.
+    PermanentResolverFailure,
 }
 
-impl SocketError {
-    /// An error that traps the guest instead of being returned to it.
-    pub fn trap(error: impl Into<wasmtime::Error>) -> Self {
-        Self(Repr::Trap(error.into()))
-    }
-
-    /// The code the guest sees, or the trap to raise.
-    pub fn into_code(self) -> wasmtime::Result<ErrorCode> {
-        match self.0 {
-            Repr::Code(code) => Ok(code),
-            Repr::Trap(error) => Err(error),
-        }
-    }
-
-    /// The code, if this error is one the guest sees.
-    pub fn code(&self) -> Option<ErrorCode> {
-        match &self.0 {
-            Repr::Code(code) => Some(*code),
-            Repr::Trap(_) => None,
+impl ErrorCode {
+    /// The kebab-case name every WIT generation gives the code, as logs show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unknown => "unknown",
+            ErrorCode::AccessDenied => "access-denied",
+            ErrorCode::NotSupported => "not-supported",
+            ErrorCode::InvalidArgument => "invalid-argument",
+            ErrorCode::OutOfMemory => "out-of-memory",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::ConcurrencyConflict => "concurrency-conflict",
+            ErrorCode::NotInProgress => "not-in-progress",
+            ErrorCode::WouldBlock => "would-block",
+            ErrorCode::InvalidState => "invalid-state",
+            ErrorCode::NewSocketLimit => "new-socket-limit",
+            ErrorCode::AddressNotBindable => "address-not-bindable",
+            ErrorCode::AddressInUse => "address-in-use",
+            ErrorCode::RemoteUnreachable => "remote-unreachable",
+            ErrorCode::ConnectionRefused => "connection-refused",
+            ErrorCode::ConnectionReset => "connection-reset",
+            ErrorCode::ConnectionAborted => "connection-aborted",
+            ErrorCode::DatagramTooLarge => "datagram-too-large",
+            ErrorCode::NameUnresolvable => "name-unresolvable",
+            ErrorCode::TemporaryResolverFailure => "temporary-resolver-failure",
+            ErrorCode::PermanentResolverFailure => "permanent-resolver-failure",
         }
     }
 }
 
-impl fmt::Debug for SocketError {
+impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::Code(code) => write!(f, "{}", code_name(*code)),
-            Repr::Trap(error) => write!(f, "trap: {error:?}"),
-        }
+        f.write_str(self.as_str())
     }
 }
 
-impl fmt::Display for SocketError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::Code(code) => f.write_str(code_name(*code)),
-            Repr::Trap(error) => write!(f, "trap: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for SocketError {}
-
-impl From<ErrorCode> for SocketError {
-    fn from(code: ErrorCode) -> Self {
-        Self(Repr::Code(code))
-    }
-}
-
-impl From<io::Error> for SocketError {
-    fn from(error: io::Error) -> Self {
-        Self(Repr::Code(error_code_of(&error)))
-    }
-}
-
-impl From<wasmtime::component::ResourceTableError> for SocketError {
-    fn from(error: wasmtime::component::ResourceTableError) -> Self {
-        Self::trap(error)
-    }
-}
+impl std::error::Error for ErrorCode {}
 
 impl From<io::Error> for ErrorCode {
     fn from(error: io::Error) -> Self {
@@ -86,7 +96,7 @@ impl From<io::Error> for ErrorCode {
     }
 }
 
-/// Maps an OS error to the WIT code that names it.
+/// Maps an OS error to the code that names it.
 pub fn error_code_of(error: &io::Error) -> ErrorCode {
     if let Some(code) = error.raw_os_error().and_then(errno_code) {
         return code;
@@ -139,33 +149,6 @@ fn errno_code(errno: i32) -> Option<ErrorCode> {
     })
 }
 
-/// The WIT spelling of an error code, as guests and logs show it.
-pub fn code_name(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::Unknown => "unknown",
-        ErrorCode::AccessDenied => "access-denied",
-        ErrorCode::NotSupported => "not-supported",
-        ErrorCode::InvalidArgument => "invalid-argument",
-        ErrorCode::OutOfMemory => "out-of-memory",
-        ErrorCode::Timeout => "timeout",
-        ErrorCode::ConcurrencyConflict => "concurrency-conflict",
-        ErrorCode::NotInProgress => "not-in-progress",
-        ErrorCode::WouldBlock => "would-block",
-        ErrorCode::InvalidState => "invalid-state",
-        ErrorCode::NewSocketLimit => "new-socket-limit",
-        ErrorCode::AddressNotBindable => "address-not-bindable",
-        ErrorCode::AddressInUse => "address-in-use",
-        ErrorCode::RemoteUnreachable => "remote-unreachable",
-        ErrorCode::ConnectionRefused => "connection-refused",
-        ErrorCode::ConnectionReset => "connection-reset",
-        ErrorCode::ConnectionAborted => "connection-aborted",
-        ErrorCode::DatagramTooLarge => "datagram-too-large",
-        ErrorCode::NameUnresolvable => "name-unresolvable",
-        ErrorCode::TemporaryResolverFailure => "temporary-resolver-failure",
-        ErrorCode::PermanentResolverFailure => "permanent-resolver-failure",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,8 +188,8 @@ mod tests {
         for (errno, expected) in table {
             let got = error_code_of(&io::Error::from_raw_os_error(errno));
             assert_eq!(
-                code_name(got),
-                code_name(expected),
+                got.as_str(),
+                expected.as_str(),
                 "errno {errno} ({})",
                 io::Error::from_raw_os_error(errno)
             );
@@ -216,8 +199,8 @@ mod tests {
     #[test]
     fn errors_without_errno_map_by_kind() {
         let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "no");
-        assert_eq!(code_name(error_code_of(&refused)), "connection-refused");
+        assert_eq!(error_code_of(&refused).as_str(), "connection-refused");
         let other = io::Error::other("strange");
-        assert_eq!(code_name(error_code_of(&other)), "unknown");
+        assert_eq!(error_code_of(&other).as_str(), "unknown");
     }
 }

@@ -1,8 +1,8 @@
 //! `capnet:sockets/preopens`: listening sockets the runtime opened for the guest.
 
-use crate::bindings::preopens::Host;
-use crate::bindings::sockets::network::IpSocketAddress;
 use crate::ctx::CapnetCtxView;
+use crate::p2::bindings::preopens::Host;
+use crate::p2::bindings::sockets::network::IpSocketAddress;
 use crate::socket::tcp::TcpSocket;
 use wasmtime::component::Resource;
 

@@ -3,10 +3,10 @@
 //! rule granting a `udp-*` use) is refused here with `access-denied`, as wasmtime-wasi refuses
 //! one that may not use UDP.
 
-use crate::bindings::sockets::network::IpAddressFamily;
-use crate::bindings::sockets::udp_create_socket::Host;
 use crate::ctx::CapnetCtxView;
-use crate::error::SocketResult;
+use crate::p2::bindings::sockets::network::IpAddressFamily;
+use crate::p2::bindings::sockets::udp_create_socket::Host;
+use crate::p2::error::SocketResult;
 use crate::socket::udp::UdpSocket;
 use capnet_policy::Use;
 use wasmtime::component::Resource;

@@ -3,10 +3,10 @@
 //! right at all (no rule granting a `tcp-*` use, no pre-opened listener) is refused here with
 //! `access-denied`, as wasmtime-wasi refuses one that may not use TCP.
 
-use crate::bindings::sockets::network::IpAddressFamily;
-use crate::bindings::sockets::tcp_create_socket::Host;
 use crate::ctx::CapnetCtxView;
-use crate::error::SocketResult;
+use crate::p2::bindings::sockets::network::IpAddressFamily;
+use crate::p2::bindings::sockets::tcp_create_socket::Host;
+use crate::p2::error::SocketResult;
 use crate::socket::tcp::TcpSocket;
 use capnet_policy::Use;
 use wasmtime::component::Resource;

@@ -17,7 +17,7 @@ mod generated {
             "wasi:io/streams": wasmtime_wasi_io::bindings::wasi::io::streams,
             "wasi:io/error": wasmtime_wasi_io::bindings::wasi::io::error,
             "wasi:clocks/monotonic-clock": wasmtime_wasi::p2::bindings::clocks::monotonic_clock,
-            "wasi:sockets/network.network": crate::network::Network,
+            "wasi:sockets/network.network": crate::p2::network::Network,
             "wasi:sockets/tcp.tcp-socket": crate::socket::tcp::TcpSocket,
             "wasi:sockets/udp.udp-socket": crate::socket::udp::UdpSocket,
             "wasi:sockets/udp.incoming-datagram-stream": crate::socket::udp::IncomingDatagramStream,
@@ -27,10 +27,10 @@ mod generated {
         },
         // A library's own `instance-network`, imported under a label of its own.
         named_imports: {
-            "wasi:sockets/instance-network": crate::instance_network::Library,
+            "wasi:sockets/instance-network": crate::p2::instance_network::Library,
         },
         trappable_error_type: {
-            "wasi:sockets/network.error-code" => crate::error::SocketError,
+            "wasi:sockets/network.error-code" => crate::p2::error::SocketError,
         },
     });
 }

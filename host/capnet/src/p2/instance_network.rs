@@ -9,10 +9,10 @@
 //! library the policy does not name gets nothing.
 
 use crate::Capnet;
-use crate::bindings::named_imports::wasi::sockets::instance_network as named;
-use crate::bindings::sockets::instance_network::Host;
 use crate::ctx::{CapnetCtxView, CapnetView};
-use crate::network::Network;
+use crate::p2::bindings::named_imports::wasi::sockets::instance_network as named;
+use crate::p2::bindings::sockets::instance_network::Host;
+use crate::p2::network::Network;
 use std::sync::Arc;
 use wasmtime::component::{Component, Linker, Resource};
 

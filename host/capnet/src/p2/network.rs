@@ -1,9 +1,10 @@
 //! `wasi:sockets/network`: the `network` resource is a [`Grant`].
 
-use crate::bindings::sockets::network::{ErrorCode, Host, HostNetwork};
 use crate::ctx::CapnetCtxView;
-use crate::error::{SocketError, error_code_of};
 use crate::grant::Grant;
+use crate::p2::bindings::sockets::network::{ErrorCode, Host, HostNetwork};
+use crate::p2::error::SocketError;
+use crate::socket::error::error_code_of;
 use wasmtime::component::Resource;
 
 /// A `network`: the authority to use the network that it was created with.
@@ -21,7 +22,9 @@ impl Host for CapnetCtxView<'_> {
         error: Resource<wasmtime::Error>,
     ) -> wasmtime::Result<Option<ErrorCode>> {
         let error = self.table.get(&error)?;
-        Ok(error.downcast_ref::<std::io::Error>().map(error_code_of))
+        Ok(error
+            .downcast_ref::<std::io::Error>()
+            .map(|e| error_code_of(e).into()))
     }
 }
 
@@ -36,7 +39,7 @@ impl HostNetwork for CapnetCtxView<'_> {
 mod tests {
     use super::*;
     use crate::ctx::CapnetCtx;
-    use crate::error::code_name;
+    use crate::p2::error::code_name;
     use wasmtime::component::ResourceTable;
 
     /// `network-error-code` names the socket error behind a failed stream operation, and

@@ -1,9 +1,9 @@
 //! `capnet:sockets/attenuate`: narrower `network`s and the revokers that take them back.
 
-use crate::bindings::attenuate::{Host, HostRevoker, RuleError};
 use crate::ctx::CapnetCtxView;
 use crate::grant::Revoker;
-use crate::network::Network;
+use crate::p2::bindings::attenuate::{Host, HostRevoker, RuleError};
+use crate::p2::network::Network;
 use capnet_policy::{Policy, Verdict};
 use wasmtime::component::Resource;
 
