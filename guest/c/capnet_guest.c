@@ -39,10 +39,10 @@ const char *capnet_stream_error(wasi_io_streams_stream_error_t *error) {
   static char text[256];
   if (error->tag == WASI_IO_STREAMS_STREAM_ERROR_CLOSED) return "closed";
   wasi_io_error_own_error_t own = error->val.last_operation_failed;
-  imports_string_t debug;
+  c_command_string_t debug;
   wasi_io_error_method_error_to_debug_string(wasi_io_error_borrow_error(own), &debug);
   snprintf(text, sizeof text, "%.*s", (int)debug.len, (const char *)debug.ptr);
-  imports_string_free(&debug);
+  c_command_string_free(&debug);
   wasi_io_error_error_drop_own(own);
   return text;
 }
@@ -118,7 +118,7 @@ void capnet_write_all(wasi_io_streams_borrow_output_stream_t stream, const uint8
                       size_t len, const char *addr) {
   while (len > 0) {
     size_t n = len < 4096 ? len : 4096;
-    imports_list_u8_t chunk = {(uint8_t *)data, n};
+    c_command_list_u8_t chunk = {(uint8_t *)data, n};
     wasi_io_streams_stream_error_t error;
     if (!wasi_io_streams_method_output_stream_blocking_write_and_flush(stream, &chunk, &error)) {
       capnet_fail("write", addr, capnet_stream_error(&error));
@@ -127,3 +127,14 @@ void capnet_write_all(wasi_io_streams_borrow_output_stream_t stream, const uint8
     len -= n;
   }
 }
+
+/* wasi-libc's entry to `main`: reads the arguments and calls main(argc, argv). */
+int __main_void(void);
+
+/* wasi:cli/run. The module is a reactor, so no export is wrapped in libc's constructors and
+ * destructors (wit-component runs `_initialize`, the constructors, once at instantiation).
+ * `exit` flushes stdio and reports main's status, as a command's `_start` would. */
+bool exports_wasi_cli_run_run(void) {
+  exit(__main_void());
+}
+

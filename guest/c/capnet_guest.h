@@ -2,14 +2,15 @@
  * codes, and the one-line error report `error: OPERATION ADDR: CODE`.
  *
  * The guests call the wasi:sockets bindings that `wit-bindgen c` generates from the project's
- * WIT (imports.h); stdio, arguments and exit come from wasi-libc through the preview1 adapter. */
+ * WIT (c_command.h); stdio, arguments and exit come from wasi-libc through the preview1 adapter.
+ * Each guest is a reactor module whose wasi:cli/run (capnet_guest.c) runs its `main`. */
 #ifndef CAPNET_GUEST_H
 #define CAPNET_GUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "imports.h"
+#include "c_command.h"
 
 typedef wasi_sockets_network_ip_socket_address_t capnet_addr_t;
 typedef wasi_sockets_network_error_code_t capnet_error_t;

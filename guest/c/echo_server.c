@@ -32,14 +32,14 @@ static void finish(bool (*step)(wasi_sockets_tcp_borrow_tcp_socket_t, capnet_err
 static void echo(wasi_io_streams_borrow_input_stream_t input,
                  wasi_io_streams_borrow_output_stream_t output, const char *peer) {
   for (;;) {
-    imports_list_u8_t bytes;
+    c_command_list_u8_t bytes;
     wasi_io_streams_stream_error_t error;
     if (!wasi_io_streams_method_input_stream_blocking_read(input, 64 * 1024, &bytes, &error)) {
       if (error.tag == WASI_IO_STREAMS_STREAM_ERROR_CLOSED) return;
       capnet_fail("read", peer, capnet_stream_error(&error));
     }
     capnet_write_all(output, bytes.ptr, bytes.len, peer);
-    imports_list_u8_free(&bytes);
+    c_command_list_u8_free(&bytes);
   }
 }
 

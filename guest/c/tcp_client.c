@@ -51,14 +51,14 @@ int main(int argc, char **argv) {
     capnet_fail("shutdown", text, capnet_error_name(code));
   }
   for (;;) {
-    imports_list_u8_t bytes;
+    c_command_list_u8_t bytes;
     wasi_io_streams_stream_error_t error;
     if (!wasi_io_streams_method_input_stream_blocking_read(input, 64 * 1024, &bytes, &error)) {
       if (error.tag == WASI_IO_STREAMS_STREAM_ERROR_CLOSED) break;
       capnet_fail("read", text, capnet_stream_error(&error));
     }
     fwrite(bytes.ptr, 1, bytes.len, stdout);
-    imports_list_u8_free(&bytes);
+    c_command_list_u8_free(&bytes);
   }
   fflush(stdout);
 

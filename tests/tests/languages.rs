@@ -71,6 +71,33 @@ async fn client_reaches_an_allowed_server_and_prints_its_reply(lang: &str) {
     assert_eq!(server.await.unwrap(), 4, "the server read the message");
 }
 
+/// The reply arrives in two parts with a pause between, so the client reads twice and its
+/// second read lifts a list into memory while the first part still sits in stdout's buffer.
+/// A C guest built as a command module trapped here every time ("cannot leave component
+/// instance": its realloc ran libc's destructors, which flushed stdout through an import).
+async fn client_prints_a_reply_that_arrives_in_two_reads(lang: &str) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).await.unwrap();
+        stream.write_all(b"first,").await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        stream.write_all(b"second").await.unwrap();
+    });
+    let policy = policy(&[(Allow, "connect", &addr.to_string())]);
+    let client = lang_guest(lang, "tcp-client");
+    let done = Running::start_path(&client, &[&addr.to_string(), "x"], ctx(policy))
+        .finish()
+        .await;
+
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+    assert_eq!(done.stdout, "first,second");
+    server.await.unwrap();
+}
+
 async fn client_to_a_denied_address_is_access_denied_and_reaches_no_listener(lang: &str) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap();
@@ -133,6 +160,11 @@ macro_rules! language {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn client_reaches_an_allowed_server_and_prints_its_reply() {
                 super::client_reaches_an_allowed_server_and_prints_its_reply($lang).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn client_prints_a_reply_that_arrives_in_two_reads() {
+                super::client_prints_a_reply_that_arrives_in_two_reads($lang).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
