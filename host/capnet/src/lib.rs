@@ -6,11 +6,13 @@
 //! listen, accept, connect and name lookup is decided by that grant before any system call.
 //! Decisions are `tracing` events (target `capnet::policy`) naming the rule that decided.
 //!
-//! This crate implements, one module each:
+//! This crate implements, one module each, in the 0.2 front (`p2/`):
 //! `wasi:sockets/network`, `instance-network`, `tcp`, `tcp-create-socket`, `udp`,
 //! `udp-create-socket` and `ip-name-lookup` (all `@0.2.12`), and `capnet:sockets/preopens` and
 //! `attenuate`. A library's named import of `instance-network` in a composed app gets the
-//! library's own grant ([`add_libraries_to_linker`]).
+//! library's own grant ([`add_libraries_to_linker`]). The 0.3 front (`p3/`) implements
+//! `wasi:sockets/types` and `ip-name-lookup` `@0.3.0` on the same socket core
+//! ([`add_to_linker_p3`]).
 //! `wasi:io` is `wasmtime-wasi-io`'s, so sockets, clocks and stdio share one `poll`.
 //!
 //! # Embedding
@@ -46,8 +48,10 @@
 mod ctx;
 mod grant;
 mod p2;
+mod p3;
 mod revoke;
 mod socket;
+mod wit_conv;
 
 pub use capnet_policy as policy;
 pub use ctx::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
@@ -90,6 +94,35 @@ pub fn add_to_linker<T: CapnetView + 'static>(linker: &mut Linker<T>) -> wasmtim
     bindings::preopens::add_to_linker::<T, Capnet>(linker, T::capnet)?;
     bindings::attenuate::add_to_linker::<T, Capnet>(linker, T::capnet)?;
     Ok(())
+}
+
+/// Adds capnet's `wasi:sockets@0.3.0` (`types`, `ip-name-lookup`) to `linker`: the same core,
+/// checks and decision logs as the 0.2 interfaces, every call decided by the instance's root
+/// grant (0.3 has no `network` handle). The engine needs `wasm_component_model_async`.
+///
+/// # Errors
+/// When an interface is already defined in `linker`.
+pub fn add_to_linker_p3<T: CapnetView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    p3::bindings::sockets::types::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    p3::bindings::sockets::ip_name_lookup::add_to_linker::<T, Capnet>(linker, T::capnet)?;
+    Ok(())
+}
+
+/// A complete WASI 0.3 world with capnet's sockets: `wasi:cli`, `wasi:clocks`,
+/// `wasi:filesystem` and `wasi:random` 0.3 from `wasmtime-wasi` (never its sockets), and
+/// [`add_to_linker_p3`]. Add it beside [`add_to_linker_with_wasi`] to run components of
+/// either generation, or both at once.
+///
+/// # Errors
+/// When an interface is already defined in `linker`.
+pub fn add_to_linker_with_wasi_p3<T: CapnetView + WasiView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    wasmtime_wasi::p3::cli::add_to_linker(linker)?;
+    wasmtime_wasi::p3::clocks::add_to_linker(linker)?;
+    wasmtime_wasi::p3::filesystem::add_to_linker(linker)?;
+    wasmtime_wasi::p3::random::add_to_linker(linker)?;
+    add_to_linker_p3(linker)
 }
 
 /// A complete WASI 0.2 world with capnet's sockets: `wasi:io`, `wasi:cli`, `wasi:clocks`,

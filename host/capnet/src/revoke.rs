@@ -10,7 +10,7 @@ use crate::socket::stream::Connection;
 use capnet_policy::Use;
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use tokio::net::TcpListener;
 
 /// What was opened, and under which authority.
@@ -34,28 +34,29 @@ pub(crate) enum Closable {
 }
 
 impl Closable {
-    /// Shuts the socket down both ways; `false` when it is already gone.
-    fn close(&self) -> bool {
+    /// Shuts the socket down both ways; `None` when it is already gone. The socket comes back
+    /// to be dropped by the caller once it no longer holds the registry's lock: the last
+    /// reference to a connection unregisters it, which takes that lock.
+    fn close(&self) -> Option<Held> {
         match self {
-            Closable::Connection(conn) => match conn.upgrade() {
-                Some(conn) => {
-                    conn.revoke();
-                    true
-                }
-                None => false,
-            },
-            Closable::Listener(listener) => match listener.upgrade() {
-                Some(listener) => {
-                    // On Linux this stops the listen: queued and later peers are refused and
-                    // a pending accept wakes with an error.
-                    let _ = socket2::SockRef::from(&*listener).shutdown(Shutdown::Both);
-                    true
-                }
-                None => false,
-            },
+            Closable::Connection(conn) => {
+                let conn = conn.upgrade()?;
+                conn.revoke();
+                Some(conn)
+            }
+            Closable::Listener(listener) => {
+                let listener = listener.upgrade()?;
+                // On Linux this stops the listen: queued and later peers are refused and a
+                // pending accept wakes with an error.
+                let _ = socket2::SockRef::from(&*listener).shutdown(Shutdown::Both);
+                Some(listener)
+            }
         }
     }
 }
+
+/// A socket a revocation closed, held until the registry's lock is released.
+type Held = Arc<dyn std::any::Any + Send + Sync>;
 
 /// The open listeners and connections of one instance.
 #[derive(Default)]
@@ -108,16 +109,19 @@ impl Registry {
             .filter(|(_, opened)| refused(opened))
             .map(|(key, _)| *key)
             .collect();
-        let mut closed = 0;
         let mut gone = Vec::with_capacity(keys.len());
+        let mut closed = Vec::with_capacity(keys.len());
         for key in keys {
             if let Some(opened) = inner.open.remove(&key) {
-                closed += usize::from(opened.what.close());
+                closed.extend(opened.what.close());
                 gone.push(opened);
             }
         }
+        // Dropped after the lock: a last reference to a socket unregisters it.
         drop(inner);
+        let count = closed.len();
+        drop(closed);
         drop(gone);
-        closed
+        count
     }
 }

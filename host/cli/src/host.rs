@@ -58,6 +58,8 @@ pub fn config() -> wasmtime::Config {
     // A composed app's libraries import `instance-network` under labels of their own, marked
     // with `(implements "wasi:sockets/instance-network")`.
     config.wasm_component_model_implements(true);
+    // WASI 0.3 components: async functions, streams and futures.
+    config.wasm_component_model_async(true);
     config
 }
 
@@ -87,13 +89,14 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("capnet")))
 }
 
-/// A linker with the full WASI world and capnet's sockets.
+/// A linker with the full WASI 0.2 and 0.3 worlds and capnet's sockets of both generations.
 ///
 /// # Errors
 /// When an interface cannot be defined.
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CommandHost>> {
     let mut linker = Linker::new(engine);
     capnet::add_to_linker_with_wasi(&mut linker)?;
+    capnet::add_to_linker_with_wasi_p3(&mut linker)?;
     Ok(linker)
 }
 
@@ -122,7 +125,18 @@ pub enum Exit {
     Trap(wasmtime::Error),
 }
 
-/// Instantiates `component` as a command and runs it to the end.
+/// Whether `component` is a WASI 0.3 command: it exports `wasi:cli/run@0.3.x`. A Rust std
+/// program may export `run@0.2.0` too (std's start-up code), whose `main` is then empty: the
+/// 0.3 export is the program.
+pub fn is_p3_command(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with("wasi:cli/run@0.3"))
+}
+
+/// Instantiates `component` as a command, of WASI 0.3 when it exports `wasi:cli/run@0.3.x`
+/// and of 0.2 otherwise, and runs it to the end.
 pub async fn run_command(
     engine: &Engine,
     linker: &Linker<CommandHost>,
@@ -130,11 +144,24 @@ pub async fn run_command(
     host: CommandHost,
 ) -> Exit {
     let mut store = Store::new(engine, host);
-    let result = async {
-        let command = Command::instantiate_async(&mut store, component, linker).await?;
-        command.wasi_cli_run().call_run(&mut store).await
-    }
-    .await;
+    let result = if is_p3_command(engine, component) {
+        async {
+            let command = wasmtime_wasi::p3::bindings::Command::instantiate_async(
+                &mut store, component, linker,
+            )
+            .await?;
+            store
+                .run_concurrent(async move |store| command.wasi_cli_run().call_run(store).await)
+                .await?
+        }
+        .await
+    } else {
+        async {
+            let command = Command::instantiate_async(&mut store, component, linker).await?;
+            command.wasi_cli_run().call_run(&mut store).await
+        }
+        .await
+    };
     match result {
         Ok(Ok(())) => Exit::Code(0),
         Ok(Err(())) => Exit::Code(1),

@@ -34,6 +34,9 @@ pub struct Connection {
     receive_shut: AtomicBool,
     send_shut: AtomicBool,
     draining: AtomicBool,
+    /// Whether a 0.3 `send` or `receive` took the sending or receiving side already.
+    send_taken: AtomicBool,
+    receive_taken: AtomicBool,
     /// Keeps the connection findable by a revocation for as long as any holder lives.
     _registration: Option<Registration>,
 }
@@ -50,8 +53,65 @@ impl Connection {
             receive_shut: AtomicBool::new(false),
             send_shut: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            send_taken: AtomicBool::new(false),
+            receive_taken: AtomicBool::new(false),
             _registration: register(weak.clone()),
         })
+    }
+
+    /// Claims the sending side for one 0.3 `send`: `false` when it was claimed before.
+    pub(crate) fn take_send(&self) -> bool {
+        !self.send_taken.swap(true, Ordering::SeqCst)
+    }
+
+    /// Claims the receiving side for one 0.3 `receive`: `false` when it was claimed before.
+    pub(crate) fn take_receive(&self) -> bool {
+        !self.receive_taken.swap(true, Ordering::SeqCst)
+    }
+
+    /// Ready when a read would not wait: bytes, the end, or an error are there.
+    pub(crate) fn poll_receive_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.receive_shut.load(Ordering::Relaxed) {
+            return Poll::Ready(());
+        }
+        self.stream.poll_read_ready(cx).map(drop)
+    }
+
+    /// Reads what the peer sent into `buf`: `Ok(0)` at the end of the stream. One `recv` when
+    /// the socket is ready, straight into `buf` (a 0.3 front hands guest memory here).
+    pub(crate) fn poll_receive(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.receive_shut.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            std::task::ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    /// Sends from `buf` when the socket can take bytes: how many it took. One `send`.
+    pub(crate) fn poll_send(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.send_shut.load(Ordering::Relaxed) {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        loop {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
     }
 
     /// Closes the connection both ways because its grant was revoked: the guest's reads end,

@@ -198,36 +198,75 @@ impl TcpSocket {
 
     /// `finish-connect`: the streams once the handshake is done, `would-block` before.
     pub fn finish_connect(&mut self) -> Result<Connected, ErrorCode> {
-        let State::Connecting(stream) = &self.state else {
-            return Err(ErrorCode::NotInProgress);
-        };
-        match poll_now(|cx| stream.poll_write_ready(cx)) {
-            Poll::Pending => return Err(ErrorCode::WouldBlock),
-            Poll::Ready(result) => {
-                let outcome = result.and_then(|()| match stream.take_error()? {
-                    Some(e) => Err(e),
-                    None => stream.peer_addr().map(drop),
-                });
-                if let Err(e) = outcome {
-                    self.state = State::Closed;
-                    return Err(crate::socket::error::error_code_of(&e));
-                }
+        match poll_now(|cx| self.poll_connected(cx)) {
+            Poll::Pending => Err(ErrorCode::WouldBlock),
+            Poll::Ready(conn) => {
+                let conn = conn?;
+                Ok((TcpReader::new(conn.clone()), TcpWriter::new(conn)))
             }
+        }
+    }
+
+    /// Waits for the handshake `start-connect` began: the connection, or why it failed (the
+    /// socket is then closed). `not-in-progress` when no connect was started.
+    pub fn poll_connected(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<Arc<Connection>, ErrorCode>> {
+        let State::Connecting(stream) = &self.state else {
+            return Poll::Ready(Err(ErrorCode::NotInProgress));
+        };
+        let result = std::task::ready!(stream.poll_write_ready(cx));
+        let outcome = result.and_then(|()| match stream.take_error()? {
+            Some(e) => Err(e),
+            None => stream.peer_addr().map(drop),
+        });
+        if let Err(e) = outcome {
+            self.state = State::Closed;
+            return Poll::Ready(Err(crate::socket::error::error_code_of(&e)));
         }
         let State::Connecting(stream) = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("state checked above")
         };
         // A grant revoked while the handshake ran takes the connection back at once.
-        let grant = self.grant.as_ref().ok_or(ErrorCode::InvalidState)?;
+        let Some(grant) = self.grant.as_ref() else {
+            return Poll::Ready(Err(ErrorCode::InvalidState));
+        };
         if grant.is_revoked() {
-            return Err(ErrorCode::AccessDenied);
+            return Poll::Ready(Err(ErrorCode::AccessDenied));
         }
-        let peer = stream.peer_addr()?;
+        let peer = match stream.peer_addr() {
+            Ok(peer) => peer,
+            Err(e) => return Poll::Ready(Err(e.into())),
+        };
         let conn = Connection::new(stream, |weak| {
             Some(grant.register(Use::TcpConnect, peer, Closable::Connection(weak)))
         });
         self.state = State::Connected(conn.clone());
-        Ok((TcpReader::new(conn.clone()), TcpWriter::new(conn)))
+        Poll::Ready(Ok(conn))
+    }
+
+    /// The connection of a connected socket, for a front end that moves its bytes itself.
+    pub fn connection(&self) -> Result<Arc<Connection>, ErrorCode> {
+        match &self.state {
+            State::Connected(conn) => Ok(conn.clone()),
+            _ => Err(ErrorCode::InvalidState),
+        }
+    }
+
+    /// What accepts the connections of a listening socket, away from the socket itself (a 0.3
+    /// listen stream): the same per-peer checks as `accept`.
+    pub fn acceptor(&self) -> Result<Acceptor, ErrorCode> {
+        let State::Listening { listener, .. } = &self.state else {
+            return Err(ErrorCode::InvalidState);
+        };
+        Ok(Acceptor {
+            listener: listener.clone(),
+            grant: self.grant.clone().ok_or(ErrorCode::InvalidState)?,
+            preopened: self.preopened.is_some(),
+            family: self.family,
+            backlog: self.backlog,
+        })
     }
 
     /// `start-listen`, with the `tcp-listen` right for the bound address (none for pre-opens).
@@ -303,15 +342,8 @@ impl TcpSocket {
                 break (stream, peer);
             }
         };
-        let conn = Connection::new(stream, |weak| {
-            Some(grant.register(Use::TcpAccept, peer, Closable::Connection(weak)))
-        });
-        let mut socket = Self::with_state(
-            self.family,
-            State::Connected(conn.clone()),
-            Some(grant.clone()),
-        );
-        socket.backlog = self.backlog;
+        let socket = accepted(stream, peer, grant, self.family, self.backlog);
+        let conn = socket.connection()?;
         Ok((socket, TcpReader::new(conn.clone()), TcpWriter::new(conn)))
     }
 
@@ -476,6 +508,56 @@ impl TcpSocket {
             State::Connected(conn) => SockRef::from(&conn.stream),
             State::Closed => return Err(ErrorCode::InvalidState),
         })
+    }
+}
+
+/// The socket of a connection a listener accepted, registered for revocation and carrying
+/// the listener's grant and backlog.
+fn accepted(
+    stream: TcpStream,
+    peer: SocketAddr,
+    grant: &Grant,
+    family: Family,
+    backlog: u32,
+) -> TcpSocket {
+    let conn = Connection::new(stream, |weak| {
+        Some(grant.register(Use::TcpAccept, peer, Closable::Connection(weak)))
+    });
+    let mut socket = TcpSocket::with_state(family, State::Connected(conn), Some(grant.clone()));
+    socket.backlog = backlog;
+    socket
+}
+
+/// Accepts the connections of one listener from peers the policy allows; see
+/// [`TcpSocket::acceptor`].
+pub struct Acceptor {
+    listener: Arc<TcpListener>,
+    grant: Grant,
+    preopened: bool,
+    family: Family,
+    backlog: u32,
+}
+
+impl Acceptor {
+    /// The next connection from an allowed peer; refused peers are closed and logged. A
+    /// revoked grant takes no more connections.
+    pub fn poll_accept(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<TcpSocket, ErrorCode>> {
+        loop {
+            if self.grant.is_revoked() {
+                return Poll::Ready(Err(ErrorCode::AccessDenied));
+            }
+            let (stream, peer) = match std::task::ready!(self.listener.poll_accept(cx)) {
+                Ok(next) => next,
+                Err(e) => return Poll::Ready(Err(e.into())),
+            };
+            if accept_allowed(&self.grant, self.preopened, peer) {
+                let socket = accepted(stream, peer, &self.grant, self.family, self.backlog);
+                return Poll::Ready(Ok(socket));
+            }
+        }
     }
 }
 

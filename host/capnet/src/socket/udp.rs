@@ -140,6 +140,62 @@ impl UdpSocket {
         Ok((incoming, outgoing))
     }
 
+    /// Binds an unbound socket to the unspecified address and an ephemeral port, as a first
+    /// send or a connect does; a bound socket stays as it is.
+    pub fn bind_ephemeral(&mut self, grant: &Grant) -> Result<(), ErrorCode> {
+        if self.state != State::Unbound {
+            return Ok(());
+        }
+        let any = match self.family {
+            Family::V4 => SocketAddr::from(([0, 0, 0, 0], 0)),
+            Family::V6 => SocketAddr::from(([0u16; 8], 0)),
+        };
+        self.start_bind(grant, any)?;
+        self.finish_bind()
+    }
+
+    /// Limits the socket to `remote`, or lifts the limit (`None`), with the same checks as
+    /// `%stream`; for a front end with no datagram streams (0.3's `connect`, `disconnect`).
+    pub fn set_remote(&mut self, remote: Option<SocketAddr>) -> Result<(), ErrorCode> {
+        self.stream(remote).map(drop)
+    }
+
+    /// What one datagram to `dest` (or to the connected peer, for `None`) is sent with, after
+    /// the `udp-send` check: the socket and the destination to name (`None` when connected).
+    pub fn sender(
+        &self,
+        dest: Option<SocketAddr>,
+    ) -> Result<(Arc<tokio::net::UdpSocket>, Option<SocketAddr>), ErrorCode> {
+        let grant = match (&self.state, &self.grant) {
+            (State::Bound, Some(grant)) => grant,
+            _ => return Err(ErrorCode::InvalidState),
+        };
+        let dest = match (dest, self.remote) {
+            (Some(dest), Some(peer)) if dest == peer => None,
+            (Some(_), Some(_)) | (None, None) => return Err(ErrorCode::InvalidArgument),
+            (None, Some(_)) => None,
+            (Some(dest), None) => {
+                addr::validate_remote(self.family, &dest)?;
+                grant.check(Use::UdpSend, dest)?;
+                Some(dest)
+            }
+        };
+        Ok((self.socket.clone(), dest))
+    }
+
+    /// What receives the socket's datagrams, away from the socket itself: every source is
+    /// checked against `udp-receive`, and refused datagrams are dropped.
+    pub fn receiver(&self) -> Result<Receiver, ErrorCode> {
+        let grant = match (&self.state, &self.grant) {
+            (State::Bound, Some(grant)) => grant.clone(),
+            _ => return Err(ErrorCode::InvalidState),
+        };
+        Ok(Receiver {
+            socket: self.socket.clone(),
+            grant,
+        })
+    }
+
     /// `local-address`.
     pub fn local_address(&self) -> Result<SocketAddr, ErrorCode> {
         if self.state != State::Bound {
@@ -207,6 +263,25 @@ fn disconnect(socket: &tokio::net::UdpSocket) -> Result<(), ErrorCode> {
         // Some kernels report an error even though the association is gone.
         Err(rustix::io::Errno::INVAL | rustix::io::Errno::AFNOSUPPORT) => Ok(()),
         Err(e) => Err(io::Error::from(e).into()),
+    }
+}
+
+/// Receives datagrams from allowed sources; see [`UdpSocket::receiver`].
+pub struct Receiver {
+    socket: Arc<tokio::net::UdpSocket>,
+    grant: Grant,
+}
+
+impl Receiver {
+    /// The next datagram from a source the policy allows, into `buf`: its length and sender.
+    pub async fn receive(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), ErrorCode> {
+        loop {
+            let (len, peer) = self.socket.recv_from(buf).await?;
+            let peer = SocketAddr::new(capnet_policy::normalize(peer.ip()), peer.port());
+            if self.grant.check(Use::UdpReceive, peer).is_ok() {
+                return Ok((len, peer));
+            }
+        }
     }
 }
 

@@ -1,0 +1,90 @@
+//! `p3-echo-server ADDR [MAX_CONNS]`, for `wasi:sockets@0.3.0`: listens on ADDR, prints
+//! `listening on <addr>`, and echoes every connection, all of them at once: each accepted
+//! socket's `receive` stream is written back into its `send` stream by a task of its own.
+//! After MAX_CONNS connections it waits for them to end and exits 0.
+//!
+//! The program is the component's `wasi:cli/run@0.3.0` (see p3-tcp-client for std's 0.2 one).
+
+#[allow(missing_docs, clippy::all)]
+mod bindings {
+    wit_bindgen::generate!({ path: "../wit", world: "command", generate_all });
+}
+
+use bindings::wasi::sockets::types::TcpSocket;
+use std::io::Write;
+use std::net::SocketAddr;
+
+mod wit_net;
+use wit_net::{code_name, family, from_wit, to_wit};
+
+struct Server;
+
+impl bindings::exports::wasi::cli::run::Guest for Server {
+    async fn run() -> Result<(), ()> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let (addr, max) = match &args[..] {
+            [addr] => (addr, None),
+            [addr, max] => (addr, max.parse::<usize>().ok()),
+            _ => {
+                eprintln!(
+                    "error: expected ADDR [MAX_CONNS]\nusage: p3-echo-server ADDR [MAX_CONNS]"
+                );
+                return Err(());
+            }
+        };
+        let Ok(local) = addr.parse::<SocketAddr>() else {
+            eprintln!("error: {addr} is not IP:PORT");
+            return Err(());
+        };
+        let fail = |operation: &str, code| {
+            eprintln!("error: {operation} {addr}: {}", code_name(&code));
+        };
+        let socket = TcpSocket::create(family(&local)).map_err(|c| fail("create", c))?;
+        socket.bind(to_wit(local)).map_err(|c| fail("bind", c))?;
+        let mut connections = socket.listen().map_err(|c| fail("listen", c))?;
+        let bound = socket
+            .get_local_address()
+            .map_err(|c| fail("local-address", c))?;
+        println!("listening on {}", from_wit(bound));
+        let _ = std::io::stdout().flush();
+
+        let mut serving = Vec::new();
+        while max.is_none_or(|max| serving.len() < max) {
+            let Some(client) = connections.next().await else {
+                break;
+            };
+            serving.push(wit_bindgen::spawn_local(echo(client)));
+        }
+        for task in serving {
+            task.await;
+        }
+        Ok(())
+    }
+}
+
+/// Writes everything `client` sends back to it, until it ends its side.
+async fn echo(client: TcpSocket) {
+    let (mut from_peer, received) = client.receive();
+    let (mut to_peer, outgoing) = bindings::wit_stream::new::<u8>();
+    let sent = client.send(outgoing);
+    loop {
+        let (result, chunk) = from_peer.read(Vec::with_capacity(64 * 1024)).await;
+        if !chunk.is_empty() && !to_peer.write_all(chunk).await.is_empty() {
+            break;
+        }
+        if let wit_bindgen::StreamResult::Dropped = result {
+            break;
+        }
+    }
+    drop(to_peer);
+    let _ = sent.await;
+    let _ = received.await;
+}
+
+bindings::export!(Server with_types_in bindings);
+
+/// std's `wasi:cli/run@0.2.0`: never the program.
+fn main() {
+    eprintln!("error: the 0.2 entry point ran; the program is wasi:cli/run@0.3.0");
+    std::process::exit(3);
+}

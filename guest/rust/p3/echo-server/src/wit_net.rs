@@ -1,0 +1,74 @@
+//! Between `std::net` and the 0.3 WIT's addresses and error codes.
+
+use crate::bindings::wasi::sockets::types::{
+    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The WIT name of a code: `access-denied`, `other(...)`.
+pub fn code_name(code: &ErrorCode) -> String {
+    let name = match code {
+        ErrorCode::AccessDenied => "access-denied",
+        ErrorCode::NotSupported => "not-supported",
+        ErrorCode::InvalidArgument => "invalid-argument",
+        ErrorCode::OutOfMemory => "out-of-memory",
+        ErrorCode::Timeout => "timeout",
+        ErrorCode::InvalidState => "invalid-state",
+        ErrorCode::AddressNotBindable => "address-not-bindable",
+        ErrorCode::AddressInUse => "address-in-use",
+        ErrorCode::RemoteUnreachable => "remote-unreachable",
+        ErrorCode::ConnectionRefused => "connection-refused",
+        ErrorCode::ConnectionBroken => "connection-broken",
+        ErrorCode::ConnectionReset => "connection-reset",
+        ErrorCode::ConnectionAborted => "connection-aborted",
+        ErrorCode::DatagramTooLarge => "datagram-too-large",
+        ErrorCode::Other(None) => "other",
+        ErrorCode::Other(Some(what)) => return format!("other({what})"),
+    };
+    name.to_owned()
+}
+
+/// The family of `addr`.
+pub fn family(addr: &SocketAddr) -> IpAddressFamily {
+    match addr {
+        SocketAddr::V4(_) => IpAddressFamily::Ipv4,
+        SocketAddr::V6(_) => IpAddressFamily::Ipv6,
+    }
+}
+
+/// `addr` as the WIT spells it.
+pub fn to_wit(addr: SocketAddr) -> IpSocketAddress {
+    match addr {
+        SocketAddr::V4(a) => {
+            let [b0, b1, b2, b3] = a.ip().octets();
+            IpSocketAddress::Ipv4(Ipv4SocketAddress {
+                port: a.port(),
+                address: (b0, b1, b2, b3),
+            })
+        }
+        SocketAddr::V6(a) => {
+            let [s0, s1, s2, s3, s4, s5, s6, s7] = a.ip().segments();
+            IpSocketAddress::Ipv6(Ipv6SocketAddress {
+                port: a.port(),
+                flow_info: a.flowinfo(),
+                address: (s0, s1, s2, s3, s4, s5, s6, s7),
+                scope_id: a.scope_id(),
+            })
+        }
+    }
+}
+
+/// A WIT address as `std` spells it.
+#[allow(dead_code)]
+pub fn from_wit(addr: IpSocketAddress) -> SocketAddr {
+    match addr {
+        IpSocketAddress::Ipv4(a) => {
+            let (b0, b1, b2, b3) = a.address;
+            SocketAddr::from((Ipv4Addr::new(b0, b1, b2, b3), a.port))
+        }
+        IpSocketAddress::Ipv6(a) => {
+            let (s0, s1, s2, s3, s4, s5, s6, s7) = a.address;
+            SocketAddr::from((Ipv6Addr::new(s0, s1, s2, s3, s4, s5, s6, s7), a.port))
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `p3-lookup NAME`, for `wasi:sockets@0.3.0`: resolves NAME and prints each address on a
+//! line of its own, or `error: lookup NAME: CODE` with the WIT error code, exiting 1.
+
+#[allow(missing_docs, clippy::all)]
+mod bindings {
+    wit_bindgen::generate!({ path: "../wit", world: "command", generate_all });
+}
+
+use bindings::wasi::sockets::ip_name_lookup::{ErrorCode, resolve_addresses};
+use bindings::wasi::sockets::types::IpAddress;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+struct Lookup;
+
+impl bindings::exports::wasi::cli::run::Guest for Lookup {
+    async fn run() -> Result<(), ()> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let [name] = &args[..] else {
+            eprintln!("error: expected NAME\nusage: p3-lookup NAME");
+            return Err(());
+        };
+        match resolve_addresses(name.clone()).await {
+            Ok(addresses) => {
+                for address in addresses {
+                    println!("{}", ip(address));
+                }
+                Ok(())
+            }
+            Err(code) => {
+                eprintln!("error: lookup {name}: {}", code_name(&code));
+                Err(())
+            }
+        }
+    }
+}
+
+fn ip(address: IpAddress) -> IpAddr {
+    match address {
+        IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
+        }
+    }
+}
+
+fn code_name(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::AccessDenied => "access-denied".into(),
+        ErrorCode::InvalidArgument => "invalid-argument".into(),
+        ErrorCode::NameUnresolvable => "name-unresolvable".into(),
+        ErrorCode::TemporaryResolverFailure => "temporary-resolver-failure".into(),
+        ErrorCode::PermanentResolverFailure => "permanent-resolver-failure".into(),
+        ErrorCode::Other(None) => "other".into(),
+        ErrorCode::Other(Some(what)) => format!("other({what})"),
+    }
+}
+
+bindings::export!(Lookup with_types_in bindings);
+
+/// std's `wasi:cli/run@0.2.0`: never the program.
+fn main() {
+    eprintln!("error: the 0.2 entry point ran; the program is wasi:cli/run@0.3.0");
+    std::process::exit(3);
+}

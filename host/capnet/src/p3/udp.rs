@@ -1,0 +1,144 @@
+//! `wasi:sockets/types@0.3.0`, `udp-socket`: the core's [`UdpSocket`] behind 0.3's calls.
+//!
+//! `send` checks its destination against `udp-send` and `receive` drops datagrams from
+//! sources `udp-receive` refuses, as under 0.2; a first send or a connect binds an unbound
+//! socket to an ephemeral port.
+
+use crate::Capnet;
+use crate::ctx::{CapnetCtxView, CapnetView};
+use crate::p3::bindings::sockets::types::{
+    HostUdpSocket, HostUdpSocketWithStore, IpAddressFamily, IpSocketAddress,
+};
+use crate::p3::error::SocketResult;
+use crate::socket::ErrorCode as Core;
+use crate::socket::udp::UdpSocket;
+use capnet_policy::Use;
+use std::net::SocketAddr;
+use wasmtime::component::{Accessor, Resource};
+
+/// The uses a UDP socket can be put to.
+const UDP_USES: [Use; 3] = [Use::UdpBind, Use::UdpSend, Use::UdpReceive];
+
+/// The largest datagram `receive` returns.
+const MAX_DATAGRAM: usize = 65_535;
+
+impl CapnetCtxView<'_> {
+    fn udp_p3(&mut self, socket: &Resource<UdpSocket>) -> SocketResult<&mut UdpSocket> {
+        Ok(self.table.get_mut(socket)?)
+    }
+}
+
+impl HostUdpSocket for CapnetCtxView<'_> {
+    fn create(&mut self, family: IpAddressFamily) -> SocketResult<Resource<UdpSocket>> {
+        self.ctx
+            .root
+            .check_kind("udp-socket.create", &UDP_USES, false)?;
+        let socket = UdpSocket::new(family.into())?;
+        Ok(self.table.push(socket)?)
+    }
+
+    fn bind(&mut self, socket: Resource<UdpSocket>, local: IpSocketAddress) -> SocketResult<()> {
+        let grant = self.ctx.root.clone();
+        let socket = self.udp_p3(&socket)?;
+        socket.start_bind(&grant, local.into())?;
+        Ok(socket.finish_bind()?)
+    }
+
+    fn connect(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        remote: IpSocketAddress,
+    ) -> SocketResult<()> {
+        let grant = self.ctx.root.clone();
+        let socket = self.udp_p3(&socket)?;
+        socket.bind_ephemeral(&grant)?;
+        Ok(socket.set_remote(Some(remote.into()))?)
+    }
+
+    fn disconnect(&mut self, socket: Resource<UdpSocket>) -> SocketResult<()> {
+        let socket = self.udp_p3(&socket)?;
+        socket.remote_address()?;
+        Ok(socket.set_remote(None)?)
+    }
+
+    fn get_local_address(&mut self, socket: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
+        Ok(self.udp_p3(&socket)?.local_address()?.into())
+    }
+
+    fn get_remote_address(&mut self, socket: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
+        Ok(self.udp_p3(&socket)?.remote_address()?.into())
+    }
+
+    fn get_address_family(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<IpAddressFamily> {
+        Ok(self.table.get(&socket)?.family().into())
+    }
+
+    fn get_unicast_hop_limit(&mut self, socket: Resource<UdpSocket>) -> SocketResult<u8> {
+        Ok(self.udp_p3(&socket)?.unicast_hop_limit()?)
+    }
+
+    fn set_unicast_hop_limit(&mut self, socket: Resource<UdpSocket>, v: u8) -> SocketResult<()> {
+        Ok(self.udp_p3(&socket)?.set_unicast_hop_limit(v)?)
+    }
+
+    fn get_receive_buffer_size(&mut self, socket: Resource<UdpSocket>) -> SocketResult<u64> {
+        Ok(self.udp_p3(&socket)?.receive_buffer_size()?)
+    }
+
+    fn set_receive_buffer_size(&mut self, socket: Resource<UdpSocket>, v: u64) -> SocketResult<()> {
+        Ok(self.udp_p3(&socket)?.set_receive_buffer_size(v)?)
+    }
+
+    fn get_send_buffer_size(&mut self, socket: Resource<UdpSocket>) -> SocketResult<u64> {
+        Ok(self.udp_p3(&socket)?.send_buffer_size()?)
+    }
+
+    fn set_send_buffer_size(&mut self, socket: Resource<UdpSocket>, v: u64) -> SocketResult<()> {
+        Ok(self.udp_p3(&socket)?.set_send_buffer_size(v)?)
+    }
+
+    fn drop(&mut self, socket: Resource<UdpSocket>) -> wasmtime::Result<()> {
+        self.table.delete(socket)?;
+        Ok(())
+    }
+}
+
+impl<T: CapnetView + 'static> HostUdpSocketWithStore<T> for Capnet {
+    async fn send(
+        store: &Accessor<T, Self>,
+        socket: Resource<UdpSocket>,
+        data: Vec<u8>,
+        remote: Option<IpSocketAddress>,
+    ) -> SocketResult<()> {
+        if data.len() > MAX_DATAGRAM {
+            return Err(Core::DatagramTooLarge.into());
+        }
+        let (udp, dest) = store.with(|mut access| {
+            let view = access.get();
+            let grant = view.ctx.root.clone();
+            let socket = view.table.get_mut(&socket)?;
+            socket.bind_ephemeral(&grant)?;
+            SocketResult::Ok(socket.sender(remote.map(SocketAddr::from))?)
+        })?;
+        match dest {
+            Some(dest) => udp.send_to(&data, dest).await?,
+            None => udp.send(&data).await?,
+        };
+        Ok(())
+    }
+
+    async fn receive(
+        store: &Accessor<T, Self>,
+        socket: Resource<UdpSocket>,
+    ) -> SocketResult<(Vec<u8>, IpSocketAddress)> {
+        let receiver = store
+            .with(|mut access| SocketResult::Ok(access.get().table.get(&socket)?.receiver()?))?;
+        let mut buf = vec![0; MAX_DATAGRAM];
+        let (len, from) = receiver.receive(&mut buf).await?;
+        buf.truncate(len);
+        Ok((buf, from.into()))
+    }
+}
