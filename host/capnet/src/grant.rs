@@ -334,7 +334,8 @@ impl Grant {
 
     /// Filters a lookup's answers for `name` and pins the rest to it for `ttl`.
     ///
-    /// DNS rebinding defence: an answer in `loopback`, `private`, `link-local` or `metadata` is
+    /// DNS rebinding defence: an answer in `loopback`, `private`, `link-local`, `metadata` or the
+    /// unspecified addresses is
     /// dropped, and the drop logged, unless the policy allows connecting to or sending to that
     /// address by a rule of its own (or inherits the network). `from_dns` is false for names the
     /// system answers locally (`localhost`, /etc/hosts), whose answers are kept.
@@ -356,14 +357,7 @@ impl Grant {
         for (ip, ttl) in answers {
             let ip = capnet_policy::normalize(ip);
             if from_dns
-                && let Some(set) = [
-                    NamedSet::Loopback,
-                    NamedSet::Private,
-                    NamedSet::LinkLocal,
-                    NamedSet::Metadata,
-                ]
-                .into_iter()
-                .find(|s| s.contains(ip))
+                && let Some(set) = never_from_dns(ip)
                 && !allows_range(&policy, ip)
             {
                 tracing::info!(
@@ -417,6 +411,20 @@ impl Grant {
                 .unwrap_or(decision)
         });
         self.settle(use_, &addr, because)
+    }
+
+    /// Whether `use_` on `addr` would be allowed, deciding as [`Grant::check`] does but logging
+    /// nothing: for a decision taken ahead of a use that may never happen (a UDP stream limited
+    /// to a peer decides once whether that peer may be heard; the log speaks when a datagram
+    /// from it is refused).
+    pub(crate) fn permits(&self, use_: Use, addr: SocketAddr) -> bool {
+        let policy = self.policy.read();
+        self.decide(&policy, |layer| {
+            let decision = layer.decide(use_, addr);
+            self.decide_pinned(layer, use_, addr, &decision)
+                .unwrap_or(decision)
+        })
+        .is_allowed()
     }
 
     /// As [`Grant::check`], for a host name (`lookup`).
@@ -614,6 +622,23 @@ impl Grant {
 /// Whether `layer` is the root policy rather than a scope's rules.
 fn layer_is_root(layer: &Policy, root: &Policy) -> bool {
     std::ptr::eq(layer, root)
+}
+
+/// The kind of address a name from DNS must not point at without a rule of its own: loopback,
+/// private, link-local, metadata, or unspecified (`0.0.0.0` and `::` reach the host itself).
+fn never_from_dns(ip: IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        return Some("unspecified");
+    }
+    [
+        NamedSet::Loopback,
+        NamedSet::Private,
+        NamedSet::LinkLocal,
+        NamedSet::Metadata,
+    ]
+    .into_iter()
+    .find(|s| s.contains(ip))
+    .map(NamedSet::as_str)
 }
 
 /// Whether a rule of the policy itself lets the guest reach `ip` (any port): a compiled

@@ -85,6 +85,29 @@ fn a_public_name_resolving_to_loopback_is_dropped_and_logged() {
 }
 
 #[test]
+fn a_name_resolving_to_the_unspecified_address_is_dropped_and_logged() {
+    // 0.0.0.0 reaches the host itself: a name must not point there without a rule of its own.
+    let dns = dns_server(Ipv4Addr::UNSPECIFIED);
+    let out = run(
+        dns,
+        &["--allow-connect", "nowhere.example.com:80"],
+        "nowhere.example.com:80",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "dropped answer 0.0.0.0 for nowhere.example.com: unspecified address from DNS and no rule allows it"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: lookup nowhere.example.com: name-unresolvable"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_allowed_name_connects_to_the_pinned_address_only_on_its_port() {
     let dns = dns_server(Ipv4Addr::LOCALHOST);
     let server = pong_server();

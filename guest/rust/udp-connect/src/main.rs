@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use wasi_net::behaviour::{Checked, Env, fails, ok, run, same, udp_receive, udp_send};
+use wasi_net::behaviour::{Checked, Env, fails, holds, ok, run, same, udp_receive, udp_send};
 use wasi_net::wasi::sockets::network::ErrorCode;
 use wasi_net::wasi::sockets::udp::OutgoingDatagram;
 use wasi_net::{from_wasi, to_wasi};
@@ -35,10 +35,18 @@ fn main() -> ExitCode {
             ),
             ("a connected socket hears only its remote", connected_filter),
             (
+                "datagrams queued from others before stream(remote) are not delivered",
+                queued_before_connect,
+            ),
+            (
                 "an unconnected stream needs an address on every datagram",
                 unconnected_needs,
             ),
             ("stream again reconnects to another remote", reconnect),
+            (
+                "an ICMP error on a connected stream wakes it and receive reports it",
+                refused_remote,
+            ),
         ],
     )
 }
@@ -146,6 +154,31 @@ fn connected_filter(env: &Env) -> Checked {
     same("from", from_wasi(got[0].remote_address), peer_addr)
 }
 
+/// A datagram another peer sent while the socket was still open to all waits in its queue;
+/// once `stream` limits the socket to a remote, only that remote's datagrams come through.
+fn queued_before_connect(env: &Env) -> Checked {
+    let (socket, local) = env.bound_udp()?;
+    let (peer, peer_addr) = env.bound_udp()?;
+    let (stranger, _) = env.bound_udp()?;
+    let datagram = |data: &[u8]| {
+        [OutgoingDatagram {
+            data: data.to_vec(),
+            remote_address: Some(to_wasi(local)),
+        }]
+    };
+    let (_s_in, s_out) = ok("stranger stream", stranger.stream(None))?;
+    ok("stranger send", udp_send(&s_out, &datagram(b"stranger")))?;
+    let (_p_in, p_out) = ok("peer stream", peer.stream(None))?;
+    ok("peer send", udp_send(&p_out, &datagram(b"peer")))?;
+    // Both datagrams are queued now (loopback delivers at once); then the socket connects.
+    let (incoming, _out) = ok("stream", socket.stream(Some(to_wasi(peer_addr))))?;
+    let got = udp_receive(&incoming, 10)?;
+    for datagram in &got {
+        same("from", from_wasi(datagram.remote_address), peer_addr)?;
+    }
+    same("data", got[0].data.clone(), b"peer".to_vec())
+}
+
 /// On an unconnected stream a datagram without `remote-address` is `invalid-argument`.
 fn unconnected_needs(env: &Env) -> Checked {
     let (socket, _) = env.bound_udp()?;
@@ -161,6 +194,29 @@ fn unconnected_needs(env: &Env) -> Checked {
         ),
         ErrorCode::InvalidArgument,
     )
+}
+
+/// A datagram to a remote where nothing listens comes back as an ICMP port-unreachable; the
+/// connected incoming stream's pollable wakes for it and `receive` is `connection-refused`.
+fn refused_remote(env: &Env) -> Checked {
+    let (socket, _) = env.bound_udp()?;
+    let closed = {
+        let (gone, addr) = env.bound_udp()?;
+        drop(gone);
+        addr
+    };
+    let (incoming, outgoing) = ok("stream", socket.stream(Some(to_wasi(closed))))?;
+    let datagram = [OutgoingDatagram {
+        data: b"anyone?".to_vec(),
+        remote_address: None,
+    }];
+    ok("send", udp_send(&outgoing, &datagram))?;
+    let ready = incoming.subscribe();
+    holds(
+        wasi_net::behaviour::ready_within(&ready, 5_000),
+        "the incoming stream did not wake within 5 s",
+    )?;
+    fails("receive", incoming.receive(1), ErrorCode::ConnectionRefused)
 }
 
 /// Once the old streams are dropped, `stream` with another remote connects to that one.

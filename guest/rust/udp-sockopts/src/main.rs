@@ -20,6 +20,10 @@ fn main() -> ExitCode {
                 "out-of-range buffer sizes are clamped, not refused",
                 clamped,
             ),
+            (
+                "a buffer size set is read back as set, not as the kernel keeps it",
+                buffer_sizes_as_set,
+            ),
         ],
     )
 }
@@ -94,5 +98,23 @@ fn clamped(env: &Env) -> Checked {
         "hop limit",
         ok("unicast-hop-limit", s.unicast_hop_limit())?,
         255,
+    )
+}
+
+/// Linux stores twice the buffer size it is given; the guest reads back the value it set, as
+/// under wasmtime-wasi (65536 stays 65536, within the kernel's limits).
+fn buffer_sizes_as_set(env: &Env) -> Checked {
+    let s = env.udp()?;
+    ok("set-receive-buffer-size", s.set_receive_buffer_size(65_536))?;
+    same(
+        "receive-buffer-size",
+        ok("receive-buffer-size", s.receive_buffer_size())?,
+        65_536,
+    )?;
+    ok("set-send-buffer-size", s.set_send_buffer_size(65_536))?;
+    same(
+        "send-buffer-size",
+        ok("send-buffer-size", s.send_buffer_size())?,
+        65_536,
     )
 }

@@ -31,9 +31,9 @@ pub(super) fn set_hop_limit(
     Ok(())
 }
 
-/// `receive-buffer-size`.
+/// `receive-buffer-size`: the size as the guest set it (see [`as_set`]).
 pub(super) fn receive_buffer_size(sock: SockRef<'_>) -> Result<u64, ErrorCode> {
-    Ok(sock.recv_buffer_size()? as u64)
+    Ok(as_set(sock.recv_buffer_size()?))
 }
 
 /// Sets the receive buffer size: 0 is invalid; large values are clamped.
@@ -41,9 +41,20 @@ pub(super) fn set_receive_buffer_size(sock: SockRef<'_>, value: u64) -> Result<(
     Ok(sock.set_recv_buffer_size(buffer_size(value)?)?)
 }
 
-/// `send-buffer-size`.
+/// `send-buffer-size`: the size as the guest set it (see [`as_set`]).
 pub(super) fn send_buffer_size(sock: SockRef<'_>) -> Result<u64, ErrorCode> {
-    Ok(sock.send_buffer_size()? as u64)
+    Ok(as_set(sock.send_buffer_size()?))
+}
+
+/// Linux keeps twice the buffer size it is given (the rest is its bookkeeping) and reports
+/// what it keeps; the WIT's getter reads back what was set, so it is halved here.
+fn as_set(kept: usize) -> u64 {
+    let kept = kept as u64;
+    if cfg!(target_os = "linux") {
+        kept / 2
+    } else {
+        kept
+    }
 }
 
 /// Sets the send buffer size: 0 is invalid; large values are clamped.

@@ -13,10 +13,12 @@ use crate::grant::Grant;
 use crate::socket::ErrorCode;
 use capnet_policy::Use;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
+use tokio::io::Interest;
 use wasmtime_wasi_io::poll::Pollable;
 
 /// The largest UDP payload (65535 minus the UDP header would be the IPv4 limit; the kernel
@@ -110,8 +112,9 @@ impl UdpSocket {
         if let Some(peer) = remote {
             addr::validate_remote(self.family, &peer)?;
             grant.check(Use::UdpSend, peer)?;
-            // Decided once for the peer: received datagrams then cost no policy work.
-            receive_allowed = grant.check(Use::UdpReceive, peer).is_ok();
+            // Decided once for the peer, quietly: received datagrams then cost no policy work,
+            // and a refusal is logged only when a datagram from the peer is dropped.
+            receive_allowed = grant.permits(Use::UdpReceive, peer);
         }
         if self.remote.is_some() {
             disconnect(&self.socket)?;
@@ -193,6 +196,7 @@ impl UdpSocket {
         Ok(Receiver {
             socket: self.socket.clone(),
             grant,
+            remote: self.remote,
         })
     }
 
@@ -256,6 +260,27 @@ fn connect(socket: &tokio::net::UdpSocket, peer: SocketAddr) -> Result<(), Error
     Ok(())
 }
 
+/// The error the kernel queued on the socket (an ICMP error a connected socket heard), taken
+/// only when tokio saw error readiness, so an empty receive costs no system call otherwise.
+/// Taking it clears tokio's error readiness too.
+fn pending_error(socket: &tokio::net::UdpSocket) -> io::Result<Option<io::Error>> {
+    let flagged = poll_now(|cx| std::pin::pin!(socket.ready(Interest::ERROR)).poll(cx));
+    if flagged.is_pending() {
+        return Ok(None);
+    }
+    let pending = socket.take_error()?;
+    // Clear tokio's error readiness: the kernel has no error left to report.
+    let _ = socket.try_io(Interest::ERROR, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+    Ok(pending)
+}
+
+/// Whether `peer` (normalised) is `remote`, the address a stream was limited to.
+fn same_peer(remote: SocketAddr, peer: SocketAddr) -> bool {
+    capnet_policy::normalize(remote.ip()) == peer.ip() && remote.port() == peer.port()
+}
+
 /// Dissolves a UDP association (`connect` to `AF_UNSPEC`).
 fn disconnect(socket: &tokio::net::UdpSocket) -> Result<(), ErrorCode> {
     match rustix::net::connect_unspec(socket) {
@@ -270,14 +295,32 @@ fn disconnect(socket: &tokio::net::UdpSocket) -> Result<(), ErrorCode> {
 pub struct Receiver {
     socket: Arc<tokio::net::UdpSocket>,
     grant: Grant,
+    /// The peer the socket is limited to, if any: others' queued datagrams are dropped.
+    remote: Option<SocketAddr>,
 }
 
 impl Receiver {
     /// The next datagram from a source the policy allows, into `buf`: its length and sender.
     pub async fn receive(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), ErrorCode> {
         loop {
-            let (len, peer) = self.socket.recv_from(buf).await?;
+            // Readable, or an error the kernel queued (an ICMP error on a connected socket).
+            self.socket
+                .ready(Interest::READABLE | Interest::ERROR)
+                .await?;
+            let (len, peer) = match self.socket.try_recv_from(buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match pending_error(&self.socket)? {
+                        Some(e) => return Err(e.into()),
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
             let peer = SocketAddr::new(capnet_policy::normalize(peer.ip()), peer.port());
+            if self.remote.is_some_and(|remote| !same_peer(remote, peer)) {
+                continue;
+            }
             if self.grant.check(Use::UdpReceive, peer).is_ok() {
                 return Ok((len, peer));
             }
@@ -307,13 +350,27 @@ impl IncomingDatagramStream {
         while out.len() < max {
             let (len, peer) = match self.socket.try_recv_from(&mut self.scratch) {
                 Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && out.is_empty() => {
+                    match pending_error(&self.socket)? {
+                        Some(e) => return Err(e.into()),
+                        None => break,
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) if !out.is_empty() => break,
                 Err(e) => return Err(e.into()),
             };
             let peer = SocketAddr::new(capnet_policy::normalize(peer.ip()), peer.port());
             let allowed = match self.remote {
-                Some(_) => self.receive_allowed,
+                // A datagram another peer sent before the socket was limited to `remote`
+                // still waits in the kernel's queue: it is not the remote's, so it is dropped.
+                Some(remote) if !same_peer(remote, peer) => {
+                    tracing::debug!(target: "capnet::socket", %peer, %remote, "dropped a datagram queued before the stream was limited to its remote");
+                    false
+                }
+                Some(_) if self.receive_allowed => true,
+                // Logs the refusal of this datagram, which the stream decided without a log.
+                Some(_) => self.grant.check(Use::UdpReceive, peer).is_ok(),
                 None => self.grant.check(Use::UdpReceive, peer).is_ok(),
             };
             if allowed {
@@ -326,8 +383,13 @@ impl IncomingDatagramStream {
 
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for IncomingDatagramStream {
+    /// Ready for a datagram, and for an error the kernel queued: a connected socket learns
+    /// of an ICMP port-unreachable this way, and `receive` then reports `connection-refused`.
     async fn ready(&mut self) {
-        let _ = self.socket.readable().await;
+        let _ = self
+            .socket
+            .ready(Interest::READABLE | Interest::ERROR)
+            .await;
     }
 }
 
@@ -674,5 +736,61 @@ mod tests {
         }
         assert_eq!(got[0], (b"one".to_vec(), sender.local_addr().unwrap()));
         assert_eq!(got[1].0, b"two");
+    }
+
+    /// A `tracing` subscriber that counts denials (`capnet.verdict = "deny"`).
+    #[derive(Default)]
+    struct Denials(std::sync::atomic::AtomicUsize);
+
+    impl tracing::Subscriber for Denials {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Deny(bool);
+            impl tracing::field::Visit for Deny {
+                fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                    self.0 |= field.name() == "capnet.verdict" && value == "deny";
+                }
+                fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+            }
+            let mut deny = Deny(false);
+            event.record(&mut deny);
+            if deny.0 {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// Limiting a stream to a peer decides quietly whether the peer may be heard: with only
+    /// `udp-send` allowed, nothing was received, so no denial is logged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn limiting_a_stream_to_a_peer_logs_no_receive_decision() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let policy = capnet_policy::Policy::builder()
+            .rule(capnet_policy::Verdict::Allow, "udp-send", "127.0.0.1:9")
+            .unwrap()
+            .build();
+        let grant = Grant::new(Arc::new(policy), Arc::from("test"));
+        let mut socket = UdpSocket::new(Family::V4).unwrap();
+        socket
+            .start_bind(&grant, "0.0.0.0:0".parse().unwrap())
+            .unwrap();
+        socket.finish_bind().unwrap();
+        let denials = Arc::new(Denials::default());
+        let streams =
+            tracing::subscriber::with_default(denials.clone(), || socket.stream(Some(peer)));
+        assert!(
+            streams.is_ok(),
+            "the send right is enough to limit the stream"
+        );
+        assert_eq!(denials.0.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }
