@@ -112,7 +112,10 @@ impl RunOpts {
         for warning in policy.warnings() {
             eprintln!("warning: {warning}");
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        // One thread runs the guest and the reactor that wakes it: a wake-up that crossed to
+        // another thread cost more than the rest of a small round trip. Blocking work (stdio,
+        // the system resolver) still goes to tokio's blocking pool.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let exit = runtime.block_on(self.run_async(policy))?;
