@@ -1,7 +1,8 @@
 //! `cargo run --release -p capnet-bench [-- OPTIONS]`: the same guest `.wasm` served by capnet
 //! in this process (behind a 1,000-rule policy whose allowing rules come last), by `capnet run`
 //! as a process of its own (as users run it), by a baseline host on `wasmtime-wasi`'s own p2
-//! sockets with `inherit_network`, and by the same logic built natively, in tokio and in
+//! sockets with `inherit_network` (in this process, and in one of its own run as `capnet run`
+//! runs), and by the same logic built natively, in tokio and in
 //! blocking `std` (a process of its own), each driven by the same native client. Prints medians
 //! with min-max over the runs, the ratios capnet/baseline and capnet/native, and then the
 //! ratios `capnet run`/native std and `capnet run`/wasmtime-wasi with the context switches per
@@ -9,7 +10,7 @@
 //!
 //! Options: `--quick` (small sizes, 3 runs), `--runs N`, `--only TEXT` (scenarios whose name
 //! contains TEXT), `--concurrent N` (connections at once, default 1,000), `--servers
-//! capnet,capnet-run,wasmtime-wasi,native,native-std`, `--json FILE`, `--svg FILE`.
+//! capnet,capnet-run,wasmtime-wasi,wasmtime-wasi-run,native,native-std`, `--json FILE`, `--svg FILE`.
 //! `CAPNET_BENCH_CAPNET=PATH` runs another `capnet` binary than `target/release/capnet`.
 //!
 //! On these 2-vCPU machines a wake-up across CPUs costs ~100 µs: run it pinned,
@@ -96,18 +97,21 @@ impl Options {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The children of the servers that run in a process of their own.
+    if let [flag, guest] = args.as_slice()
+        && let Some(guest) = Guest::from_name(guest)
+    {
+        match flag.as_str() {
+            "--native-std" => return servers::serve_std(guest),
+            "--wasmtime-wasi" => return servers::serve_baseline(&engine(), guest),
+            _ => {}
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    // The child of the native-std server: blocking code, no runtime.
-    if let [flag, guest] = args.as_slice()
-        && flag == "--native-std"
-    {
-        servers::serve_std(Guest::from_name(guest).expect("a guest name"));
-        return;
-    }
     // The child side of the memory scenario: one server alone in its process.
     if let [flag, server, guest] = args.as_slice()
         && flag == "--serve"
@@ -133,7 +137,7 @@ fn engine() -> Engine {
     host::engine_with_cache(&std::env::temp_dir().join("capnet-bench-cache")).unwrap()
 }
 
-fn compile(engine: &Engine, path: &Path) -> Component {
+pub(crate) fn compile(engine: &Engine, path: &Path) -> Component {
     Component::from_file(engine, path)
         .unwrap_or_else(|e| panic!("cannot compile {}: {e:?}", path.display()))
 }

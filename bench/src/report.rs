@@ -15,6 +15,7 @@ pub struct Row {
     pub capnet: Vec<f64>,
     pub capnet_run: Vec<f64>,
     pub baseline: Vec<f64>,
+    pub baseline_run: Vec<f64>,
     pub native: Vec<f64>,
     pub native_std: Vec<f64>,
     /// Context switches of the server's process per operation, one figure per run, for the
@@ -51,6 +52,7 @@ impl Row {
             capnet: vec![],
             capnet_run: vec![],
             baseline: vec![],
+            baseline_run: vec![],
             native: vec![],
             native_std: vec![],
             switches: BTreeMap::new(),
@@ -63,6 +65,7 @@ impl Row {
             Server::Capnet => &mut self.capnet,
             Server::CapnetRun => &mut self.capnet_run,
             Server::Baseline => &mut self.baseline,
+            Server::BaselineRun => &mut self.baseline_run,
             Server::Native => &mut self.native,
             Server::NativeStd => &mut self.native_std,
         }
@@ -115,11 +118,20 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
     if !users.is_empty() {
         println!();
         println!(
-            "as users run it: `capnet run` and native std in processes of their own; ratios above 1 mean capnet run is better; cs/op = the server process's context switches per operation"
+            "as users run it: `capnet run`, wasmtime-wasi run the same way, and native std, each a process of its own; cs/op = that process's context switches per operation; ratios above 1 mean capnet run is better (/wasi: against the in-process baseline above)"
         );
         println!(
-            "{:<50} {:>22} {:>6} {:>22} {:>6} {:>9} {:>9}",
-            "scenario", "capnet run", "cs/op", "native std", "cs/op", "/std", "/wasi"
+            "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>5} {:>5} {:>9} {:>5}",
+            "scenario",
+            "capnet run",
+            "cs/op",
+            "wasmtime-wasi run",
+            "cs/op",
+            "native std",
+            "cs/op",
+            "/std",
+            "/wasi-run",
+            "/wasi"
         );
         let switches = |row: &Row, server| {
             row.switches_of(server)
@@ -127,13 +139,16 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
         };
         for row in users {
             println!(
-                "{:<50} {:>22} {:>6} {:>22} {:>6} {:>9} {:>9}",
+                "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>5} {:>5} {:>9} {:>5}",
                 format!("{} [{}]", row.scenario, row.unit),
                 cell(&row.capnet_run),
                 switches(row, Server::CapnetRun),
+                cell(&row.baseline_run),
+                switches(row, Server::BaselineRun),
                 cell(&row.native_std),
                 switches(row, Server::NativeStd),
                 ratio(row.ratio_of(&row.capnet_run, &row.native_std)),
+                ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
                 ratio(row.ratio_of(&row.capnet_run, &row.baseline)),
             );
         }
@@ -164,11 +179,13 @@ struct JsonRow<'a> {
     baseline: Option<Summary>,
     native: Option<Summary>,
     capnet_run: Option<Summary>,
+    baseline_run: Option<Summary>,
     native_std: Option<Summary>,
     capnet_per_baseline: Option<f64>,
     capnet_per_native: Option<f64>,
     capnet_run_per_native_std: Option<f64>,
     capnet_run_per_baseline: Option<f64>,
+    capnet_run_per_baseline_run: Option<f64>,
 }
 
 pub fn json(rows: &[Row], notes: &[String]) -> String {
@@ -183,11 +200,13 @@ pub fn json(rows: &[Row], notes: &[String]) -> String {
             baseline: Summary::of(&row.baseline),
             native: Summary::of(&row.native),
             capnet_run: Summary::of(&row.capnet_run),
+            baseline_run: Summary::of(&row.baseline_run),
             native_std: Summary::of(&row.native_std),
             capnet_per_baseline: row.ratio(&row.baseline),
             capnet_per_native: row.ratio(&row.native),
             capnet_run_per_native_std: row.ratio_of(&row.capnet_run, &row.native_std),
             capnet_run_per_baseline: row.ratio_of(&row.capnet_run, &row.baseline),
+            capnet_run_per_baseline_run: row.ratio_of(&row.capnet_run, &row.baseline_run),
         })
         .collect();
     serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "notes": notes })).unwrap()

@@ -27,6 +27,9 @@ pub enum Server {
     CapnetRun,
     /// A host on `wasmtime-wasi`'s own p2 sockets, in this process.
     Baseline,
+    /// The same host in a process of its own, run as `capnet run` runs (the guest on the
+    /// thread of the reactor that wakes it).
+    BaselineRun,
     /// The guests' logic in tokio, in this process.
     Native,
     /// The guests' logic in blocking `std`, one connection at a time, in a process of its own.
@@ -34,10 +37,11 @@ pub enum Server {
 }
 
 impl Server {
-    pub const ALL: [Server; 5] = [
+    pub const ALL: [Server; 6] = [
         Server::Capnet,
         Server::CapnetRun,
         Server::Baseline,
+        Server::BaselineRun,
         Server::Native,
         Server::NativeStd,
     ];
@@ -47,6 +51,7 @@ impl Server {
             Server::Capnet => "capnet",
             Server::CapnetRun => "capnet-run",
             Server::Baseline => "wasmtime-wasi",
+            Server::BaselineRun => "wasmtime-wasi-run",
             Server::Native => "native",
             Server::NativeStd => "native-std",
         }
@@ -168,7 +173,9 @@ pub async fn start(
 ) -> Running {
     match server {
         Server::Native => return native(guest).await,
-        Server::CapnetRun | Server::NativeStd => return process(server, guest),
+        Server::CapnetRun | Server::BaselineRun | Server::NativeStd => {
+            return process(server, guest);
+        }
         Server::Capnet | Server::Baseline => {}
     }
     let stdout = MemoryOutputPipe::new(4096);
@@ -185,24 +192,9 @@ pub async fn start(
             host::run_command(&engine, &linker, &component, host).await;
         })
     } else {
-        // wasmtime-wasi 48 allows no TCP, UDP or lookup until told; then every address.
-        wasi.inherit_network()
-            .allow_tcp(true)
-            .allow_udp(true)
-            .allow_ip_name_lookup(true);
-        let baseline = Baseline {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-        };
-        let linker = baseline_linker(&engine);
+        let (baseline, linker) = baseline(wasi, &engine);
         tokio::spawn(async move {
-            let mut store = wasmtime::Store::new(&engine, baseline);
-            let command = wasmtime_wasi::p2::bindings::Command::instantiate_async(
-                &mut store, &component, &linker,
-            )
-            .await
-            .unwrap();
-            let _ = command.wasi_cli_run().call_run(&mut store).await;
+            run_baseline(&engine, &linker, &component, baseline).await;
         })
     };
     let addr = loop {
@@ -231,8 +223,53 @@ pub fn capnet_binary() -> std::path::PathBuf {
         .unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("capnet"))
 }
 
-/// Starts `guest` under `capnet run`, or its logic in blocking `std` (this binary again, with
-/// `--native-std`), as a process of its own whose stdout says where it listens.
+/// The baseline host's store data and linker for a guest with the `wasi` context given.
+fn baseline(mut wasi: WasiCtxBuilder, engine: &Engine) -> (Baseline, Linker<Baseline>) {
+    // wasmtime-wasi 48 allows no TCP, UDP or lookup until told; then every address.
+    wasi.inherit_network()
+        .allow_tcp(true)
+        .allow_udp(true)
+        .allow_ip_name_lookup(true);
+    let baseline = Baseline {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+    };
+    (baseline, baseline_linker(engine))
+}
+
+async fn run_baseline(
+    engine: &Engine,
+    linker: &Linker<Baseline>,
+    component: &Component,
+    baseline: Baseline,
+) {
+    let mut store = wasmtime::Store::new(engine, baseline);
+    let command =
+        wasmtime_wasi::p2::bindings::Command::instantiate_async(&mut store, component, linker)
+            .await
+            .unwrap();
+    let _ = command.wasi_cli_run().call_run(&mut store).await;
+}
+
+/// The child of [`process`] for [`Server::BaselineRun`]: the baseline host serving `guest` on
+/// 127.0.0.1, port 0, in this process, on one thread with its reactor as `capnet run` does.
+pub fn serve_baseline(engine: &Engine, guest: Guest) {
+    let component = crate::compile(engine, &capnet_tests::guest(guest.name()));
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.args(&[guest.name(), "127.0.0.1:0"])
+        .inherit_stdout()
+        .inherit_stderr();
+    let (baseline, linker) = baseline(wasi, engine);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run_baseline(engine, &linker, &component, baseline));
+}
+
+/// Starts `guest` under `capnet run`, under the baseline host (this binary again, with
+/// `--wasmtime-wasi`) or as its logic in blocking `std` (`--native-std`), as a process of its
+/// own whose stdout says where it listens.
 fn process(server: Server, guest: Guest) -> Running {
     let mut command = if server == Server::CapnetRun {
         let binary = capnet_binary();
@@ -251,8 +288,13 @@ fn process(server: Server, guest: Guest) -> Running {
             .arg("127.0.0.1:0");
         command
     } else {
+        let flag = if server == Server::BaselineRun {
+            "--wasmtime-wasi"
+        } else {
+            "--native-std"
+        };
         let mut command = Command::new(std::env::current_exe().unwrap());
-        command.args(["--native-std", guest.name()]);
+        command.args([flag, guest.name()]);
         command
     };
     let mut child = command
