@@ -8,9 +8,10 @@
 use crate::grant::Grant;
 use crate::socket::stream::Connection;
 use capnet_policy::Use;
+use std::any::Any;
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use tokio::net::TcpListener;
 
 /// What was opened, and under which authority.
@@ -34,25 +35,24 @@ pub(crate) enum Closable {
 }
 
 impl Closable {
-    /// Shuts the socket down both ways; `false` when it is already gone.
-    fn close(&self) -> bool {
+    /// Shuts the socket down both ways. Returns the handle it took to reach the socket, `None`
+    /// when the socket is gone already. The caller drops that handle only after releasing the
+    /// registry's lock: when the guest lets go of the socket meanwhile, it is the last handle,
+    /// and the last handle of a connection removes the connection's entry under that lock.
+    fn close(&self) -> Option<Arc<dyn Any + Send + Sync>> {
         match self {
-            Closable::Connection(conn) => match conn.upgrade() {
-                Some(conn) => {
-                    conn.revoke();
-                    true
-                }
-                None => false,
-            },
-            Closable::Listener(listener) => match listener.upgrade() {
-                Some(listener) => {
-                    // On Linux this stops the listen: queued and later peers are refused and
-                    // a pending accept wakes with an error.
-                    let _ = socket2::SockRef::from(&*listener).shutdown(Shutdown::Both);
-                    true
-                }
-                None => false,
-            },
+            Closable::Connection(conn) => {
+                let conn = conn.upgrade()?;
+                conn.revoke();
+                Some(conn)
+            }
+            Closable::Listener(listener) => {
+                let listener = listener.upgrade()?;
+                // On Linux this stops the listen: queued and later peers are refused and a
+                // pending accept wakes with an error.
+                let _ = socket2::SockRef::from(&*listener).shutdown(Shutdown::Both);
+                Some(listener)
+            }
         }
     }
 }
@@ -108,16 +108,19 @@ impl Registry {
             .filter(|(_, opened)| refused(opened))
             .map(|(key, _)| *key)
             .collect();
-        let mut closed = 0;
         let mut gone = Vec::with_capacity(keys.len());
+        let mut handles = Vec::with_capacity(keys.len());
         for key in keys {
             if let Some(opened) = inner.open.remove(&key) {
-                closed += usize::from(opened.what.close());
+                handles.extend(opened.what.close());
                 gone.push(opened);
             }
         }
+        let closed = handles.len();
+        // After the lock: a handle may be the socket's last, whose drop takes the lock.
         drop(inner);
         drop(gone);
+        drop(handles);
         closed
     }
 }
