@@ -1,11 +1,17 @@
 //! `cargo run --release -p capnet-bench [-- OPTIONS]`: the same guest `.wasm` served by capnet
-//! (behind a 1,000-rule policy whose allowing rules come last), by a baseline host on
-//! `wasmtime-wasi`'s own p2 sockets with `inherit_network`, and by native tokio code with the
-//! same logic, each driven by the same native client. Prints medians with min-max over the runs
-//! and the ratios capnet/baseline and capnet/native.
+//! in this process (behind a 1,000-rule policy whose allowing rules come last), by `capnet run`
+//! as a process of its own (as users run it), by a baseline host on `wasmtime-wasi`'s own p2
+//! sockets with `inherit_network` (in this process, and in one of its own run as `capnet run`
+//! runs), and by the same logic built natively, in tokio and in
+//! blocking `std` (a process of its own), each driven by the same native client. Prints medians
+//! with min-max over the runs, the ratios capnet/baseline and capnet/native, and then the
+//! ratios `capnet run`/native std and `capnet run`/wasmtime-wasi with the context switches per
+//! operation of each server process.
 //!
 //! Options: `--quick` (small sizes, 3 runs), `--runs N`, `--only TEXT` (scenarios whose name
-//! contains TEXT), `--concurrent N` (connections at once, default 1,000), `--servers capnet,wasmtime-wasi,native`, `--json FILE`, `--svg FILE`.
+//! contains TEXT), `--concurrent N` (connections at once, default 1,000), `--servers
+//! capnet,capnet-run,wasmtime-wasi,wasmtime-wasi-run,native,native-std`, `--json FILE`, `--svg FILE`.
+//! `CAPNET_BENCH_CAPNET=PATH` runs another `capnet` binary than `target/release/capnet`.
 //!
 //! On these 2-vCPU machines a wake-up across CPUs costs ~100 µs: run it pinned,
 //! `taskset -c 0 cargo run --release -p capnet-bench`, and say which pinning a figure is from.
@@ -91,6 +97,16 @@ impl Options {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The children of the servers that run in a process of their own.
+    if let [flag, guest] = args.as_slice()
+        && let Some(guest) = Guest::from_name(guest)
+    {
+        match flag.as_str() {
+            "--native-std" => return servers::serve_std(guest),
+            "--wasmtime-wasi" => return servers::serve_baseline(&engine(), guest),
+            _ => {}
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -121,7 +137,7 @@ fn engine() -> Engine {
     host::engine_with_cache(&std::env::temp_dir().join("capnet-bench-cache")).unwrap()
 }
 
-fn compile(engine: &Engine, path: &Path) -> Component {
+pub(crate) fn compile(engine: &Engine, path: &Path) -> Component {
     Component::from_file(engine, path)
         .unwrap_or_else(|e| panic!("cannot compile {}: {e:?}", path.display()))
 }
@@ -138,6 +154,9 @@ struct Scenario {
     unit: &'static str,
     guest: Guest,
     measure: Measure,
+    /// How many operations (round trips, connections) one measurement makes, for the context
+    /// switches per operation; `None` for the bulk transfers.
+    ops: Option<fn(&Options) -> usize>,
 }
 
 fn scenarios(options: &Options) -> Vec<Scenario> {
@@ -146,6 +165,11 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
         unit,
         guest,
         measure,
+        ops: None,
+    };
+    let counted = |ops: fn(&Options) -> usize, s: Scenario| Scenario {
+        ops: Some(ops),
+        ..s
     };
     vec![
         scenario(
@@ -154,23 +178,32 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
             Guest::Echo,
             |a, o| Box::pin(clients::echo_bulk(a, o.bulk)),
         ),
-        scenario(
-            "1-byte ping-pong".into(),
-            "round trips/s",
-            Guest::Echo,
-            |a, o| Box::pin(clients::ping_pong(a, 1, o.round_trips)),
+        counted(
+            |o| o.round_trips,
+            scenario(
+                "1-byte ping-pong".into(),
+                "round trips/s",
+                Guest::Echo,
+                |a, o| Box::pin(clients::ping_pong(a, 1, o.round_trips)),
+            ),
         ),
-        scenario(
-            "1 KiB request/response".into(),
-            "round trips/s",
-            Guest::Echo,
-            |a, o| Box::pin(clients::ping_pong(a, 1024, o.round_trips / 2)),
+        counted(
+            |o| o.round_trips / 2,
+            scenario(
+                "1 KiB request/response".into(),
+                "round trips/s",
+                Guest::Echo,
+                |a, o| Box::pin(clients::ping_pong(a, 1024, o.round_trips / 2)),
+            ),
         ),
-        scenario(
-            "connection rate (connect, 1 byte each way, close)".into(),
-            "conn/s",
-            Guest::Echo,
-            |a, o| Box::pin(clients::connection_rate(a, o.connections)),
+        counted(
+            |o| o.connections,
+            scenario(
+                "connection rate (connect, 1 byte each way, close)".into(),
+                "conn/s",
+                Guest::Echo,
+                |a, o| Box::pin(clients::connection_rate(a, o.connections)),
+            ),
         ),
         scenario(
             format!("sink {} MiB", options.bulk >> 20),
@@ -178,11 +211,14 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
             Guest::Sink,
             |a, o| Box::pin(clients::sink_bulk(a, o.bulk)),
         ),
-        scenario(
-            "poll-echo, 1 connection, 1 KiB req/resp".into(),
-            "round trips/s",
-            Guest::PollEcho,
-            |a, o| Box::pin(clients::ping_pong(a, 1024, o.round_trips / 2)),
+        counted(
+            |o| o.round_trips / 2,
+            scenario(
+                "poll-echo, 1 connection, 1 KiB req/resp".into(),
+                "round trips/s",
+                Guest::PollEcho,
+                |a, o| Box::pin(clients::ping_pong(a, 1024, o.round_trips / 2)),
+            ),
         ),
         scenario(
             format!(
@@ -199,11 +235,14 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
                 ))
             },
         ),
-        scenario(
-            "UDP 64-byte datagram round trips".into(),
-            "datagrams/s",
-            Guest::UdpEcho,
-            |a, o| Box::pin(clients::udp_ping_pong(a, o.round_trips)),
+        counted(
+            |o| o.round_trips,
+            scenario(
+                "UDP 64-byte datagram round trips".into(),
+                "datagrams/s",
+                Guest::UdpEcho,
+                |a, o| Box::pin(clients::udp_ping_pong(a, o.round_trips)),
+            ),
         ),
     ]
 }
@@ -213,14 +252,7 @@ async fn run(options: &'static Options) {
     let scenarios = scenarios(options);
     let mut rows: Vec<Row> = scenarios
         .iter()
-        .map(|s| Row {
-            scenario: s.name.clone(),
-            unit: s.unit,
-            higher_is_better: true,
-            capnet: vec![],
-            baseline: vec![],
-            native: vec![],
-        })
+        .map(|s| Row::new(s.name.clone(), s.unit, true))
         .collect();
     let mut notes = Vec::new();
     let guests = [Guest::Echo, Guest::Sink, Guest::PollEcho, Guest::UdpEcho];
@@ -232,7 +264,7 @@ async fn run(options: &'static Options) {
             continue;
         }
         let component = compile(&engine, &capnet_tests::guest(guest.name()));
-        for &server in &options.servers {
+        for &server in options.servers.iter().filter(|s| s.serves(guest)) {
             eprintln!("bench: {} under {}", guest.name(), server.name());
             let running = servers::start(server, &engine, guest, &component).await;
             let mut stalled = vec![false; scenarios.len()];
@@ -241,12 +273,25 @@ async fn run(options: &'static Options) {
                     if stalled[i] {
                         continue;
                     }
+                    let switched = running.pid().map(servers::context_switches);
                     // The client runs as a task on the runtime's workers, as the servers do,
                     // not on the thread that waits for the whole run.
                     let measure = tokio::spawn((scenarios[i].measure)(running.addr, options));
                     let abort = measure.abort_handle();
                     match tokio::time::timeout(STALL, measure).await {
-                        Ok(figure) => figures(&mut rows[i], server).push(figure.unwrap()),
+                        Ok(figure) => {
+                            rows[i].figures_mut(server).push(figure.unwrap());
+                            if let (Some(pid), Some(before), Some(ops)) =
+                                (running.pid(), switched, scenarios[i].ops)
+                            {
+                                let switches = servers::context_switches(pid) - before;
+                                rows[i]
+                                    .switches
+                                    .entry(server.name())
+                                    .or_default()
+                                    .push(switches as f64 / ops(options) as f64);
+                            }
+                        }
                         Err(_) => {
                             abort.abort();
                             // A stalled server may stay wedged: ask nothing more of it.
@@ -270,19 +315,13 @@ async fn run(options: &'static Options) {
         options.concurrent
     );
     if options.wants(&memory) {
-        let mut row = Row {
-            scenario: memory,
-            unit: "KiB",
-            higher_is_better: false,
-            capnet: vec![],
-            baseline: vec![],
-            native: vec![],
-        };
-        for &server in &options.servers {
+        let mut row = Row::new(memory, "KiB", false);
+        // The processes of their own are measured by the in-process servers' figures.
+        for &server in options.servers.iter().filter(|s| in_process(**s)) {
             eprintln!("bench: idle connections under {}", server.name());
             for _ in 0..options.runs {
                 let kib = memory_per_idle_connection(server, options.concurrent).await;
-                figures(&mut row, server).push(kib);
+                row.figures_mut(server).push(kib);
             }
         }
         rows.push(row);
@@ -301,12 +340,9 @@ async fn run(options: &'static Options) {
     }
 }
 
-fn figures(row: &mut Row, server: Server) -> &mut Vec<f64> {
-    match server {
-        Server::Capnet => &mut row.capnet,
-        Server::Baseline => &mut row.baseline,
-        Server::Native => &mut row.native,
-    }
+/// Whether `server` runs in this process (and so has a child mode for the memory scenario).
+fn in_process(server: Server) -> bool {
+    matches!(server, Server::Capnet | Server::Baseline | Server::Native)
 }
 
 /// Time from loading the 18 MB Python guest to its `listening on` line, with an empty
@@ -322,22 +358,16 @@ async fn startup(options: &Options, rows: &mut Vec<Row>, notes: &mut Vec<String>
         return;
     }
     let size = std::fs::metadata(&python).map_or(0, |m| m.len()) >> 20;
-    let mut first = Row {
-        scenario: format!("start-up, {size} MiB Python guest, empty cache"),
-        unit: "s",
-        higher_is_better: false,
-        capnet: vec![],
-        baseline: vec![],
-        native: vec![],
-    };
-    let mut second = Row {
-        scenario: format!("start-up, {size} MiB Python guest, cached"),
-        unit: "s",
-        higher_is_better: false,
-        capnet: vec![],
-        baseline: vec![],
-        native: vec![],
-    };
+    let mut first = Row::new(
+        format!("start-up, {size} MiB Python guest, empty cache"),
+        "s",
+        false,
+    );
+    let mut second = Row::new(
+        format!("start-up, {size} MiB Python guest, cached"),
+        "s",
+        false,
+    );
     for run in 0..options.runs {
         let dir =
             std::env::temp_dir().join(format!("capnet-bench-startup-{}-{run}", std::process::id()));

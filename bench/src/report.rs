@@ -1,9 +1,11 @@
 //! The results: a table on stdout, and on request JSON and an SVG chart of the ratios.
 
+use crate::servers::Server;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// One scenario's figures, one list of runs per server (capnet, baseline, native).
+/// One scenario's figures, one list of runs per server.
 #[derive(Serialize)]
 pub struct Row {
     pub scenario: String,
@@ -11,8 +13,14 @@ pub struct Row {
     /// Whether a higher figure is better (rates) or worse (memory).
     pub higher_is_better: bool,
     pub capnet: Vec<f64>,
+    pub capnet_run: Vec<f64>,
     pub baseline: Vec<f64>,
+    pub baseline_run: Vec<f64>,
     pub native: Vec<f64>,
+    pub native_std: Vec<f64>,
+    /// Context switches of the server's process per operation, one figure per run, for the
+    /// servers that run in a process of their own, by server name.
+    pub switches: BTreeMap<&'static str, Vec<f64>>,
 }
 
 /// Median, min and max.
@@ -36,14 +44,51 @@ impl Summary {
 }
 
 impl Row {
+    pub fn new(scenario: String, unit: &'static str, higher_is_better: bool) -> Row {
+        Row {
+            scenario,
+            unit,
+            higher_is_better,
+            capnet: vec![],
+            capnet_run: vec![],
+            baseline: vec![],
+            baseline_run: vec![],
+            native: vec![],
+            native_std: vec![],
+            switches: BTreeMap::new(),
+        }
+    }
+
+    /// The runs of `server`.
+    pub fn figures_mut(&mut self, server: Server) -> &mut Vec<f64> {
+        match server {
+            Server::Capnet => &mut self.capnet,
+            Server::CapnetRun => &mut self.capnet_run,
+            Server::Baseline => &mut self.baseline,
+            Server::BaselineRun => &mut self.baseline_run,
+            Server::Native => &mut self.native,
+            Server::NativeStd => &mut self.native_std,
+        }
+    }
+
     /// capnet against `other`, oriented so that above 1 means capnet is better.
     fn ratio(&self, other: &[f64]) -> Option<f64> {
-        let (ours, theirs) = (Summary::of(&self.capnet)?, Summary::of(other)?);
+        self.ratio_of(&self.capnet, other)
+    }
+
+    /// `ours` against `theirs`, oriented so that above 1 means `ours` is better.
+    fn ratio_of(&self, ours: &[f64], theirs: &[f64]) -> Option<f64> {
+        let (ours, theirs) = (Summary::of(ours)?, Summary::of(theirs)?);
         Some(if self.higher_is_better {
             ours.median / theirs.median
         } else {
             theirs.median / ours.median
         })
+    }
+
+    /// The median context switches per operation of `server`'s process.
+    fn switches_of(&self, server: Server) -> Option<f64> {
+        Some(Summary::of(self.switches.get(server.name())?)?.median)
     }
 }
 
@@ -68,6 +113,45 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
             ratio(row.ratio(&row.baseline)),
             ratio(row.ratio(&row.native)),
         );
+    }
+    let users: Vec<&Row> = rows.iter().filter(|r| !r.capnet_run.is_empty()).collect();
+    if !users.is_empty() {
+        println!();
+        println!(
+            "as users run it: `capnet run`, wasmtime-wasi run the same way, and native std, each a process of its own; cs/op = that process's context switches per operation; ratios above 1 mean capnet run is better (/wasi: against the in-process baseline above)"
+        );
+        println!(
+            "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>5} {:>5} {:>9} {:>5}",
+            "scenario",
+            "capnet run",
+            "cs/op",
+            "wasmtime-wasi run",
+            "cs/op",
+            "native std",
+            "cs/op",
+            "/std",
+            "/wasi-run",
+            "/wasi"
+        );
+        let switches = |row: &Row, server| {
+            row.switches_of(server)
+                .map_or("-".into(), |s| format!("{s:.2}"))
+        };
+        for row in users {
+            println!(
+                "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>5} {:>5} {:>9} {:>5}",
+                format!("{} [{}]", row.scenario, row.unit),
+                cell(&row.capnet_run),
+                switches(row, Server::CapnetRun),
+                cell(&row.baseline_run),
+                switches(row, Server::BaselineRun),
+                cell(&row.native_std),
+                switches(row, Server::NativeStd),
+                ratio(row.ratio_of(&row.capnet_run, &row.native_std)),
+                ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
+                ratio(row.ratio_of(&row.capnet_run, &row.baseline)),
+            );
+        }
     }
     for note in notes {
         println!("{note}");
@@ -94,8 +178,14 @@ struct JsonRow<'a> {
     capnet: Option<Summary>,
     baseline: Option<Summary>,
     native: Option<Summary>,
+    capnet_run: Option<Summary>,
+    baseline_run: Option<Summary>,
+    native_std: Option<Summary>,
     capnet_per_baseline: Option<f64>,
     capnet_per_native: Option<f64>,
+    capnet_run_per_native_std: Option<f64>,
+    capnet_run_per_baseline: Option<f64>,
+    capnet_run_per_baseline_run: Option<f64>,
 }
 
 pub fn json(rows: &[Row], notes: &[String]) -> String {
@@ -109,8 +199,14 @@ pub fn json(rows: &[Row], notes: &[String]) -> String {
             capnet: Summary::of(&row.capnet),
             baseline: Summary::of(&row.baseline),
             native: Summary::of(&row.native),
+            capnet_run: Summary::of(&row.capnet_run),
+            baseline_run: Summary::of(&row.baseline_run),
+            native_std: Summary::of(&row.native_std),
             capnet_per_baseline: row.ratio(&row.baseline),
             capnet_per_native: row.ratio(&row.native),
+            capnet_run_per_native_std: row.ratio_of(&row.capnet_run, &row.native_std),
+            capnet_run_per_baseline: row.ratio_of(&row.capnet_run, &row.baseline),
+            capnet_run_per_baseline_run: row.ratio_of(&row.capnet_run, &row.baseline_run),
         })
         .collect();
     serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "notes": notes })).unwrap()

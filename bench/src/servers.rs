@@ -1,10 +1,14 @@
-//! The three servers every scenario runs against: capnet, the wasmtime-wasi baseline, and
-//! native tokio code with the guests' logic.
+//! The servers every scenario runs against: capnet in this process and `capnet run` as a
+//! process of its own, the wasmtime-wasi baseline, and the guests' logic built natively, in
+//! tokio (in this process) and in blocking `std` (a process of its own, one connection at a
+//! time, as the guests serve).
 
 use capnet::CapnetCtx;
 use capnet::policy::{Policy, Verdict};
 use capnet_cli::host::{self, CommandHost};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -17,24 +21,49 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 /// Who serves.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Server {
+    /// capnet's host in this process, on the bench's runtime.
     Capnet,
+    /// `capnet run`, the release binary, in a process of its own: what users run.
+    CapnetRun,
+    /// A host on `wasmtime-wasi`'s own p2 sockets, in this process.
     Baseline,
+    /// The same host in a process of its own, run as `capnet run` runs (the guest on the
+    /// thread of the reactor that wakes it).
+    BaselineRun,
+    /// The guests' logic in tokio, in this process.
     Native,
+    /// The guests' logic in blocking `std`, one connection at a time, in a process of its own.
+    NativeStd,
 }
 
 impl Server {
-    pub const ALL: [Server; 3] = [Server::Capnet, Server::Baseline, Server::Native];
+    pub const ALL: [Server; 6] = [
+        Server::Capnet,
+        Server::CapnetRun,
+        Server::Baseline,
+        Server::BaselineRun,
+        Server::Native,
+        Server::NativeStd,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Server::Capnet => "capnet",
+            Server::CapnetRun => "capnet-run",
             Server::Baseline => "wasmtime-wasi",
+            Server::BaselineRun => "wasmtime-wasi-run",
             Server::Native => "native",
+            Server::NativeStd => "native-std",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Server> {
         Server::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Whether this server has `guest`'s logic: blocking `std` has no `poll` loop.
+    pub fn serves(self, guest: Guest) -> bool {
+        self != Server::NativeStd || guest != Guest::PollEcho
     }
 }
 
@@ -68,16 +97,56 @@ impl Guest {
     }
 }
 
-/// A server that runs until aborted.
+/// A server that runs until dropped: a task of this process, or a process of its own.
 pub struct Running {
     pub addr: SocketAddr,
-    task: JoinHandle<()>,
+    serving: Serving,
+}
+
+enum Serving {
+    Task(JoinHandle<()>),
+    Process(Child),
+}
+
+impl Running {
+    /// The server's process id when it runs in a process of its own.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.serving {
+            Serving::Task(_) => None,
+            Serving::Process(child) => Some(child.id()),
+        }
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.task.abort();
+        match &mut self.serving {
+            Serving::Task(task) => task.abort(),
+            Serving::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
+}
+
+/// The voluntary and involuntary context switches of every thread of process `pid` so far.
+pub fn context_switches(pid: u32) -> u64 {
+    let mut total = 0;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    total
 }
 
 /// A policy of realistic size: 999 rules that do not apply, then the ones that do.
@@ -102,8 +171,12 @@ pub async fn start(
     guest: Guest,
     component: &Component,
 ) -> Running {
-    if server == Server::Native {
-        return native(guest).await;
+    match server {
+        Server::Native => return native(guest).await,
+        Server::CapnetRun | Server::BaselineRun | Server::NativeStd => {
+            return process(server, guest);
+        }
+        Server::Capnet | Server::Baseline => {}
     }
     let stdout = MemoryOutputPipe::new(4096);
     let mut wasi = WasiCtxBuilder::new();
@@ -119,24 +192,9 @@ pub async fn start(
             host::run_command(&engine, &linker, &component, host).await;
         })
     } else {
-        // wasmtime-wasi 48 allows no TCP, UDP or lookup until told; then every address.
-        wasi.inherit_network()
-            .allow_tcp(true)
-            .allow_udp(true)
-            .allow_ip_name_lookup(true);
-        let baseline = Baseline {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-        };
-        let linker = baseline_linker(&engine);
+        let (baseline, linker) = baseline(wasi, &engine);
         tokio::spawn(async move {
-            let mut store = wasmtime::Store::new(&engine, baseline);
-            let command = wasmtime_wasi::p2::bindings::Command::instantiate_async(
-                &mut store, &component, &linker,
-            )
-            .await
-            .unwrap();
-            let _ = command.wasi_cli_run().call_run(&mut store).await;
+            run_baseline(&engine, &linker, &component, baseline).await;
         })
     };
     let addr = loop {
@@ -151,7 +209,159 @@ pub async fn start(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    Running { addr, task }
+    Running {
+        addr,
+        serving: Serving::Task(task),
+    }
+}
+
+/// Where `capnet run` comes from: `CAPNET_BENCH_CAPNET`, else the `capnet` built beside this
+/// benchmark (`target/release/capnet`).
+pub fn capnet_binary() -> std::path::PathBuf {
+    std::env::var_os("CAPNET_BENCH_CAPNET")
+        .map(Into::into)
+        .unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("capnet"))
+}
+
+/// The baseline host's store data and linker for a guest with the `wasi` context given.
+fn baseline(mut wasi: WasiCtxBuilder, engine: &Engine) -> (Baseline, Linker<Baseline>) {
+    // wasmtime-wasi 48 allows no TCP, UDP or lookup until told; then every address.
+    wasi.inherit_network()
+        .allow_tcp(true)
+        .allow_udp(true)
+        .allow_ip_name_lookup(true);
+    let baseline = Baseline {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+    };
+    (baseline, baseline_linker(engine))
+}
+
+async fn run_baseline(
+    engine: &Engine,
+    linker: &Linker<Baseline>,
+    component: &Component,
+    baseline: Baseline,
+) {
+    let mut store = wasmtime::Store::new(engine, baseline);
+    let command =
+        wasmtime_wasi::p2::bindings::Command::instantiate_async(&mut store, component, linker)
+            .await
+            .unwrap();
+    let _ = command.wasi_cli_run().call_run(&mut store).await;
+}
+
+/// The child of [`process`] for [`Server::BaselineRun`]: the baseline host serving `guest` on
+/// 127.0.0.1, port 0, in this process, on one thread with its reactor as `capnet run` does.
+pub fn serve_baseline(engine: &Engine, guest: Guest) {
+    let component = crate::compile(engine, &capnet_tests::guest(guest.name()));
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.args(&[guest.name(), "127.0.0.1:0"])
+        .inherit_stdout()
+        .inherit_stderr();
+    let (baseline, linker) = baseline(wasi, engine);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run_baseline(engine, &linker, &component, baseline));
+}
+
+/// Starts `guest` under `capnet run`, under the baseline host (this binary again, with
+/// `--wasmtime-wasi`) or as its logic in blocking `std` (`--native-std`), as a process of its
+/// own whose stdout says where it listens.
+fn process(server: Server, guest: Guest) -> Running {
+    let mut command = if server == Server::CapnetRun {
+        let binary = capnet_binary();
+        assert!(
+            binary.exists(),
+            "{} is missing: cargo build --release --workspace",
+            binary.display()
+        );
+        let mut command = Command::new(binary);
+        command
+            .arg("run")
+            .arg("--cache-dir")
+            .arg(std::env::temp_dir().join("capnet-bench-cache"))
+            .args(["--allow-listen", "127.0.0.1:0", "--allow-udp", "127.0.0.1"])
+            .arg(capnet_tests::guest(guest.name()))
+            .arg("127.0.0.1:0");
+        command
+    } else {
+        let flag = if server == Server::BaselineRun {
+            "--wasmtime-wasi"
+        } else {
+            "--native-std"
+        };
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.args([flag, guest.name()]);
+        command
+    };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "{} under {}: no address in {line:?}",
+                guest.name(),
+                server.name()
+            )
+        })
+        .parse()
+        .unwrap();
+    Running {
+        addr,
+        serving: Serving::Process(child),
+    }
+}
+
+/// The child of [`process`] for [`Server::NativeStd`]: `guest`'s logic in blocking `std` on
+/// 127.0.0.1, port 0, one connection at a time, reading as much at once as the guest does.
+pub fn serve_std(guest: Guest) {
+    if guest == Guest::UdpEcho {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        announce(socket.local_addr().unwrap());
+        let mut buf = vec![0; 65_535];
+        loop {
+            let (n, from) = socket.recv_from(&mut buf).unwrap();
+            let _ = socket.send_to(&buf[..n], from);
+        }
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    announce(listener.local_addr().unwrap());
+    let size = if guest == Guest::Sink { 256 } else { 64 };
+    let mut buf = vec![0; size * 1024];
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut total = 0u64;
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            total += n as u64;
+            if guest != Guest::Sink && stream.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        if guest == Guest::Sink {
+            let _ = writeln!(stream, "{total}");
+        }
+    }
+}
+
+fn announce(addr: SocketAddr) {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {addr}").unwrap();
+    stdout.flush().unwrap();
 }
 
 /// wasmtime-wasi's p2 world, plus an empty `capnet:sockets/preopens` so guests that ask for
@@ -196,7 +406,10 @@ async fn native(guest: Guest) -> Running {
                 let _ = socket.send_to(&buf[..n], from).await;
             }
         });
-        return Running { addr, task };
+        return Running {
+            addr,
+            serving: Serving::Task(task),
+        };
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -206,7 +419,10 @@ async fn native(guest: Guest) -> Running {
             tokio::spawn(serve_native(stream, guest));
         }
     });
-    Running { addr, task }
+    Running {
+        addr,
+        serving: Serving::Task(task),
+    }
 }
 
 /// The guests' logic in tokio: read as much as the guest reads at once (256 KiB for the sink,

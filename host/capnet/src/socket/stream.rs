@@ -4,7 +4,9 @@
 //! uninitialised buffer that is handed to the guest without another copy, and `write` is one
 //! `send`. Only when the kernel cannot take all the bytes a guest was permitted to write does the
 //! remainder move to a short-lived drain task, so the bytes leave even if the guest never comes
-//! back to this stream (it may be blocked reading the reply, or have dropped the stream).
+//! back to this stream (it may be blocked reading the reply, or have dropped the stream). Under
+//! `capnet run`, whose runtime has one thread, that task runs on the guest's own thread whenever
+//! the guest waits: it hands nothing to another thread.
 
 use super::poll_now;
 use crate::grant::Registration;

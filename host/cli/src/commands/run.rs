@@ -112,7 +112,10 @@ impl RunOpts {
         for warning in policy.warnings() {
             eprintln!("warning: {warning}");
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        // One thread runs the guest and the reactor that wakes it: a wake-up that crossed to
+        // another thread cost more than the rest of a small round trip. Blocking work (stdio,
+        // the system resolver) still goes to tokio's blocking pool.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let exit = runtime.block_on(self.run_async(policy))?;
@@ -237,31 +240,49 @@ impl PolicySource {
 /// On SIGHUP, reads the policy file again (with the same flags) and makes it the policy of
 /// every later check. A file that no longer loads changes nothing: the error is printed and
 /// the policy in force stays.
+///
+/// The reload waits on a thread of its own, so that it happens even while the guest computes
+/// without waiting: the guest's thread serves no one else until it does. The signal is
+/// registered before this returns, so a SIGHUP that comes early is not fatal.
 fn reload_on_hangup(source: PolicySource, handle: PolicyHandle) -> wasmtime::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            match source.load() {
-                Ok(policy) => {
-                    for warning in policy.warnings() {
-                        eprintln!("warning: {warning}");
-                    }
-                    // Logged by the handle: `policy replaced rules=N`.
-                    if source.revoke {
-                        let (_, closed) = handle.replace_revoking(policy);
-                        eprintln!(
-                            "capnet: policy reloaded; closed {closed} listener(s) and connection(s) it refuses"
-                        );
-                    } else {
-                        handle.replace(policy);
-                    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut hangups = {
+        let _context = runtime.enter();
+        signal(SignalKind::hangup())?
+    };
+    std::thread::Builder::new()
+        .name("capnet-reload".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                while hangups.recv().await.is_some() {
+                    reload(&source, &handle);
                 }
-                Err(e) => eprintln!("error: policy not reloaded, the one in force stays: {e}"),
+            });
+        })?;
+    Ok(())
+}
+
+fn reload(source: &PolicySource, handle: &PolicyHandle) {
+    match source.load() {
+        Ok(policy) => {
+            for warning in policy.warnings() {
+                eprintln!("warning: {warning}");
+            }
+            // Logged by the handle: `policy replaced rules=N`.
+            if source.revoke {
+                let (_, closed) = handle.replace_revoking(policy);
+                eprintln!(
+                    "capnet: policy reloaded; closed {closed} listener(s) and connection(s) it refuses"
+                );
+            } else {
+                handle.replace(policy);
             }
         }
-    });
-    Ok(())
+        Err(e) => eprintln!("error: policy not reloaded, the one in force stays: {e}"),
+    }
 }
 
 /// `ADDR` or `ADDR=GUEST_ADDR`.
