@@ -51,6 +51,7 @@ mod p2;
 mod p3;
 mod revoke;
 mod socket;
+pub mod trappable;
 mod wit_conv;
 
 pub use capnet_policy as policy;

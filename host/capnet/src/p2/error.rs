@@ -1,83 +1,18 @@
-//! The one error type of the 0.2 sockets interfaces: a WIT `error-code` for the guest, or a
-//! trap.
-//!
-//! Every failure a guest can cause or observe is an [`ErrorCode`]; only host-side faults (a
-//! resource-table miss, a bug) trap. The socket core's codes and OS errors convert here.
+//! The 0.2 sockets interfaces' errors: a WIT [`ErrorCode`] for the guest, or a trap (see
+//! [`crate::trappable`]), and the mapping from the socket core's codes.
 
 use crate::p2::bindings::sockets::network::ErrorCode;
 use crate::socket::ErrorCode as Core;
-use std::fmt;
-use std::io;
 
 /// The result type of every fallible sockets call.
 pub type SocketResult<T> = Result<T, SocketError>;
 
 /// An `error-code` returned to the guest, or a trap that ends the guest's instance.
-pub struct SocketError(Repr);
-
-enum Repr {
-    Code(ErrorCode),
-    Trap(wasmtime::Error),
-}
-
-impl SocketError {
-    /// An error that traps the guest instead of being returned to it.
-    pub fn trap(error: impl Into<wasmtime::Error>) -> Self {
-        Self(Repr::Trap(error.into()))
-    }
-
-    /// The code the guest sees, or the trap to raise.
-    pub fn into_code(self) -> wasmtime::Result<ErrorCode> {
-        match self.0 {
-            Repr::Code(code) => Ok(code),
-            Repr::Trap(error) => Err(error),
-        }
-    }
-
-    /// The code, if this error is one the guest sees.
-    pub fn code(&self) -> Option<ErrorCode> {
-        match &self.0 {
-            Repr::Code(code) => Some(*code),
-            Repr::Trap(_) => None,
-        }
-    }
-}
-
-impl fmt::Debug for SocketError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::Code(code) => write!(f, "{}", code_name(*code)),
-            Repr::Trap(error) => write!(f, "trap: {error:?}"),
-        }
-    }
-}
-
-impl fmt::Display for SocketError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::Code(code) => f.write_str(code_name(*code)),
-            Repr::Trap(error) => write!(f, "trap: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for SocketError {}
+pub type SocketError = crate::trappable::TrappableError<ErrorCode>;
 
 impl From<ErrorCode> for SocketError {
     fn from(code: ErrorCode) -> Self {
-        Self(Repr::Code(code))
-    }
-}
-
-impl From<io::Error> for SocketError {
-    fn from(error: io::Error) -> Self {
-        Core::from(error).into()
-    }
-}
-
-impl From<Core> for SocketError {
-    fn from(code: Core) -> Self {
-        Self(Repr::Code(code.into()))
+        Self::code(code)
     }
 }
 
@@ -106,12 +41,6 @@ impl From<Core> for ErrorCode {
             Core::TemporaryResolverFailure => ErrorCode::TemporaryResolverFailure,
             Core::PermanentResolverFailure => ErrorCode::PermanentResolverFailure,
         }
-    }
-}
-
-impl From<wasmtime::component::ResourceTableError> for SocketError {
-    fn from(error: wasmtime::component::ResourceTableError) -> Self {
-        Self::trap(error)
     }
 }
 

@@ -6,68 +6,12 @@
 use crate::p3::bindings::sockets::ip_name_lookup::ErrorCode as LookupCode;
 use crate::p3::bindings::sockets::types::ErrorCode;
 use crate::socket::ErrorCode as Core;
-use std::fmt;
 
 /// The result type of every fallible 0.3 `types` call.
 pub type SocketResult<T> = Result<T, SocketError>;
 
 /// An `error-code` returned to the guest, or a trap that ends the guest's instance.
-pub struct SocketError(Repr);
-
-enum Repr {
-    Code(ErrorCode),
-    Trap(wasmtime::Error),
-}
-
-impl SocketError {
-    /// An error that traps the guest instead of being returned to it.
-    pub fn trap(error: impl Into<wasmtime::Error>) -> Self {
-        Self(Repr::Trap(error.into()))
-    }
-
-    /// The code the guest sees, or the trap to raise.
-    pub fn into_code(self) -> wasmtime::Result<ErrorCode> {
-        match self.0 {
-            Repr::Code(code) => Ok(code),
-            Repr::Trap(error) => Err(error),
-        }
-    }
-}
-
-impl fmt::Debug for SocketError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::Code(code) => write!(f, "{code:?}"),
-            Repr::Trap(error) => write!(f, "trap: {error:?}"),
-        }
-    }
-}
-
-impl fmt::Display for SocketError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-impl std::error::Error for SocketError {}
-
-impl From<Core> for SocketError {
-    fn from(code: Core) -> Self {
-        Self(Repr::Code(code.into()))
-    }
-}
-
-impl From<std::io::Error> for SocketError {
-    fn from(error: std::io::Error) -> Self {
-        Core::from(error).into()
-    }
-}
-
-impl From<wasmtime::component::ResourceTableError> for SocketError {
-    fn from(error: wasmtime::component::ResourceTableError) -> Self {
-        Self::trap(error)
-    }
-}
+pub type SocketError = crate::trappable::TrappableError<ErrorCode>;
 
 impl From<Core> for ErrorCode {
     fn from(code: Core) -> Self {

@@ -203,7 +203,8 @@ impl<T: CapnetView + 'static> HostTcpSocketWithStore<T> for Capnet {
         match conn {
             Ok(conn) => {
                 let (done, result) = oneshot::channel();
-                data.pipe(&mut store, Sender(Some((conn, done))))?;
+                let side = Side::new(conn, done, Connection::shutdown_send);
+                data.pipe(&mut store, Sender(side))?;
                 FutureReader::new(&mut store, result)
             }
             Err(code) => {
@@ -232,7 +233,8 @@ impl<T: CapnetView + 'static> HostTcpSocketWithStore<T> for Capnet {
         match conn {
             Ok(conn) => {
                 let (done, result) = oneshot::channel();
-                let bytes = StreamReader::new(&mut store, Receiver(Some((conn, done))))?;
+                let side = Side::new(conn, done, Connection::shutdown_receive);
+                let bytes = StreamReader::new(&mut store, Receiver(side))?;
                 Ok((bytes, FutureReader::new(&mut store, result)?))
             }
             Err(code) => Ok((
@@ -273,27 +275,51 @@ impl<D: CapnetView + 'static> StreamProducer<D> for Accepted {
     }
 }
 
-/// A connection's side, and where its outcome goes (the future `send` or `receive` returned).
-type Side = Option<(Arc<Connection>, oneshot::Sender<Result<(), ErrorCode>>)>;
+/// One side of a connection lent to a 0.3 stream, and where its outcome goes (the future
+/// `send` or `receive` returned). Ending it, or dropping it when the guest lets go of the
+/// stream, shuts that side down and settles the future.
+struct Side(Option<Lent>);
 
-/// Reads a connection into the guest's `stream<u8>`; settles the receive future at the end.
-struct Receiver(Side);
+struct Lent {
+    conn: Arc<Connection>,
+    done: oneshot::Sender<Result<(), ErrorCode>>,
+    shutdown: fn(&Connection),
+}
 
-impl Receiver {
+impl Side {
+    fn new(
+        conn: Arc<Connection>,
+        done: oneshot::Sender<Result<(), ErrorCode>>,
+        shutdown: fn(&Connection),
+    ) -> Self {
+        Side(Some(Lent {
+            conn,
+            done,
+            shutdown,
+        }))
+    }
+
+    fn conn(&self) -> Option<Arc<Connection>> {
+        self.0.as_ref().map(|lent| lent.conn.clone())
+    }
+
     fn end(&mut self, result: Result<(), ErrorCode>) {
-        if let Some((conn, done)) = self.0.take() {
-            conn.shutdown_receive();
-            let _ = done.send(result);
+        if let Some(lent) = self.0.take() {
+            (lent.shutdown)(&lent.conn);
+            let _ = lent.done.send(result);
         }
     }
 }
 
-impl Drop for Receiver {
-    /// The guest dropped the stream: the receiving side shuts down.
+impl Drop for Side {
     fn drop(&mut self) {
         self.end(Ok(()));
     }
 }
+
+/// Reads a connection into the guest's `stream<u8>`; at the end, or when the guest drops the
+/// stream, the receiving side shuts down.
+struct Receiver(Side);
 
 impl<D: 'static> StreamProducer<D> for Receiver {
     type Item = u8;
@@ -306,10 +332,9 @@ impl<D: 'static> StreamProducer<D> for Receiver {
         dst: Destination<'a, u8, bytes::BytesMut>,
         finish: bool,
     ) -> Poll<wasmtime::Result<StreamResult>> {
-        let Some((conn, _)) = self.0.as_ref() else {
+        let Some(conn) = self.0.conn() else {
             return Poll::Ready(Ok(StreamResult::Dropped));
         };
-        let conn = conn.clone();
         // A zero-length read asks whether bytes are waiting.
         if dst.remaining(&mut store) == Some(0) {
             return match conn.poll_receive_ready(cx) {
@@ -321,7 +346,7 @@ impl<D: 'static> StreamProducer<D> for Receiver {
         let mut dst = dst.as_direct(store, RECEIVE_CHUNK);
         match conn.poll_receive(cx, dst.remaining()) {
             Poll::Ready(Ok(0)) => {
-                self.end(Ok(()));
+                self.0.end(Ok(()));
                 Poll::Ready(Ok(StreamResult::Dropped))
             }
             Poll::Ready(Ok(n)) => {
@@ -329,7 +354,7 @@ impl<D: 'static> StreamProducer<D> for Receiver {
                 Poll::Ready(Ok(StreamResult::Completed))
             }
             Poll::Ready(Err(e)) => {
-                self.end(Err(Core::from(e).into()));
+                self.0.end(Err(Core::from(e).into()));
                 Poll::Ready(Ok(StreamResult::Dropped))
             }
             Poll::Pending if finish => Poll::Ready(Ok(StreamResult::Cancelled)),
@@ -338,25 +363,9 @@ impl<D: 'static> StreamProducer<D> for Receiver {
     }
 }
 
-/// Writes the guest's `stream<u8>` to a connection; at its end shuts the sending side down
-/// and settles the send future.
+/// Writes the guest's `stream<u8>` to a connection; when the guest ends the stream, a FIN
+/// follows the bytes sent.
 struct Sender(Side);
-
-impl Sender {
-    fn end(&mut self, result: Result<(), ErrorCode>) {
-        if let Some((conn, done)) = self.0.take() {
-            conn.shutdown_send();
-            let _ = done.send(result);
-        }
-    }
-}
-
-impl Drop for Sender {
-    /// The guest ended its stream: a FIN follows the bytes sent.
-    fn drop(&mut self) {
-        self.end(Ok(()));
-    }
-}
 
 impl<D: 'static> StreamConsumer<D> for Sender {
     type Item = u8;
@@ -368,10 +377,9 @@ impl<D: 'static> StreamConsumer<D> for Sender {
         src: Source<'_, u8>,
         finish: bool,
     ) -> Poll<wasmtime::Result<StreamResult>> {
-        let Some((conn, _)) = self.0.as_ref() else {
+        let Some(conn) = self.0.conn() else {
             return Poll::Ready(Ok(StreamResult::Dropped));
         };
-        let conn = conn.clone();
         let mut src = src.as_direct(store);
         if src.remaining().is_empty() {
             return Poll::Ready(Ok(StreamResult::Completed));
@@ -382,7 +390,7 @@ impl<D: 'static> StreamConsumer<D> for Sender {
                 Poll::Ready(Ok(StreamResult::Completed))
             }
             Poll::Ready(Err(e)) => {
-                self.end(Err(Core::from(e).into()));
+                self.0.end(Err(Core::from(e).into()));
                 Poll::Ready(Ok(StreamResult::Dropped))
             }
             Poll::Pending if finish => Poll::Ready(Ok(StreamResult::Cancelled)),

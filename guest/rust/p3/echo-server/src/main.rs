@@ -7,15 +7,22 @@
 
 #[allow(missing_docs, clippy::all)]
 mod bindings {
-    wit_bindgen::generate!({ path: "../wit", world: "command", generate_all });
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "command",
+        with: {
+            "wasi:sockets/types@0.3.0": p3_net::wasi::sockets::types,
+            "wasi:sockets/ip-name-lookup@0.3.0": p3_net::wasi::sockets::ip_name_lookup,
+            "wasi:clocks/types@0.3.0": p3_net::wasi::clocks::types,
+        },
+    });
 }
 
-use bindings::wasi::sockets::types::TcpSocket;
+use p3_net::wasi::sockets::types::TcpSocket;
 use std::io::Write;
 use std::net::SocketAddr;
 
-mod wit_net;
-use wit_net::{code_name, family, from_wit, to_wit};
+use p3_net::{code_name, family, from_wit, to_wit};
 
 struct Server;
 
@@ -65,7 +72,7 @@ impl bindings::exports::wasi::cli::run::Guest for Server {
 /// Writes everything `client` sends back to it, until it ends its side.
 async fn echo(client: TcpSocket) {
     let (mut from_peer, received) = client.receive();
-    let (mut to_peer, outgoing) = bindings::wit_stream::new::<u8>();
+    let (mut to_peer, outgoing) = p3_net::wit_stream::new::<u8>();
     let sent = client.send(outgoing);
     loop {
         let (result, chunk) = from_peer.read(Vec::with_capacity(64 * 1024)).await;
@@ -85,6 +92,5 @@ bindings::export!(Server with_types_in bindings);
 
 /// std's `wasi:cli/run@0.2.0`: never the program.
 fn main() {
-    eprintln!("error: the 0.2 entry point ran; the program is wasi:cli/run@0.3.0");
-    std::process::exit(3);
+    p3_net::wrong_entry_point()
 }

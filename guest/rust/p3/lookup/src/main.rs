@@ -3,11 +3,19 @@
 
 #[allow(missing_docs, clippy::all)]
 mod bindings {
-    wit_bindgen::generate!({ path: "../wit", world: "command", generate_all });
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "command",
+        with: {
+            "wasi:sockets/types@0.3.0": p3_net::wasi::sockets::types,
+            "wasi:sockets/ip-name-lookup@0.3.0": p3_net::wasi::sockets::ip_name_lookup,
+            "wasi:clocks/types@0.3.0": p3_net::wasi::clocks::types,
+        },
+    });
 }
 
-use bindings::wasi::sockets::ip_name_lookup::{ErrorCode, resolve_addresses};
-use bindings::wasi::sockets::types::IpAddress;
+use p3_net::wasi::sockets::ip_name_lookup::{ErrorCode, resolve_addresses};
+use p3_net::wasi::sockets::types::IpAddress;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 struct Lookup;
@@ -59,6 +67,5 @@ bindings::export!(Lookup with_types_in bindings);
 
 /// std's `wasi:cli/run@0.2.0`: never the program.
 fn main() {
-    eprintln!("error: the 0.2 entry point ran; the program is wasi:cli/run@0.3.0");
-    std::process::exit(3);
+    p3_net::wrong_entry_point()
 }

@@ -7,15 +7,22 @@
 
 #[allow(missing_docs, clippy::all)]
 mod bindings {
-    wit_bindgen::generate!({ path: "../wit", world: "command", generate_all });
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "command",
+        with: {
+            "wasi:sockets/types@0.3.0": p3_net::wasi::sockets::types,
+            "wasi:sockets/ip-name-lookup@0.3.0": p3_net::wasi::sockets::ip_name_lookup,
+            "wasi:clocks/types@0.3.0": p3_net::wasi::clocks::types,
+        },
+    });
 }
 
-use bindings::wasi::sockets::types::{ErrorCode, TcpSocket};
+use p3_net::wasi::sockets::types::{ErrorCode, TcpSocket};
 use std::io::Write;
 use std::net::SocketAddr;
 
-mod wit_net;
-use wit_net::{code_name, family, to_wit};
+use p3_net::{code_name, family, to_wit};
 
 struct Client;
 
@@ -38,7 +45,7 @@ impl bindings::exports::wasi::cli::run::Guest for Client {
             .connect(to_wit(peer))
             .await
             .map_err(|c| fail("connect", c))?;
-        let (mut to_peer, outgoing) = bindings::wit_stream::new::<u8>();
+        let (mut to_peer, outgoing) = p3_net::wit_stream::new::<u8>();
         let sent = socket.send(outgoing);
         let (mut from_peer, received) = socket.receive();
         let left = to_peer.write_all(message.as_bytes().to_vec()).await;
@@ -66,9 +73,7 @@ impl bindings::exports::wasi::cli::run::Guest for Client {
 
 bindings::export!(Client with_types_in bindings);
 
-/// std's `wasi:cli/run@0.2.0`: a host that calls it instead of the 0.3 export runs nothing of
-/// the program, and says so.
+/// std's `wasi:cli/run@0.2.0`: never the program.
 fn main() {
-    eprintln!("error: the 0.2 entry point ran; the program is wasi:cli/run@0.3.0");
-    std::process::exit(3);
+    p3_net::wrong_entry_point()
 }

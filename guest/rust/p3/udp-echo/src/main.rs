@@ -4,15 +4,22 @@
 
 #[allow(missing_docs, clippy::all)]
 mod bindings {
-    wit_bindgen::generate!({ path: "../wit", world: "command", generate_all });
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "command",
+        with: {
+            "wasi:sockets/types@0.3.0": p3_net::wasi::sockets::types,
+            "wasi:sockets/ip-name-lookup@0.3.0": p3_net::wasi::sockets::ip_name_lookup,
+            "wasi:clocks/types@0.3.0": p3_net::wasi::clocks::types,
+        },
+    });
 }
 
-use bindings::wasi::sockets::types::UdpSocket;
+use p3_net::wasi::sockets::types::UdpSocket;
 use std::io::Write;
 use std::net::SocketAddr;
 
-mod wit_net;
-use wit_net::{code_name, family, from_wit, to_wit};
+use p3_net::{code_name, family, from_wit, to_wit};
 
 struct Echo;
 
@@ -58,6 +65,5 @@ bindings::export!(Echo with_types_in bindings);
 
 /// std's `wasi:cli/run@0.2.0`: never the program.
 fn main() {
-    eprintln!("error: the 0.2 entry point ran; the program is wasi:cli/run@0.3.0");
-    std::process::exit(3);
+    p3_net::wrong_entry_point()
 }

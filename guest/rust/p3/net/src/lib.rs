@@ -1,9 +1,19 @@
-//! Between `std::net` and the 0.3 WIT's addresses and error codes.
+//! Bindings for capnet's 0.3 guests (`wasi:sockets@0.3.0`, world `imports` of
+//! guest/rust/p3/wit), generated once here: each guest maps its own `command` world's imports to
+//! these with wit-bindgen's `with`. Plus what the guests share: addresses between `std::net` and
+//! the WIT, the WIT names of error codes, and std's unused 0.2 entry point.
 
-use crate::bindings::wasi::sockets::types::{
+#[allow(missing_docs, clippy::all)]
+mod bindings {
+    wit_bindgen::generate!({ path: "../wit", world: "imports", generate_all });
+}
+
+pub use bindings::{wasi, wit_stream};
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use wasi::sockets::types::{
     ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The WIT name of a code: `access-denied`, `other(...)`.
 pub fn code_name(code: &ErrorCode) -> String {
@@ -59,7 +69,6 @@ pub fn to_wit(addr: SocketAddr) -> IpSocketAddress {
 }
 
 /// A WIT address as `std` spells it.
-#[allow(dead_code)]
 pub fn from_wit(addr: IpSocketAddress) -> SocketAddr {
     match addr {
         IpSocketAddress::Ipv4(a) => {
@@ -71,4 +80,12 @@ pub fn from_wit(addr: IpSocketAddress) -> SocketAddr {
             SocketAddr::from((Ipv6Addr::new(s0, s1, s2, s3, s4, s5, s6, s7), a.port))
         }
     }
+}
+
+/// What a 0.3 guest's `main` does: Rust's std exports `wasi:cli/run@0.2.0` calling `main`, but
+/// the program is the guest's `wasi:cli/run@0.3.0`. A host that calls the 0.2 entry point
+/// runs none of it, and this says so (exit 3).
+pub fn wrong_entry_point() -> ! {
+    eprintln!("error: the 0.2 entry point ran; the program is wasi:cli/run@0.3.0");
+    std::process::exit(3)
 }
