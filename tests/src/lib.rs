@@ -110,7 +110,9 @@ fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         // The host's configuration plus wasmtime's compiled-code cache in build/, so the 18 MB
         // Python components compile once, not once per test binary and run.
-        let engine = host::engine_with_cache(&build_dir().join("wasmtime-cache")).expect("engine");
+        // One engine for guests of both generations: the tests run 0.3 guests too.
+        let cache = build_dir().join("wasmtime-cache");
+        let engine = host::engine_for(host::Abi::P3, Some(&cache)).expect("engine");
         Runtime {
             engine,
             components: Mutex::new(HashMap::new()),

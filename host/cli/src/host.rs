@@ -43,7 +43,19 @@ impl CapnetView for CommandHost {
     }
 }
 
-/// The engine capnet runs components with.
+/// Which component ABI an engine takes: WASI 0.2 components only, or 0.3 ones too.
+///
+/// They are two engines because enabling the component model's async ABI, which 0.3 needs,
+/// slows every 0.2 host call (a 1-byte ping-pong under `capnet run` loses about a tenth).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Abi {
+    /// WASI 0.2: synchronous calls, `wasi:io` streams.
+    P2,
+    /// WASI 0.3 as well: async functions, `stream` and `future`.
+    P3,
+}
+
+/// The engine capnet runs 0.2 components with ([`engine_for`] for 0.3).
 ///
 /// # Errors
 /// When wasmtime rejects the configuration.
@@ -53,13 +65,18 @@ pub fn engine() -> wasmtime::Result<Engine> {
 
 /// The engine configuration [`engine`] uses, for embedders that add to it.
 pub fn config() -> wasmtime::Config {
+    config_for(Abi::P2)
+}
+
+/// The engine configuration for components of `abi`.
+pub fn config_for(abi: Abi) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
     // A composed app's libraries import `instance-network` under labels of their own, marked
     // with `(implements "wasi:sockets/instance-network")`.
     config.wasm_component_model_implements(true);
     // WASI 0.3 components: async functions, streams and futures.
-    config.wasm_component_model_async(true);
+    config.wasm_component_model_async(abi == Abi::P3);
     config
 }
 
@@ -69,10 +86,20 @@ pub fn config() -> wasmtime::Config {
 /// # Errors
 /// When `dir` cannot be created or wasmtime rejects the configuration.
 pub fn engine_with_cache(dir: &Path) -> wasmtime::Result<Engine> {
-    let mut cache = CacheConfig::new();
-    cache.with_directory(dir);
-    let mut config = config();
-    config.cache(Some(Cache::new(cache)?));
+    engine_for(Abi::P2, Some(dir))
+}
+
+/// An engine for components of `abi`, keeping compiled code in `cache` when given.
+///
+/// # Errors
+/// When the cache directory cannot be created or wasmtime rejects the configuration.
+pub fn engine_for(abi: Abi, cache: Option<&Path>) -> wasmtime::Result<Engine> {
+    let mut config = config_for(abi);
+    if let Some(dir) = cache {
+        let mut cache = CacheConfig::new();
+        cache.with_directory(dir);
+        config.cache(Some(Cache::new(cache)?));
+    }
     Engine::new(&config)
 }
 

@@ -734,3 +734,31 @@ fn revoke_on_reload_closes_the_connections_the_reloaded_policy_refuses() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_wasi_0_3_command_runs_through_its_own_run_export() {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).unwrap();
+        stream.write_all(b"pong:").unwrap();
+        stream.write_all(&request).unwrap();
+    });
+    let out = capnet()
+        .args(["run", "--allow-connect", &addr.to_string()])
+        .arg(guest("p3-tcp-client"))
+        .args([&addr.to_string(), "p3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pong:p3");
+    assert!(
+        !stderr.contains("0.2 entry point"),
+        "std's run@0.2.0 must not be what runs: {stderr}"
+    );
+    server.join().unwrap();
+}

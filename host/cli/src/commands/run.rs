@@ -164,13 +164,21 @@ impl RunOpts {
                 .map_err(|e| wasmtime::format_err!("--dir {spec}: {e}"))?;
         }
 
-        let engine = self.engine()?;
-        let component = Component::from_file(&engine, &self.component).map_err(|e| {
-            e.context(format!(
-                "cannot load component {}",
-                self.component.display()
-            ))
-        })?;
+        // A 0.2 engine first: a 0.3 component does not load there, and loads on the engine
+        // that also takes the async ABI (which 0.2 components would pay for on every call).
+        let load = |abi| -> wasmtime::Result<_> {
+            let engine = self.engine(abi)?;
+            let component = Component::from_file(&engine, &self.component)?;
+            Ok((engine, component))
+        };
+        let (engine, component) = load(host::Abi::P2)
+            .or_else(|_| load(host::Abi::P3))
+            .map_err(|e| {
+                e.context(format!(
+                    "cannot load component {}",
+                    self.component.display()
+                ))
+            })?;
         let (linker, libraries) = host::linker_for(&engine, &component)?;
         let capnet = capnet.build();
         let current = capnet.policy_handle().current();
@@ -198,14 +206,14 @@ impl RunOpts {
 impl RunOpts {
     /// An engine with the compiled-code cache these options ask for. A cache that cannot be set
     /// up costs start-up time, not the run: it is reported and the run goes on without one.
-    fn engine(&self) -> wasmtime::Result<wasmtime::Engine> {
+    fn engine(&self, abi: host::Abi) -> wasmtime::Result<wasmtime::Engine> {
         let dir = match (&self.cache_dir, self.no_cache) {
             (_, true) => None,
             (Some(dir), false) => Some(dir.clone()),
             (None, false) => host::default_cache_dir(),
         };
         if let Some(dir) = dir {
-            match host::engine_with_cache(&dir) {
+            match host::engine_for(abi, Some(&dir)) {
                 Ok(engine) => return Ok(engine),
                 Err(e) => eprintln!(
                     "warning: no compiled-code cache in {}: {e:#}; compiling every start",
@@ -213,7 +221,7 @@ impl RunOpts {
                 ),
             }
         }
-        host::engine()
+        host::engine_for(abi, None)
     }
 }
 
