@@ -1,12 +1,13 @@
 //! `--log-decisions=json[:FILE]`: one JSON object per line for every policy decision, for
 //! audit. Built from the `capnet::policy` tracing events the grants emit, so the log and `-v`
-//! can never disagree.
+//! can never disagree. Lines are written by serde_json, so any instance name or rule text
+//! stays valid JSON.
 //!
 //! ```text
-//! {"time":"2026-11-25T01:02:03.456789Z","instance":"client.wasm","use":"tcp-connect","address":"10.0.0.5:443","verdict":"deny","rule":"flag --deny-connect \"10.0.0.5\""}
+//! {"time":"2026-11-25T01:02:03.456789Z","instance":"client.wasm","library":null,"use":"tcp-connect","address":"10.0.0.5:443","verdict":"deny","rule":"flag --deny-connect \"10.0.0.5\""}
 //! ```
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
@@ -64,6 +65,19 @@ impl DecisionLog {
 }
 
 /// The fields of one decision event.
+/// One line of the log, in this order.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    time: &'a str,
+    instance: Option<&'a str>,
+    library: Option<&'a str>,
+    #[serde(rename = "use")]
+    use_: Option<&'a str>,
+    address: Option<&'a str>,
+    verdict: &'a str,
+    rule: Option<&'a str>,
+}
+
 #[derive(Default)]
 struct Fields {
     instance: Option<String>,
@@ -109,51 +123,27 @@ impl<S: Subscriber> Layer<S> for DecisionLog {
         let Some(verdict) = fields.verdict else {
             return;
         };
-        let mut line = String::with_capacity(200);
-        line.push_str("{\"time\":");
-        json_string(&mut line, &rfc3339(SystemTime::now()));
-        for (key, value) in [
-            ("instance", fields.instance),
-            ("library", fields.library),
-            ("use", fields.use_),
-            ("address", fields.addr),
-            ("verdict", Some(verdict)),
-            ("rule", fields.rule),
-        ] {
-            let _ = write!(line, ",\"{key}\":");
-            match value {
-                Some(v) => json_string(&mut line, &v),
-                None => line.push_str("null"),
-            }
-        }
-        line.push_str("}\n");
+        let time = rfc3339(SystemTime::now());
+        let line = Line {
+            time: &time,
+            instance: fields.instance.as_deref(),
+            library: fields.library.as_deref(),
+            use_: fields.use_.as_deref(),
+            address: fields.addr.as_deref(),
+            verdict: &verdict,
+            rule: fields.rule.as_deref(),
+        };
+        let Ok(mut line) = serde_json::to_vec(&line) else {
+            return;
+        };
+        line.push(b'\n');
         if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(line.as_bytes());
+            let _ = out.write_all(&line);
             let _ = out.flush();
         }
     }
 }
 
-/// Appends `s` as a JSON string literal.
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// `2026-11-25T01:02:03.456789Z`: UTC, microseconds.
 fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
@@ -192,13 +182,6 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_micros(1_795_568_523_456_789);
         assert_eq!(rfc3339(t), "2026-11-25T01:02:03.456789Z");
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
-    }
-
-    #[test]
-    fn strings_are_escaped() {
-        let mut s = String::new();
-        json_string(&mut s, "flag --deny-connect \"a\\b\"\n");
-        assert_eq!(s, r#""flag --deny-connect \"a\\b\"\n""#);
     }
 
     #[test]

@@ -103,6 +103,17 @@ const LIBRARY_FLAGS: [(&str, Verdict, &str); 2] = [
     ),
 ];
 
+/// What a deny flag of `word` refuses, where that is not simply what the allow flag grants.
+fn denies<'a>(word: &str, grants: &'a str) -> &'a str {
+    match word {
+        "connect" => "tcp-connect to LIST; a host name also denies its lookup",
+        "listen" => "tcp-bind and tcp-listen on LIST",
+        "bind" => "tcp-bind on LIST",
+        "udp-send" => "udp-send to LIST",
+        _ => grants,
+    }
+}
+
 /// The policy flags as given, in table order: `(flag, verdict, word, list)`, and the library
 /// flags: `(flag, verdict, NAME=USE LIST)`.
 #[derive(Debug, Default, Clone)]
@@ -160,10 +171,7 @@ impl FromArgMatches for PolicyFlags {
 impl Args for PolicyFlags {
     fn augment_args(mut cmd: clap::Command) -> clap::Command {
         for &(word, allow, deny, grants) in WORDS {
-            let deny_help = match word {
-                "listen" => "Deny tcp-bind and tcp-listen on LIST (deny rules win)".to_owned(),
-                _ => format!("Deny {grants} (deny rules win)"),
-            };
+            let deny_help = format!("Deny {} (deny rules win)", denies(word, grants));
             cmd = cmd
                 .arg(
                     Arg::new(allow)

@@ -762,3 +762,66 @@ fn a_wasi_0_3_command_runs_through_its_own_run_export() {
     );
     server.join().unwrap();
 }
+
+#[test]
+fn every_decision_line_is_valid_json_whatever_the_names_hold() {
+    // The instance is named after the component's file: quotes, a backslash, a control
+    // character and non-ASCII letters must all come out as valid JSON.
+    let dir = std::env::temp_dir().join(format!("capnet-cli-{}-json-names", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = "we\"ird\\ \u{1}ñame.wasm";
+    let component = dir.join(name);
+    std::fs::copy(guest("tcp-client"), &component).unwrap();
+    let log = dir.join("decisions.jsonl");
+    let _ = std::fs::remove_file(&log);
+    let out = capnet()
+        .args([
+            "run",
+            "--allow-connect",
+            "127.0.0.1:1",
+            "--deny-connect",
+            "127.0.0.9",
+        ])
+        .arg(format!("--log-decisions=json:{}", log.display()))
+        .arg(&component)
+        .args(["127.0.0.9:9", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.is_empty(), "decisions were logged");
+    for line in text.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert_eq!(value["instance"], name, "{line}");
+    }
+}
+
+#[test]
+fn no_deny_flag_says_it_allows_anything() {
+    let out = capnet().args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let denies: Vec<&str> = help
+        .split("\n      --")
+        .filter(|entry| entry.starts_with("deny-") || entry.starts_with("library-deny"))
+        // The last flag's entry ends where the text after the options begins.
+        .map(|entry| entry.split("\n\n").next().unwrap_or(entry))
+        .collect();
+    assert!(
+        denies.len() >= 14,
+        "every use and group word has a deny flag:\n{help}"
+    );
+    for entry in denies {
+        let entry = entry.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            !entry.contains("allow") && !entry.contains("pins"),
+            "a deny flag's help speaks of allowing: {entry}"
+        );
+        assert!(entry.contains("Deny "), "{entry}");
+    }
+}
