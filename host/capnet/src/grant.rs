@@ -405,11 +405,7 @@ impl Grant {
     /// decides first, then each scope of the chain; the first denial settles it.
     pub(crate) fn check(&self, use_: Use, addr: SocketAddr) -> Result<(), ErrorCode> {
         let policy = self.policy.read();
-        let because = self.decide(&policy, |layer| {
-            let decision = layer.decide(use_, addr);
-            self.decide_pinned(layer, use_, addr, &decision)
-                .unwrap_or(decision)
-        });
+        let because = self.decide_addr(&policy, use_, addr);
         self.settle(use_, &addr, because)
     }
 
@@ -419,12 +415,17 @@ impl Grant {
     /// from it is refused).
     pub(crate) fn permits(&self, use_: Use, addr: SocketAddr) -> bool {
         let policy = self.policy.read();
-        self.decide(&policy, |layer| {
+        self.decide_addr(&policy, use_, addr).is_allowed()
+    }
+
+    /// The decision on `use_` of `addr` through the whole chain, an address rule or a
+    /// DNS-pinned name deciding in each layer.
+    fn decide_addr<'p>(&'p self, root: &'p Policy, use_: Use, addr: SocketAddr) -> Because<'p> {
+        self.decide(root, |layer| {
             let decision = layer.decide(use_, addr);
             self.decide_pinned(layer, use_, addr, &decision)
                 .unwrap_or(decision)
         })
-        .is_allowed()
     }
 
     /// As [`Grant::check`], for a host name (`lookup`).

@@ -642,6 +642,15 @@ fn echoed(addr: SocketAddr, message: &str) -> String {
     back
 }
 
+/// Sends SIGHUP to `child`: a `capnet run --policy` reloads its file.
+fn hangup(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn sighup_reloads_the_policy_file_and_a_broken_file_keeps_the_policy_in_force() {
     let policy = policy_file("reload", "[allow]\nlisten = [\"127.0.0.1:0\"]\n");
@@ -657,13 +666,6 @@ fn sighup_reloads_the_policy_file_and_a_broken_file_keeps_the_policy_in_force() 
         .unwrap();
     let addr = listening(&mut child);
     let stderr = lines_from(child.stderr.take().expect("piped stderr"));
-    let hangup = |child: &Child| {
-        let status = Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
     assert_eq!(echoed(addr, "before"), "before");
 
     std::fs::write(
@@ -717,11 +719,7 @@ fn revoke_on_reload_closes_the_connections_the_reloaded_policy_refuses() {
         "[allow]\nlisten = [\"127.0.0.1:0\"]\n[deny]\ntcp-accept = [\"127.0.0.1\"]\n",
     )
     .unwrap();
-    let status = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    hangup(&child);
     let closed = line_with(&stderr, "policy reloaded; closed");
     assert!(closed.contains("closed 1 "), "{closed}");
     let mut rest = Vec::new();

@@ -46,29 +46,7 @@ impl From<Core> for ErrorCode {
 
 /// The WIT spelling of an error code, as guests and logs show it.
 pub fn code_name(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::Unknown => "unknown",
-        ErrorCode::AccessDenied => "access-denied",
-        ErrorCode::NotSupported => "not-supported",
-        ErrorCode::InvalidArgument => "invalid-argument",
-        ErrorCode::OutOfMemory => "out-of-memory",
-        ErrorCode::Timeout => "timeout",
-        ErrorCode::ConcurrencyConflict => "concurrency-conflict",
-        ErrorCode::NotInProgress => "not-in-progress",
-        ErrorCode::WouldBlock => "would-block",
-        ErrorCode::InvalidState => "invalid-state",
-        ErrorCode::NewSocketLimit => "new-socket-limit",
-        ErrorCode::AddressNotBindable => "address-not-bindable",
-        ErrorCode::AddressInUse => "address-in-use",
-        ErrorCode::RemoteUnreachable => "remote-unreachable",
-        ErrorCode::ConnectionRefused => "connection-refused",
-        ErrorCode::ConnectionReset => "connection-reset",
-        ErrorCode::ConnectionAborted => "connection-aborted",
-        ErrorCode::DatagramTooLarge => "datagram-too-large",
-        ErrorCode::NameUnresolvable => "name-unresolvable",
-        ErrorCode::TemporaryResolverFailure => "temporary-resolver-failure",
-        ErrorCode::PermanentResolverFailure => "permanent-resolver-failure",
-    }
+    code.name()
 }
 
 #[cfg(test)]

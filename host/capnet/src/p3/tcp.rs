@@ -25,14 +25,6 @@ use wasmtime::component::{
     StreamReader, StreamResult,
 };
 
-/// The uses a TCP socket can be put to: a component with none of them may not create one.
-const TCP_USES: [capnet_policy::Use; 4] = [
-    capnet_policy::Use::TcpBind,
-    capnet_policy::Use::TcpListen,
-    capnet_policy::Use::TcpAccept,
-    capnet_policy::Use::TcpConnect,
-];
-
 /// Most bytes one `receive` stream operation reads, when the guest offers more.
 const RECEIVE_CHUNK: usize = 256 * 1024;
 
@@ -45,10 +37,12 @@ impl CapnetCtxView<'_> {
 impl HostTcpSocket for CapnetCtxView<'_> {
     fn create(&mut self, family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
         let preopened = self.ctx.preopens.any();
-        self.ctx
-            .root
-            .check_kind("tcp-socket.create", &TCP_USES, preopened)?;
-        let socket = TcpSocket::new(family.into())?;
+        let socket = TcpSocket::create(
+            &self.ctx.root,
+            family.into(),
+            preopened,
+            "tcp-socket.create",
+        )?;
         Ok(self.table.push(socket)?)
     }
 

@@ -10,17 +10,9 @@ use crate::p3::bindings::sockets::types::{
     HostUdpSocket, HostUdpSocketWithStore, IpAddressFamily, IpSocketAddress,
 };
 use crate::p3::error::SocketResult;
-use crate::socket::ErrorCode as Core;
-use crate::socket::udp::UdpSocket;
-use capnet_policy::Use;
+use crate::socket::udp::{MAX_DATAGRAM, UdpSocket};
 use std::net::SocketAddr;
 use wasmtime::component::{Accessor, Resource};
-
-/// The uses a UDP socket can be put to.
-const UDP_USES: [Use; 3] = [Use::UdpBind, Use::UdpSend, Use::UdpReceive];
-
-/// The largest datagram `receive` returns.
-const MAX_DATAGRAM: usize = 65_535;
 
 impl CapnetCtxView<'_> {
     fn udp_p3(&mut self, socket: &Resource<UdpSocket>) -> SocketResult<&mut UdpSocket> {
@@ -30,10 +22,7 @@ impl CapnetCtxView<'_> {
 
 impl HostUdpSocket for CapnetCtxView<'_> {
     fn create(&mut self, family: IpAddressFamily) -> SocketResult<Resource<UdpSocket>> {
-        self.ctx
-            .root
-            .check_kind("udp-socket.create", &UDP_USES, false)?;
-        let socket = UdpSocket::new(family.into())?;
+        let socket = UdpSocket::create(&self.ctx.root, family.into(), "udp-socket.create")?;
         Ok(self.table.push(socket)?)
     }
 
@@ -113,15 +102,12 @@ impl<T: CapnetView + 'static> HostUdpSocketWithStore<T> for Capnet {
         data: Vec<u8>,
         remote: Option<IpSocketAddress>,
     ) -> SocketResult<()> {
-        if data.len() > MAX_DATAGRAM {
-            return Err(Core::DatagramTooLarge.into());
-        }
         let (udp, dest) = store.with(|mut access| {
             let view = access.get();
             let grant = view.ctx.root.clone();
             let socket = view.table.get_mut(&socket)?;
             socket.bind_ephemeral(&grant)?;
-            SocketResult::Ok(socket.sender(remote.map(SocketAddr::from))?)
+            SocketResult::Ok(socket.sender(remote.map(SocketAddr::from), data.len())?)
         })?;
         match dest {
             Some(dest) => udp.send_to(&data, dest).await?,

@@ -23,6 +23,14 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use wasmtime_wasi_io::poll::Pollable;
 
+/// The uses a TCP socket can be put to.
+const USES: [Use; 4] = [
+    Use::TcpBind,
+    Use::TcpListen,
+    Use::TcpAccept,
+    Use::TcpConnect,
+];
+
 /// The backlog used until the guest asks for another (Linux's `SOMAXCONN`).
 const DEFAULT_BACKLOG: u32 = 4096;
 
@@ -67,7 +75,21 @@ enum Bound {
 pub type Connected = (TcpReader, TcpWriter);
 
 impl TcpSocket {
-    /// A fresh unbound socket (`tcp-create-socket`); IPv6 sockets are IPv6-only.
+    /// `create-tcp-socket` (0.2) or `tcp-socket.create` (0.3, `call` names which, for the log):
+    /// refused with `access-denied` when `grant` gives no TCP use at all and the runtime handed
+    /// the instance no listener (`preopened`), as wasmtime-wasi refuses a component that may not
+    /// use TCP. Otherwise a fresh socket, which reaches nothing until it is bound or connected.
+    pub fn create(
+        grant: &Grant,
+        family: Family,
+        preopened: bool,
+        call: &str,
+    ) -> Result<Self, ErrorCode> {
+        grant.check_kind(call, &USES, preopened)?;
+        Ok(Self::new(family)?)
+    }
+
+    /// A fresh unbound socket; IPv6 sockets are IPv6-only.
     pub fn new(family: Family) -> io::Result<Self> {
         let domain = match family {
             Family::V4 => Domain::IPV4,

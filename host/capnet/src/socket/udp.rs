@@ -23,7 +23,10 @@ use wasmtime_wasi_io::poll::Pollable;
 
 /// The largest UDP payload (65535 minus the UDP header would be the IPv4 limit; the kernel
 /// reports EMSGSIZE for what it cannot send, this bounds what we accept at all).
-const MAX_DATAGRAM: usize = 65_535;
+pub(crate) const MAX_DATAGRAM: usize = 65_535;
+
+/// The uses a UDP socket can be put to (a client's ephemeral bind is covered by `udp-send`).
+const USES: [Use; 3] = [Use::UdpBind, Use::UdpSend, Use::UdpReceive];
 
 /// Datagrams one `check-send` permits and one `receive` returns at most.
 const BATCH: usize = 64;
@@ -46,7 +49,15 @@ enum State {
 }
 
 impl UdpSocket {
-    /// A fresh unbound socket (`udp-create-socket`); IPv6 sockets are IPv6-only.
+    /// `create-udp-socket` (0.2) or `udp-socket.create` (0.3, `call` names which, for the log):
+    /// refused with `access-denied` when `grant` gives no UDP use at all, as wasmtime-wasi
+    /// refuses a component that may not use UDP.
+    pub fn create(grant: &Grant, family: Family, call: &str) -> Result<Self, ErrorCode> {
+        grant.check_kind(call, &USES, false)?;
+        Ok(Self::new(family)?)
+    }
+
+    /// A fresh unbound socket; IPv6 sockets are IPv6-only.
     pub fn new(family: Family) -> io::Result<Self> {
         let domain = match family {
             Family::V4 => Domain::IPV4,
@@ -108,13 +119,9 @@ impl UdpSocket {
             (State::Bound, Some(grant)) => grant.clone(),
             _ => return Err(ErrorCode::InvalidState),
         };
-        let mut receive_allowed = false;
         if let Some(peer) = remote {
             addr::validate_remote(self.family, &peer)?;
             grant.check(Use::UdpSend, peer)?;
-            // Decided once for the peer, quietly: received datagrams then cost no policy work,
-            // and a refusal is logged only when a datagram from the peer is dropped.
-            receive_allowed = grant.permits(Use::UdpReceive, peer);
         }
         if self.remote.is_some() {
             disconnect(&self.socket)?;
@@ -126,9 +133,7 @@ impl UdpSocket {
         }
         let incoming = IncomingDatagramStream {
             socket: self.socket.clone(),
-            grant: grant.clone(),
-            remote: self.remote,
-            receive_allowed,
+            hearing: Hearing::new(grant.clone(), self.remote),
             scratch: vec![0; MAX_DATAGRAM].into_boxed_slice(),
         };
         let outgoing = OutgoingDatagramStream {
@@ -163,26 +168,22 @@ impl UdpSocket {
         self.stream(remote).map(drop)
     }
 
-    /// What one datagram to `dest` (or to the connected peer, for `None`) is sent with, after
-    /// the `udp-send` check: the socket and the destination to name (`None` when connected).
+    /// What one datagram of `len` bytes to `dest` (or to the connected peer, for `None`) is
+    /// sent with, after the size and `udp-send` checks: the socket and the destination to name
+    /// (`None` when connected).
     pub fn sender(
         &self,
         dest: Option<SocketAddr>,
+        len: usize,
     ) -> Result<(Arc<tokio::net::UdpSocket>, Option<SocketAddr>), ErrorCode> {
+        if len > MAX_DATAGRAM {
+            return Err(ErrorCode::DatagramTooLarge);
+        }
         let grant = match (&self.state, &self.grant) {
             (State::Bound, Some(grant)) => grant,
             _ => return Err(ErrorCode::InvalidState),
         };
-        let dest = match (dest, self.remote) {
-            (Some(dest), Some(peer)) if dest == peer => None,
-            (Some(_), Some(_)) | (None, None) => return Err(ErrorCode::InvalidArgument),
-            (None, Some(_)) => None,
-            (Some(dest), None) => {
-                addr::validate_remote(self.family, &dest)?;
-                grant.check(Use::UdpSend, dest)?;
-                Some(dest)
-            }
-        };
+        let dest = destination(self.family, grant, self.remote, dest)?;
         Ok((self.socket.clone(), dest))
     }
 
@@ -195,8 +196,7 @@ impl UdpSocket {
         };
         Ok(Receiver {
             socket: self.socket.clone(),
-            grant,
-            remote: self.remote,
+            hearing: Hearing::new(grant, self.remote),
         })
     }
 
@@ -260,6 +260,63 @@ fn connect(socket: &tokio::net::UdpSocket, peer: SocketAddr) -> Result<(), Error
     Ok(())
 }
 
+/// Which datagrams a socket's receiver lets through: those of the peer it is limited to, if
+/// any, from sources `udp-receive` allows.
+struct Hearing {
+    grant: Grant,
+    /// The peer the socket is limited to; datagrams others queued before are dropped.
+    remote: Option<SocketAddr>,
+    /// Whether `remote` may be heard, decided once (quietly: a refusal is logged when a
+    /// datagram from it is dropped), so its datagrams then cost no policy work.
+    remote_allowed: bool,
+}
+
+impl Hearing {
+    fn new(grant: Grant, remote: Option<SocketAddr>) -> Self {
+        let remote_allowed = remote.is_some_and(|peer| grant.permits(Use::UdpReceive, peer));
+        Self {
+            grant,
+            remote,
+            remote_allowed,
+        }
+    }
+
+    /// The sender of a received datagram, normalised, when the datagram may reach the guest.
+    fn admits(&self, from: SocketAddr) -> Option<SocketAddr> {
+        let peer = SocketAddr::new(capnet_policy::normalize(from.ip()), from.port());
+        let admitted = match self.remote {
+            // A datagram another peer sent before the socket was limited to `remote` still
+            // waits in the kernel's queue: it is not the remote's, so it is dropped.
+            Some(remote) if !same_peer(remote, peer) => false,
+            Some(_) if self.remote_allowed => true,
+            // Logs the refusal of this datagram.
+            _ => self.grant.check(Use::UdpReceive, peer).is_ok(),
+        };
+        admitted.then_some(peer)
+    }
+}
+
+/// Where one datagram goes, `None` for the connected peer: a destination given on a
+/// connected socket must be its peer, one is required on an unconnected socket, and it is
+/// checked against `udp-send`.
+fn destination(
+    family: Family,
+    grant: &Grant,
+    remote: Option<SocketAddr>,
+    dest: Option<SocketAddr>,
+) -> Result<Option<SocketAddr>, ErrorCode> {
+    match (dest, remote) {
+        (Some(dest), Some(peer)) if dest == peer => Ok(None),
+        (Some(_), Some(_)) | (None, None) => Err(ErrorCode::InvalidArgument),
+        (None, Some(_)) => Ok(None),
+        (Some(dest), None) => {
+            addr::validate_remote(family, &dest)?;
+            grant.check(Use::UdpSend, dest)?;
+            Ok(Some(dest))
+        }
+    }
+}
+
 /// The error the kernel queued on the socket (an ICMP error a connected socket heard), taken
 /// only when tokio saw error readiness, so an empty receive costs no system call otherwise.
 /// Taking it clears tokio's error readiness too.
@@ -294,9 +351,7 @@ fn disconnect(socket: &tokio::net::UdpSocket) -> Result<(), ErrorCode> {
 /// Receives datagrams from allowed sources; see [`UdpSocket::receiver`].
 pub struct Receiver {
     socket: Arc<tokio::net::UdpSocket>,
-    grant: Grant,
-    /// The peer the socket is limited to, if any: others' queued datagrams are dropped.
-    remote: Option<SocketAddr>,
+    hearing: Hearing,
 }
 
 impl Receiver {
@@ -317,11 +372,7 @@ impl Receiver {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let peer = SocketAddr::new(capnet_policy::normalize(peer.ip()), peer.port());
-            if self.remote.is_some_and(|remote| !same_peer(remote, peer)) {
-                continue;
-            }
-            if self.grant.check(Use::UdpReceive, peer).is_ok() {
+            if let Some(peer) = self.hearing.admits(peer) {
                 return Ok((len, peer));
             }
         }
@@ -331,10 +382,7 @@ impl Receiver {
 /// The receiving half of a UDP socket's streams.
 pub struct IncomingDatagramStream {
     socket: Arc<tokio::net::UdpSocket>,
-    grant: Grant,
-    remote: Option<SocketAddr>,
-    /// For a stream limited to one peer: whether that peer may be heard (decided once).
-    receive_allowed: bool,
+    hearing: Hearing,
     /// Where a datagram lands before it is copied out at its exact size.
     scratch: Box<[u8]>,
 }
@@ -360,20 +408,7 @@ impl IncomingDatagramStream {
                 Err(_) if !out.is_empty() => break,
                 Err(e) => return Err(e.into()),
             };
-            let peer = SocketAddr::new(capnet_policy::normalize(peer.ip()), peer.port());
-            let allowed = match self.remote {
-                // A datagram another peer sent before the socket was limited to `remote`
-                // still waits in the kernel's queue: it is not the remote's, so it is dropped.
-                Some(remote) if !same_peer(remote, peer) => {
-                    tracing::debug!(target: "capnet::socket", %peer, %remote, "dropped a datagram queued before the stream was limited to its remote");
-                    false
-                }
-                Some(_) if self.receive_allowed => true,
-                // Logs the refusal of this datagram, which the stream decided without a log.
-                Some(_) => self.grant.check(Use::UdpReceive, peer).is_ok(),
-                None => self.grant.check(Use::UdpReceive, peer).is_ok(),
-            };
-            if allowed {
+            if let Some(peer) = self.hearing.admits(peer) {
                 out.push((self.scratch[..len].to_vec(), peer));
             }
         }
@@ -470,16 +505,7 @@ impl OutgoingDatagramStream {
         if data.len() > MAX_DATAGRAM {
             return Err(ErrorCode::DatagramTooLarge);
         }
-        let dest = match (dest, self.remote) {
-            (Some(dest), Some(peer)) if dest == peer => None,
-            (Some(_), Some(_)) | (None, None) => return Err(ErrorCode::InvalidArgument),
-            (None, Some(_)) => None,
-            (Some(dest), None) => {
-                addr::validate_remote(self.family, &dest)?;
-                self.grant.check(Use::UdpSend, dest)?;
-                Some(dest)
-            }
-        };
+        let dest = destination(self.family, &self.grant, self.remote, dest)?;
         // Once tokio has seen the socket writable its readiness stays right, so the probe is
         // needed only before that.
         let known_writable =
