@@ -6,9 +6,10 @@
 //! with (`capnet:sockets/attenuate`). A use is allowed only when the root and every scope of
 //! the chain allow it; a deny anywhere wins, and a revoked scope denies everything.
 
+use crate::limit::{Held, Holders, Usage};
 use crate::revoke::{Closable, Opened, Registry};
 use crate::socket::ErrorCode;
-use capnet_policy::{Decision, NamedSet, Policy, Use, UseSet, Verdict};
+use capnet_policy::{Decision, Limit, NamedSet, Policy, Use, UseSet, Verdict};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +38,8 @@ pub(crate) struct Scope {
     parent: Option<Arc<Scope>>,
     /// Set by the scope's revoker: every later check through it is denied.
     revoked: AtomicBool,
+    /// The library this scope is, or lies within, and what that library holds.
+    library: Option<(Arc<str>, Arc<Usage>)>,
 }
 
 #[derive(Debug)]
@@ -94,6 +97,11 @@ struct Slot {
     policy: RwLock<Arc<Policy>>,
     /// Every listener and connection of the instance, for revocation.
     opened: Registry,
+    /// What the instance holds against its limits.
+    usage: Arc<Usage>,
+    /// What each of its libraries holds, by name: one count per library however many
+    /// `network`s its import handed out.
+    library_usage: Mutex<HashMap<Arc<str>, Arc<Usage>>>,
 }
 
 impl PolicyHandle {
@@ -101,6 +109,8 @@ impl PolicyHandle {
         Self(Arc::new(Slot {
             policy: RwLock::new(policy),
             opened: Registry::default(),
+            usage: Arc::default(),
+            library_usage: Mutex::default(),
         }))
     }
 
@@ -251,7 +261,18 @@ impl Grant {
     /// This grant narrowed to library `name`'s table of the policy: what the library's named
     /// import of `instance-network` hands out.
     pub(crate) fn library(&self, name: &str) -> Grant {
-        self.narrowed(Arc::from(name), ScopeRules::Library(Arc::from(name)))
+        let name: Arc<str> = Arc::from(name);
+        let usage = self
+            .policy
+            .0
+            .library_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        let rules = ScopeRules::Library(name.clone());
+        self.narrowed(name.clone(), rules, Some((name, usage)))
     }
 
     /// This grant narrowed by `rules` (`capnet:sockets/attenuate`), with the revoker that
@@ -262,7 +283,10 @@ impl Grant {
             Some(parent) => format!("{}/derived-{n}", parent.label),
             None => format!("derived-{n}"),
         };
-        let grant = self.narrowed(Arc::from(label), ScopeRules::Derived(Box::new(rules)));
+        // A grant derived inside a library counts against that library.
+        let library = self.scope.as_ref().and_then(|s| s.library.clone());
+        let rules = ScopeRules::Derived(Box::new(rules));
+        let grant = self.narrowed(Arc::from(label), rules, library);
         let revoker = Revoker {
             scope: grant.scope.clone().expect("a derived grant has a scope"),
             handle: self.policy.clone(),
@@ -270,13 +294,19 @@ impl Grant {
         (grant, revoker)
     }
 
-    fn narrowed(&self, label: Arc<str>, rules: ScopeRules) -> Grant {
+    fn narrowed(
+        &self,
+        label: Arc<str>,
+        rules: ScopeRules,
+        library: Option<(Arc<str>, Arc<Usage>)>,
+    ) -> Grant {
         Grant {
             scope: Some(Arc::new(Scope {
                 label,
                 rules,
                 parent: self.scope.clone(),
                 revoked: AtomicBool::new(false),
+                library,
             })),
             ..self.clone()
         }
@@ -302,6 +332,74 @@ impl Grant {
             next = s.parent.as_ref();
         }
         false
+    }
+
+    /// Counts one of `limit` (sockets, connections, lookups) against the instance and the
+    /// library, until the returned [`Held`] drops; past a limit, `call` is refused with the
+    /// limit's code (`new-socket-limit`; `temporary-resolver-failure` for lookups), logged as a
+    /// decision naming the limit.
+    pub(crate) fn hold(&self, limit: Limit, call: &str) -> Result<Held, ErrorCode> {
+        let policy = self.policy.read();
+        let library = self.scope.as_ref().and_then(|s| s.library.as_ref());
+        let holders = Holders {
+            instance: (&self.policy.0.usage, policy.limits()),
+            library: library.map(|(name, usage)| (usage, policy.library(name).map(|p| p.limits()))),
+        };
+        Held::take(limit, holders).map_err(|refused| {
+            let code = match limit {
+                Limit::Lookups => ErrorCode::TemporaryResolverFailure,
+                _ => ErrorCode::NewSocketLimit,
+            };
+            let whose = match (refused.by_library, library) {
+                (true, Some((name, _))) => format!("limit of library {name}"),
+                _ => "limit".to_owned(),
+            };
+            let rule = format!("{whose} {} = {}", refused.limit, refused.max);
+            tracing::info!(
+                target: "capnet::policy",
+                instance = &*self.instance,
+                capnet.library = self.label(),
+                capnet.use = call,
+                capnet.addr = "any",
+                capnet.verdict = "deny",
+                capnet.rule = &*rule,
+                "denied {call}: {} ({rule})",
+                code.as_str()
+            );
+            code
+        })
+    }
+
+    /// Wakes `cx` when the instance or the library gives a count back.
+    pub(crate) fn wake_on_room(&self, cx: &std::task::Context<'_>) {
+        self.policy.0.usage.wake_on_give_back(cx);
+        if let Some(usage) = self.library_usage() {
+            usage.wake_on_give_back(cx);
+        }
+    }
+
+    fn library_usage(&self) -> Option<&Arc<Usage>> {
+        self.scope
+            .as_ref()
+            .and_then(|s| s.library.as_ref())
+            .map(|(_, usage)| usage)
+    }
+
+    /// The value of a limit that shapes each call (`stream-buffer`, `datagrams`): the
+    /// instance's, or the library's where it sets a smaller one.
+    pub(crate) fn limit(&self, limit: Limit) -> u64 {
+        let policy = self.policy.read();
+        let instance = policy
+            .limits()
+            .get(limit)
+            .unwrap_or_else(|| limit.default_value());
+        let library = self
+            .scope
+            .as_ref()
+            .and_then(|s| s.library.as_ref())
+            .and_then(|(name, _)| policy.library(name))
+            .and_then(|p| p.limits().get(limit));
+        library.map_or(instance, |l| l.min(instance))
     }
 
     /// Whether a scope of the chain was revoked: sockets opened through it give up.

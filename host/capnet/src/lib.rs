@@ -47,6 +47,7 @@
 
 mod ctx;
 mod grant;
+mod limit;
 mod p2;
 mod p3;
 mod revoke;

@@ -103,6 +103,24 @@ const LIBRARY_FLAGS: [(&str, Verdict, &str); 2] = [
     ),
 ];
 
+/// The two flags that set limits: the instance's, and a library's within it.
+const LIMIT_FLAGS: [(&str, bool, &str, &str); 2] = [
+    (
+        "limit",
+        false,
+        "KEY=VALUE",
+        "Limit what the component holds at once: sockets, connections, stream-buffer (bytes), \
+         datagrams (per call) or lookups (in flight), as in sockets=256; past a limit the guest \
+         gets new-socket-limit (temporary-resolver-failure for lookups)",
+    ),
+    (
+        "library-limit",
+        true,
+        "NAME.KEY=VALUE",
+        "Limit what library NAME holds at once, within the app's limits (weather.connections=4)",
+    ),
+];
+
 /// What a deny flag of `word` refuses, where that is not simply what the allow flag grants.
 fn denies<'a>(word: &str, grants: &'a str) -> &'a str {
     match word {
@@ -120,6 +138,8 @@ fn denies<'a>(word: &str, grants: &'a str) -> &'a str {
 pub struct PolicyFlags {
     given: Vec<(String, Verdict, &'static str, String)>,
     libraries: Vec<(String, Verdict, String)>,
+    /// `(flag, for a library, KEY=VALUE or NAME.KEY=VALUE)`.
+    limits: Vec<(String, bool, String)>,
 }
 
 impl PolicyFlags {
@@ -133,6 +153,9 @@ impl PolicyFlags {
         }
         for (flag, verdict, spec) in &self.libraries {
             builder = builder.library_flag(flag, *verdict, spec)?;
+        }
+        for (flag, library, spec) in &self.limits {
+            builder = builder.limit_flag(flag, *library, spec)?;
         }
         Ok(builder)
     }
@@ -161,6 +184,13 @@ impl FromArgMatches for PolicyFlags {
                 for spec in specs {
                     self.libraries
                         .push((format!("--{id}"), verdict, spec.clone()));
+                }
+            }
+        }
+        for (id, library, _, _) in LIMIT_FLAGS {
+            if let Some(specs) = matches.get_many::<String>(id) {
+                for spec in specs {
+                    self.limits.push((format!("--{id}"), library, spec.clone()));
                 }
             }
         }
@@ -198,6 +228,16 @@ impl Args for PolicyFlags {
                     .action(ArgAction::Append)
                     .help(help)
                     .help_heading("Libraries"),
+            );
+        }
+        for (id, _, value, help) in LIMIT_FLAGS {
+            cmd = cmd.arg(
+                Arg::new(id)
+                    .long(id)
+                    .value_name(value)
+                    .action(ArgAction::Append)
+                    .help(help)
+                    .help_heading("Limits"),
             );
         }
         cmd

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    Run(RunOpts),
+    Run(Box<RunOpts>),
     Policy(PolicyOpts),
 }
 

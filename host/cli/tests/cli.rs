@@ -480,6 +480,7 @@ udp-receive       1      0
 lookup            1      0
 DNS-pinned grants: 1 (connect to what a lookup returns, for its TTL)
 default: deny
+limits: sockets 8192, connections 8192, stream-buffer 65536, datagrams 64, lookups 64
 "
     );
 }
@@ -822,4 +823,41 @@ fn no_deny_flag_says_it_allows_anything() {
         );
         assert!(entry.contains("Deny "), "{entry}");
     }
+}
+
+#[test]
+fn a_limit_flag_stops_the_guest_with_new_socket_limit_and_logs_the_limit() {
+    // The kernel completes connections into the listen queue; nothing needs to accept them.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let out = capnet()
+        .args([
+            "run",
+            "--allow-connect",
+            &addr,
+            "--allow-udp-bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--limit",
+            "sockets=4",
+            "--library-limit",
+            "weather.sockets=1",
+        ])
+        .arg(guest("flood"))
+        .args([addr.as_str(), "0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "tcp: 4 connected, then create-tcp-socket: new-socket-limit\n\
+         udp: 0 bound, then create-udp-socket: new-socket-limit\nreleased\n"
+    );
+    assert!(
+        stderr.contains("denied create-tcp-socket: new-socket-limit (limit sockets = 4)"),
+        "{stderr}"
+    );
 }

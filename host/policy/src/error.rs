@@ -215,6 +215,32 @@ pub enum ErrorKind {
     /// A `--library-allow`/`--library-deny` value not of the shape `NAME=USE LIST`.
     #[error("\"{0}\" is not NAME=USE LIST (write weather=connect 127.0.0.1:8080)")]
     LibraryFlag(String),
+    /// A key of a `[limits]` table or `--limit` that names no limit.
+    #[error("unknown limit \"{0}\" (valid: {list})", list = crate::Limit::ALL.map(crate::Limit::name).join(", "))]
+    UnknownLimit(String),
+    /// A limit's value out of range.
+    #[error(
+        "limit {limit} = {value} is out of range (write 1 to {max}; to forbid a use, write a deny rule)"
+    )]
+    LimitValue {
+        /// The limit's name.
+        limit: &'static str,
+        /// The value as given.
+        value: String,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// A `--limit` or `--library-limit` value not of the shape `KEY=VALUE` or
+    /// `NAME.KEY=VALUE`.
+    #[error("\"{given}\" is not {shape} (write {example})")]
+    LimitFlag {
+        /// The value as given.
+        given: String,
+        /// The shape expected.
+        shape: &'static str,
+        /// An example of it.
+        example: &'static str,
+    },
     /// A dotted all-numeric top label: neither an IP address nor a host name
     /// (`10.0.0.300`).
     #[error("\"{0}\" is not a valid IP address or host name")]

@@ -11,13 +11,20 @@
 //! [deny]
 //! tcp-connect = ["10.0.0.5"]
 //!
+//! [limits]                         # how much the instance may hold at once
+//! sockets = 256
+//!
 //! [library.weather.allow]          # a library's own grant, inside the app's
 //! connect = ["api.example.com:443"]
+//!
+//! [library.weather.limits]         # and its own limits, inside the app's
+//! connections = 4
 //! ```
 //!
 //! Keys under `[allow]` and `[deny]` are USE words; values are lists of
 //! `TARGET[:PORTS]` strings. `[library.NAME.allow]` and `[library.NAME.deny]`
-//! have the same shape. Spans locate every key and string so errors can name
+//! have the same shape. Keys under `[limits]` are [`crate::Limit`] names with
+//! positive integers. Spans locate every key and string so errors can name
 //! `file:line:column`.
 
 use std::collections::BTreeMap;
@@ -40,6 +47,8 @@ struct Raw {
     deny: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
     library: BTreeMap<Spanned<String>, RawLibrary>,
+    #[serde(default)]
+    limits: RawLimits,
 }
 
 /// One `[library.NAME]` table: the rules of a library inside the app.
@@ -50,7 +59,13 @@ struct RawLibrary {
     allow: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
     deny: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    limits: RawLimits,
 }
+
+/// A `[limits]` table as written: names checked after parsing, so an unknown one is
+/// reported at its own place.
+type RawLimits = BTreeMap<Spanned<String>, Spanned<i64>>;
 
 type Table = BTreeMap<Spanned<String>, Vec<Spanned<String>>>;
 
@@ -62,6 +77,8 @@ pub(crate) struct File {
     pub empty: Vec<(u32, u32, Verdict, String)>,
     /// Every `[library.NAME]` table, with the byte offset of its name.
     pub libraries: Vec<(String, usize)>,
+    /// The instance's `[limits]` (library `None`) and each library's, checked.
+    pub limits: Vec<(Option<String>, crate::Limit, u64)>,
 }
 
 /// One target string under one USE key.
@@ -93,8 +110,10 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
         entries: Vec::new(),
         empty: Vec::new(),
         libraries: Vec::new(),
+        limits: Vec::new(),
     };
     collect(origin, text, None, raw.allow, raw.deny, &mut file)?;
+    collect_limits(origin, text, None, raw.limits, &mut file)?;
     for (name, table) in raw.library {
         let start = name.span().start;
         let name = name.into_inner();
@@ -109,6 +128,7 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
             table.deny,
             &mut file,
         )?;
+        collect_limits(origin, text, Some(&name), table.limits, &mut file)?;
         file.libraries.push((name, start));
     }
     Ok(file)
@@ -153,6 +173,31 @@ fn collect(
                 target: target.into_inner(),
             });
         }
+    }
+    Ok(())
+}
+
+/// Adds one `[limits]` table's values (the instance's, or `library`'s) to `file`, checking
+/// each name and value at its own place.
+fn collect_limits(
+    origin: &str,
+    text: &str,
+    library: Option<&str>,
+    limits: RawLimits,
+    file: &mut File,
+) -> Result<(), PolicyError> {
+    for (key, value) in limits {
+        let Some(limit) = crate::Limit::from_name(key.get_ref()) else {
+            return Err(PolicyError::new(
+                at(origin, text, key.span().start),
+                None,
+                ErrorKind::UnknownLimit(key.into_inner()),
+            ));
+        };
+        let checked = crate::limits::check_value(limit, i128::from(*value.get_ref()))
+            .map_err(|kind| PolicyError::new(at(origin, text, value.span().start), None, kind))?;
+        file.limits
+            .push((library.map(str::to_owned), limit, checked));
     }
     Ok(())
 }

@@ -43,6 +43,7 @@
 mod error;
 mod file;
 mod ip;
+mod limits;
 mod matcher;
 mod policy;
 mod ports;
@@ -53,6 +54,7 @@ mod uses;
 
 pub use error::{ErrorKind, PolicyError};
 pub use ip::{IpNet, normalize};
+pub use limits::{Limit, Limits};
 pub use policy::{Decision, Policy, PolicyBuilder, Reason};
 pub use ports::PortRange;
 pub use rule::{Origin, Rule, Source};

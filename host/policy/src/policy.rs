@@ -11,8 +11,8 @@ use crate::matcher::{Compiled, Found};
 use crate::target::{ip_literal, normalize_name, parse_entry};
 use crate::uses::{On, all_uses, expand};
 use crate::{
-    ErrorKind, Origin, PolicyError, PortRange, Rule, Source, Target, Use, UseSet, Verdict,
-    normalize,
+    ErrorKind, Limit, Limits, Origin, PolicyError, PortRange, Rule, Source, Target, Use, UseSet,
+    Verdict, normalize,
 };
 
 /// A compiled, immutable network policy: deny by default, deny rules win.
@@ -43,6 +43,8 @@ pub struct Policy {
     granted: UseSet,
     /// Each library's own rules (`[library.NAME]`), which narrow the app's for that library.
     libraries: BTreeMap<Arc<str>, Policy>,
+    /// Every limit for an instance; only those its table sets for a library.
+    limits: Limits,
 }
 
 impl Default for Policy {
@@ -58,6 +60,7 @@ impl fmt::Debug for Policy {
             .field("inherit_network", &self.inherit_network)
             .field("rules", &self.rules)
             .field("libraries", &self.libraries)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -204,6 +207,26 @@ impl Policy {
             .map(|(name, policy)| (&**name, policy))
     }
 
+    /// How much an instance under this policy may hold at once: every [`Limit`], the
+    /// policy's values or the defaults. For a library's policy ([`Policy::library`]), only
+    /// the limits its own table sets; the instance's apply to the library as well.
+    ///
+    /// ```
+    /// use capnet_policy::{Limit, Policy};
+    ///
+    /// let policy = Policy::builder()
+    ///     .toml("policy.toml", "[limits]\nsockets = 16\n[library.weather.limits]\nlookups = 2\n")?
+    ///     .build();
+    /// assert_eq!(policy.limits().get(Limit::Sockets), Some(16));
+    /// assert_eq!(policy.limits().get(Limit::Lookups), Some(Limit::Lookups.default_value()));
+    /// let weather = policy.library("weather").unwrap().limits();
+    /// assert_eq!((weather.get(Limit::Lookups), weather.get(Limit::Sockets)), (Some(2), None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Whether uses no rule matches are allowed (`--inherit-network`).
     pub fn is_inherit_network(&self) -> bool {
         self.inherit_network
@@ -292,6 +315,10 @@ pub struct PolicyBuilder {
     warnings: Vec<String>,
     /// Each library's rules, in the order they were added.
     libraries: BTreeMap<String, Vec<Rule>>,
+    /// The limits set for the instance; defaults fill the rest at build.
+    limits: Limits,
+    /// The limits set for each library.
+    library_limits: BTreeMap<String, Limits>,
 }
 
 impl PolicyBuilder {
@@ -370,6 +397,9 @@ impl PolicyBuilder {
         }
         for (name, _) in file.libraries {
             self.libraries.entry(name).or_default();
+        }
+        for (library, limit, value) in file.limits {
+            self.limits_of(library.as_deref()).set(limit, value);
         }
         Ok(self)
     }
@@ -474,6 +504,90 @@ impl PolicyBuilder {
         Ok(self)
     }
 
+    /// Sets the instance's `limit` (`--limit`, a file's `[limits]`), or library `library`'s
+    /// when given; the last setting wins.
+    ///
+    /// # Errors
+    ///
+    /// A value of 0 or above the limit's largest, or a bad library name.
+    pub fn limit(
+        mut self,
+        library: Option<&str>,
+        limit: Limit,
+        value: u64,
+    ) -> Result<Self, PolicyError> {
+        let fail = |kind| PolicyError::new(Place::Builder, None, kind);
+        if let Some(name) = library {
+            check_library_name(name).map_err(fail)?;
+        }
+        let value = crate::limits::check_value(limit, i128::from(value)).map_err(fail)?;
+        self.limits_of(library).set(limit, value);
+        Ok(self)
+    }
+
+    /// Adds one `--limit KEY=VALUE` flag (`sockets=256`), or with `library` set one
+    /// `--library-limit NAME.KEY=VALUE` flag (`weather.connections=4`).
+    ///
+    /// # Errors
+    ///
+    /// A value not of that shape, an unknown limit, a value out of range, a bad library name.
+    pub fn limit_flag(
+        mut self,
+        flag: &str,
+        library: bool,
+        spec: &str,
+    ) -> Result<Self, PolicyError> {
+        let place = || Place::Flag {
+            flag: flag.to_owned(),
+        };
+        let (shape, example) = match library {
+            true => ("NAME.KEY=VALUE", "weather.connections=4"),
+            false => ("KEY=VALUE", "sockets=256"),
+        };
+        let shape = || {
+            let given = spec.to_owned();
+            PolicyError::new(
+                place(),
+                None,
+                ErrorKind::LimitFlag {
+                    given,
+                    shape,
+                    example,
+                },
+            )
+        };
+        let (key, value) = spec.split_once('=').ok_or_else(shape)?;
+        let (name, key) = match library {
+            true => {
+                let (name, key) = key.trim().split_once('.').ok_or_else(shape)?;
+                check_library_name(name).map_err(|kind| PolicyError::new(place(), None, kind))?;
+                (Some(name), key)
+            }
+            false => (None, key),
+        };
+        let key = key.trim();
+        let limit = Limit::from_name(key).ok_or_else(|| {
+            PolicyError::new(place(), None, ErrorKind::UnknownLimit(key.to_owned()))
+        })?;
+        let value: i128 = value.trim().parse().map_err(|_| shape())?;
+        let value = crate::limits::check_value(limit, value)
+            .map_err(|kind| PolicyError::new(place(), None, kind))?;
+        self.limits_of(name).set(limit, value);
+        Ok(self)
+    }
+
+    /// The limits a setting of `library` (or the instance's) goes to; naming a library makes
+    /// it known, as a table of its own does.
+    fn limits_of(&mut self, library: Option<&str>) -> &mut Limits {
+        match library {
+            Some(name) => {
+                self.libraries.entry(name.to_owned()).or_default();
+                self.library_limits.entry(name.to_owned()).or_default()
+            }
+            None => &mut self.limits,
+        }
+    }
+
     /// Adds one rule written as one string, `USE TARGET[:PORTS]` (`"connect 10.0.0.0/8:443"`),
     /// the way a guest hands rules to `capnet:sockets/attenuate`.
     ///
@@ -505,7 +619,8 @@ impl PolicyBuilder {
     /// overlaps grants nothing (a library gets the intersection) and is reported in
     /// [`Policy::warnings`].
     pub fn build(self) -> Policy {
-        let mut policy = Policy::compile(self.rules, self.inherit_network, self.warnings);
+        let limits = Limits::defaults().overridden_by(&self.limits);
+        let mut policy = Policy::compile(self.rules, self.inherit_network, self.warnings, limits);
         for (name, rules) in self.libraries {
             let mut warned: Option<&Source> = None;
             for rule in rules.iter().filter(|r| r.verdict == Verdict::Allow) {
@@ -524,7 +639,8 @@ impl PolicyBuilder {
                 ));
                 warned = Some(&rule.source);
             }
-            let library = Policy::compile(rules, false, Vec::new());
+            let limits = self.library_limits.get(&name).copied().unwrap_or_default();
+            let library = Policy::compile(rules, false, Vec::new(), limits);
             policy.libraries.insert(name.into(), library);
         }
         policy
@@ -532,7 +648,12 @@ impl PolicyBuilder {
 }
 
 impl Policy {
-    fn compile(rules: Vec<Rule>, inherit_network: bool, warnings: Vec<String>) -> Policy {
+    fn compile(
+        rules: Vec<Rule>,
+        inherit_network: bool,
+        warnings: Vec<String>,
+        limits: Limits,
+    ) -> Policy {
         let compiled = Compiled::build(&rules);
         #[cfg(feature = "tracing")]
         tracing::debug!(
@@ -556,6 +677,7 @@ impl Policy {
             warnings,
             granted,
             libraries: BTreeMap::new(),
+            limits,
         }
     }
 

@@ -103,7 +103,7 @@ fn rejects_unknown_use_word_in_a_flag() {
 fn rejects_unknown_top_level_key() {
     assert_eq!(
         file_error("inherit-network = true\n[alow]\nconnect = [\"127.0.0.1\"]\n"),
-        "policy.toml:2:2: unknown field `alow`, expected one of `inherit-network`, `allow`, `deny`, `library`"
+        "policy.toml:2:2: unknown field `alow`, expected one of `inherit-network`, `allow`, `deny`, `library`, `limits`"
     );
 }
 

@@ -2,7 +2,7 @@
 
 use crate::grant::Grant;
 use crate::socket::ErrorCode;
-use capnet_policy::Use;
+use capnet_policy::{Limit, Use};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::task::Poll;
@@ -39,8 +39,11 @@ impl ResolveAddressStream {
         grant
             .check_name(Use::Lookup, &host)
             .map_err(|_| ErrorCode::PermanentResolverFailure)?;
+        // Counted until the answer is in, against the instance's `lookups` limit.
+        let in_flight = grant.hold(Limit::Lookups, "resolve-addresses")?;
         let grant = grant.clone();
         let task = tokio::task::spawn_blocking(move || {
+            let _in_flight = in_flight;
             let (answers, from_dns) = resolve(&host, grant.name_servers())?;
             let kept = grant.admit_answers(&host, answers, from_dns);
             if kept.is_empty() {
@@ -406,5 +409,31 @@ mod tests {
         ] {
             assert!(parse_host(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_past_the_lookups_limit_is_a_temporary_resolver_failure() {
+        use crate::grant::{Dns, PolicyHandle};
+        // A name server that never answers keeps the first lookup in flight.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let policy = capnet_policy::Policy::builder()
+            .toml(
+                "policy.toml",
+                "[allow]\nlookup = [\"*.test\"]\n[limits]\nlookups = 1\n",
+            )
+            .unwrap()
+            .build();
+        let dns = Dns::new(Some(vec![silent.local_addr().unwrap()]));
+        let grant = Grant::with_dns(PolicyHandle::new(policy.into()), "test".into(), dns);
+        let mut first = ResolveAddressStream::start(&grant, "a.test").unwrap();
+        assert_eq!(first.next_address().err(), Some(ErrorCode::WouldBlock));
+        let second = ResolveAddressStream::start(&grant, "b.test");
+        assert_eq!(second.err(), Some(ErrorCode::TemporaryResolverFailure));
+        // A literal needs no lookup, so no count.
+        assert!(ResolveAddressStream::start(&grant, "127.0.0.1").is_ok());
+        // The first gives up (the server never answers); then there is room again.
+        first.ready().await;
+        assert!(first.next_address().is_err());
+        assert!(ResolveAddressStream::start(&grant, "b.test").is_ok());
     }
 }

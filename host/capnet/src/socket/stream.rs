@@ -9,11 +9,15 @@
 //! the guest waits: it hands nothing to another thread.
 
 use super::poll_now;
-use crate::grant::Registration;
+use crate::grant::{Grant, Registration};
+use crate::limit::Held;
+use crate::revoke::Closable;
 use bytes::{Buf, Bytes};
+use capnet_policy::{Limit, Use};
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
@@ -27,9 +31,6 @@ use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamRe
 /// that read 256 KiB at a time (a sink) needed four host calls per read at 64 KiB.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Bytes a guest may hand over per `check-write`; also the most one connection buffers.
-const WRITE_BUDGET: usize = 64 * 1024;
-
 /// A connected socket, shared by the `tcp-socket` resource and its two streams.
 pub struct Connection {
     pub(crate) stream: TcpStream,
@@ -39,25 +40,45 @@ pub struct Connection {
     /// Whether a 0.3 `send` or `receive` took the sending or receiving side already.
     send_taken: AtomicBool,
     receive_taken: AtomicBool,
+    /// Bytes a guest may hand over per `check-write`, the most the host buffers for it: the
+    /// grant's `stream-buffer` limit.
+    write_budget: usize,
     /// Keeps the connection findable by a revocation for as long as any holder lives.
-    _registration: Option<Registration>,
+    _registration: Registration,
+    /// Its socket's and its own counts against the instance's limits.
+    _held: Holds,
+}
+
+/// What a connection counts against its instance's limits: the socket it is (shared with
+/// the socket resource) and the connection itself.
+#[derive(Debug, Default)]
+pub(crate) struct Holds {
+    pub(crate) socket: Option<Arc<Held>>,
+    #[expect(dead_code, reason = "held for its drop, which gives the count back")]
+    pub(crate) connection: Option<Held>,
 }
 
 impl Connection {
-    /// A connection over `stream`, registered (by `register`, given a weak handle to it)
-    /// where a revocation can close it.
+    /// A connection over `stream`, opened under `grant` for `use_` (`tcp-connect` or
+    /// `tcp-accept`) with `peer`, registered where a revocation of the grant can close it.
     pub(crate) fn new(
         stream: TcpStream,
-        register: impl FnOnce(Weak<Connection>) -> Option<Registration>,
+        grant: &Grant,
+        use_: Use,
+        peer: SocketAddr,
+        held: Holds,
     ) -> Arc<Self> {
-        Arc::new_cyclic(|weak| Self {
+        let write_budget = usize::try_from(grant.limit(Limit::StreamBuffer)).unwrap_or(usize::MAX);
+        Arc::new_cyclic(|weak: &Weak<Connection>| Self {
             stream,
             receive_shut: AtomicBool::new(false),
             send_shut: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             send_taken: AtomicBool::new(false),
             receive_taken: AtomicBool::new(false),
-            _registration: register(weak.clone()),
+            write_budget,
+            _registration: grant.register(use_, peer, Closable::Connection(weak.clone())),
+            _held: held,
         })
     }
 
@@ -375,7 +396,7 @@ impl OutputStream for TcpWriter {
             return Ok(0);
         }
         self.permit = match poll_now(|cx| self.conn.stream.poll_write_ready(cx)) {
-            Poll::Ready(Ok(())) => WRITE_BUDGET,
+            Poll::Ready(Ok(())) => self.conn.write_budget,
             Poll::Ready(Err(e)) => {
                 self.closed = true;
                 return Err(failed(e));

@@ -8,12 +8,13 @@
 use super::addr::{self, Family};
 use super::options;
 use super::poll_now;
-use super::stream::{Connection, TcpReader, TcpWriter};
+use super::stream::{Connection, Holds, TcpReader, TcpWriter};
 use crate::ctx::Preopens;
 use crate::grant::{Grant, Registration};
+use crate::limit::Held;
 use crate::revoke::Closable;
 use crate::socket::ErrorCode;
-use capnet_policy::Use;
+use capnet_policy::{Limit, Use};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -48,6 +49,10 @@ pub struct TcpSocket {
     backlog: u32,
     /// Keeps a listener the guest opened findable by a revocation while it listens.
     registration: Option<Registration>,
+    /// The socket's count against the instance's `sockets` limit, shared with its connection.
+    held: Option<Arc<Held>>,
+    /// The count against `connections` a connect in progress took.
+    connecting: Option<Held>,
 }
 
 enum State {
@@ -86,7 +91,10 @@ impl TcpSocket {
         call: &str,
     ) -> Result<Self, ErrorCode> {
         grant.check_kind(call, &USES, preopened)?;
-        Ok(Self::new(family)?)
+        let held = grant.hold(Limit::Sockets, call)?;
+        let mut socket = Self::new(family)?;
+        socket.held = Some(Arc::new(held));
+        Ok(socket)
     }
 
     /// A fresh unbound socket; IPv6 sockets are IPv6-only.
@@ -111,6 +119,8 @@ impl TcpSocket {
             requested: None,
             backlog: DEFAULT_BACKLOG,
             registration: None,
+            held: None,
+            connecting: None,
         }
     }
 
@@ -203,6 +213,7 @@ impl TcpSocket {
             return Err(ErrorCode::InvalidArgument);
         }
         grant.check(Use::TcpConnect, remote)?;
+        let connecting = grant.hold(Limit::Connections, "tcp-connect")?;
         let socket = match std::mem::replace(&mut self.state, State::Closed) {
             State::Unbound(s) | State::Bound(Bound::Fresh(s)) => s,
             _ => unreachable!("state checked above"),
@@ -215,6 +226,7 @@ impl TcpSocket {
         let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
         self.state = State::Connecting(stream);
         self.grant = Some(grant.clone());
+        self.connecting = Some(connecting);
         Ok(())
     }
 
@@ -261,9 +273,11 @@ impl TcpSocket {
             Ok(peer) => peer,
             Err(e) => return Poll::Ready(Err(e.into())),
         };
-        let conn = Connection::new(stream, |weak| {
-            Some(grant.register(Use::TcpConnect, peer, Closable::Connection(weak)))
-        });
+        let held = Holds {
+            socket: self.held.clone(),
+            connection: self.connecting.take(),
+        };
+        let conn = Connection::new(stream, grant, Use::TcpConnect, peer, held);
         self.state = State::Connected(conn.clone());
         Poll::Ready(Ok(conn))
     }
@@ -288,6 +302,7 @@ impl TcpSocket {
             preopened: self.preopened.is_some(),
             family: self.family,
             backlog: self.backlog,
+            waiting: None,
         })
     }
 
@@ -364,7 +379,15 @@ impl TcpSocket {
                 break (stream, peer);
             }
         };
-        let socket = accepted(stream, peer, grant, self.family, self.backlog);
+        // Past a limit the connection waits here, as it would in the kernel's queue.
+        let held = match hold_accepted(grant) {
+            Ok(held) => held,
+            Err(code) => {
+                *pending = Some(Ok((stream, peer)));
+                return Err(code);
+            }
+        };
+        let socket = accepted(stream, peer, grant, self.family, self.backlog, held);
         let conn = socket.connection()?;
         Ok((socket, TcpReader::new(conn.clone()), TcpWriter::new(conn)))
     }
@@ -541,13 +564,30 @@ fn accepted(
     grant: &Grant,
     family: Family,
     backlog: u32,
+    held: Holds,
 ) -> TcpSocket {
-    let conn = Connection::new(stream, |weak| {
-        Some(grant.register(Use::TcpAccept, peer, Closable::Connection(weak)))
-    });
+    let socket_held = held.socket.clone();
+    let conn = Connection::new(stream, grant, Use::TcpAccept, peer, held);
     let mut socket = TcpSocket::with_state(family, State::Connected(conn), Some(grant.clone()));
     socket.backlog = backlog;
+    socket.held = socket_held;
     socket
+}
+
+/// The counts an accepted connection takes: a socket and a connection, or neither. Refused
+/// with `new-socket-limit`, as `accept` is when the process is out of descriptors.
+fn hold_accepted(grant: &Grant) -> Result<Holds, ErrorCode> {
+    let socket = grant.hold(Limit::Sockets, "tcp-accept")?;
+    match grant.hold(Limit::Connections, "tcp-accept") {
+        Ok(connection) => Ok(Holds {
+            socket: Some(Arc::new(socket)),
+            connection: Some(connection),
+        }),
+        Err(code) => {
+            socket.undo();
+            Err(code)
+        }
+    }
 }
 
 /// Accepts the connections of one listener from peers the policy allows; see
@@ -558,11 +598,14 @@ pub struct Acceptor {
     preopened: bool,
     family: Family,
     backlog: u32,
+    /// An allowed connection taken while the instance was at a limit, served when room is made.
+    waiting: Option<(TcpStream, SocketAddr)>,
 }
 
 impl Acceptor {
     /// The next connection from an allowed peer; refused peers are closed and logged. A
-    /// revoked grant takes no more connections.
+    /// revoked grant takes no more connections. While the instance is at its `sockets` or
+    /// `connections` limit, the stream waits until one of them closes.
     pub fn poll_accept(
         &mut self,
         cx: &mut std::task::Context<'_>,
@@ -571,13 +614,36 @@ impl Acceptor {
             if self.grant.is_revoked() {
                 return Poll::Ready(Err(ErrorCode::AccessDenied));
             }
-            let (stream, peer) = match std::task::ready!(self.listener.poll_accept(cx)) {
-                Ok(next) => next,
-                Err(e) => return Poll::Ready(Err(e.into())),
+            let (stream, peer) = match self.waiting.take() {
+                Some(allowed) => allowed,
+                None => match std::task::ready!(self.listener.poll_accept(cx)) {
+                    Ok((stream, peer)) if accept_allowed(&self.grant, self.preopened, peer) => {
+                        (stream, peer)
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Poll::Ready(Err(e.into())),
+                },
             };
-            if accept_allowed(&self.grant, self.preopened, peer) {
-                let socket = accepted(stream, peer, &self.grant, self.family, self.backlog);
-                return Poll::Ready(Ok(socket));
+            // Asked to be woken before the second try, so room made after the first refusal
+            // is never missed.
+            let mut tries = [false, true].into_iter();
+            let held = loop {
+                match (hold_accepted(&self.grant), tries.next()) {
+                    (Ok(held), _) => break Some(held),
+                    (Err(_), Some(false)) => self.grant.wake_on_room(cx),
+                    (Err(_), _) => break None,
+                }
+            };
+            match held {
+                Some(held) => {
+                    let grant = &self.grant;
+                    let socket = accepted(stream, peer, grant, self.family, self.backlog, held);
+                    return Poll::Ready(Ok(socket));
+                }
+                None => {
+                    self.waiting = Some((stream, peer));
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -1027,5 +1093,106 @@ mod tests {
         assert_eq!(accepted.keep_alive_idle_time().unwrap(), 77_000_000_000);
         assert_eq!(accepted.hop_limit().unwrap(), 33);
         assert_eq!(accepted.family(), Family::V4);
+    }
+
+    fn limited(toml: &str) -> Grant {
+        let policy = Policy::builder().toml("policy.toml", toml).unwrap().build();
+        Grant::new(Arc::new(policy), Arc::from("test"))
+    }
+
+    use capnet_policy::Policy;
+
+    fn listening(grant: &Grant) -> TcpSocket {
+        let mut listener =
+            TcpSocket::create(grant, Family::V4, false, "create-tcp-socket").unwrap();
+        let local = "127.0.0.1:0".parse().unwrap();
+        listener.start_bind(grant, local, &mut preopens()).unwrap();
+        listener.finish_bind().unwrap();
+        listener.start_listen().unwrap();
+        listener.finish_listen().unwrap();
+        listener
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn accept_past_the_socket_limit_is_new_socket_limit_and_the_peer_waits_its_turn() {
+        let g = limited("[allow]\nlisten = [\"127.0.0.1:0\"]\n[limits]\nsockets = 2\n");
+        let mut listener = listening(&g);
+        let addr = listener.local_address().unwrap();
+        let _first = std::net::TcpStream::connect(addr).unwrap();
+        let _second = std::net::TcpStream::connect(addr).unwrap();
+        listener.ready().await;
+        let (accepted, ..) = listener.accept().unwrap();
+        // The listener and one connection are the two sockets: the next peer is not taken.
+        listener.ready().await;
+        assert_eq!(show(listener.accept()), "new-socket-limit");
+        assert_eq!(show(listener.accept()), "new-socket-limit");
+        drop(accepted);
+        let (second, ..) = listener.accept().unwrap();
+        assert_eq!(
+            second.remote_address().unwrap().port(),
+            _second.local_addr().unwrap().port(),
+            "the peer that waited is the one served"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listen_stream_at_the_limit_waits_until_a_connection_closes() {
+        let g = limited("[allow]\nlisten = [\"127.0.0.1:0\"]\n[limits]\nconnections = 1\n");
+        let listener = listening(&g);
+        let addr = listener.local_address().unwrap();
+        let mut acceptor = listener.acceptor().unwrap();
+        let _peers = [
+            std::net::TcpStream::connect(addr).unwrap(),
+            std::net::TcpStream::connect(addr).unwrap(),
+        ];
+        let first = std::future::poll_fn(|cx| acceptor.poll_accept(cx))
+            .await
+            .unwrap();
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(200),
+            std::future::poll_fn(|cx| acceptor.poll_accept(cx)),
+        )
+        .await;
+        assert!(waiting.is_err(), "the second connection waits for room");
+        let closer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(first);
+        });
+        let second = tokio::time::timeout(
+            Duration::from_secs(10),
+            std::future::poll_fn(|cx| acceptor.poll_accept(cx)),
+        )
+        .await
+        .expect("closing the first connection wakes the stream")
+        .unwrap();
+        closer.await.unwrap();
+        assert!(second.remote_address().is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_library_limit_binds_every_network_of_the_library_and_not_the_app() {
+        let g = limited(
+            "[allow]\nconnect = [\"127.0.0.1\"]\n\
+             [library.weather.allow]\nconnect = [\"127.0.0.1\"]\n\
+             [library.weather.limits]\nsockets = 1\n",
+        );
+        let create = |grant: &Grant| {
+            show(TcpSocket::create(
+                grant,
+                Family::V4,
+                false,
+                "create-tcp-socket",
+            ))
+        };
+        let (one, two) = (g.library("weather"), g.library("weather"));
+        let held = TcpSocket::create(&one, Family::V4, false, "create-tcp-socket").unwrap();
+        assert_eq!(create(&two), "new-socket-limit", "one count per library");
+        assert_eq!(
+            create(&g),
+            "ok",
+            "the app's own sockets are not the library's"
+        );
+        drop(held);
+        assert_eq!(create(&two), "ok");
     }
 }

@@ -10,8 +10,9 @@ use super::addr::{self, Family};
 use super::options;
 use super::poll_now;
 use crate::grant::Grant;
+use crate::limit::Held;
 use crate::socket::ErrorCode;
-use capnet_policy::Use;
+use capnet_policy::{Limit, Use};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::future::Future;
 use std::io;
@@ -28,9 +29,6 @@ pub(crate) const MAX_DATAGRAM: usize = 65_535;
 /// The uses a UDP socket can be put to (a client's ephemeral bind is covered by `udp-send`).
 const USES: [Use; 3] = [Use::UdpBind, Use::UdpSend, Use::UdpReceive];
 
-/// Datagrams one `check-send` permits and one `receive` returns at most.
-const BATCH: usize = 64;
-
 /// A `wasi:sockets/udp.udp-socket`.
 pub struct UdpSocket {
     family: Family,
@@ -39,6 +37,8 @@ pub struct UdpSocket {
     grant: Option<Grant>,
     /// The peer the current streams are limited to.
     remote: Option<SocketAddr>,
+    /// The socket's count against the instance's `sockets` limit.
+    _held: Option<Held>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,10 @@ impl UdpSocket {
     /// refuses a component that may not use UDP.
     pub fn create(grant: &Grant, family: Family, call: &str) -> Result<Self, ErrorCode> {
         grant.check_kind(call, &USES, false)?;
-        Ok(Self::new(family)?)
+        let held = grant.hold(Limit::Sockets, call)?;
+        let mut socket = Self::new(family)?;
+        socket._held = Some(held);
+        Ok(socket)
     }
 
     /// A fresh unbound socket; IPv6 sockets are IPv6-only.
@@ -74,6 +77,7 @@ impl UdpSocket {
             state: State::Unbound,
             grant: None,
             remote: None,
+            _held: None,
         })
     }
 
@@ -131,7 +135,10 @@ impl UdpSocket {
             connect(&self.socket, peer)?;
             self.remote = Some(peer);
         }
+        // Datagrams one `check-send` permits and one `receive` returns at most.
+        let batch = usize::try_from(grant.limit(Limit::Datagrams)).unwrap_or(usize::MAX);
         let incoming = IncomingDatagramStream {
+            batch,
             socket: self.socket.clone(),
             hearing: Hearing::new(grant.clone(), self.remote),
             scratch: vec![0; MAX_DATAGRAM].into_boxed_slice(),
@@ -141,6 +148,7 @@ impl UdpSocket {
             family: self.family,
             grant,
             remote: self.remote,
+            batch,
             permit: 0,
             seen_writable: false,
             full: false,
@@ -381,6 +389,8 @@ impl Receiver {
 
 /// The receiving half of a UDP socket's streams.
 pub struct IncomingDatagramStream {
+    /// The most datagrams one `receive` returns: the grant's `datagrams` limit.
+    batch: usize,
     socket: Arc<tokio::net::UdpSocket>,
     hearing: Hearing,
     /// Where a datagram lands before it is copied out at its exact size.
@@ -393,7 +403,7 @@ pub type Datagram = (Vec<u8>, SocketAddr);
 impl IncomingDatagramStream {
     /// `receive`: up to `max` waiting datagrams from peers the policy allows, never waiting.
     pub fn receive(&mut self, max: u64) -> Result<Vec<Datagram>, ErrorCode> {
-        let max = usize::try_from(max).unwrap_or(usize::MAX).min(BATCH);
+        let max = usize::try_from(max).unwrap_or(usize::MAX).min(self.batch);
         let mut out = Vec::new();
         while out.len() < max {
             let (len, peer) = match self.socket.try_recv_from(&mut self.scratch) {
@@ -434,6 +444,8 @@ pub struct OutgoingDatagramStream {
     family: Family,
     grant: Grant,
     remote: Option<SocketAddr>,
+    /// The most datagrams one `check-send` permits: the grant's `datagrams` limit.
+    batch: usize,
     /// Datagrams the last `check-send` allowed; `send` uses them up.
     permit: usize,
     /// Whether tokio has reported the socket writable yet; until then it knows nothing.
@@ -467,9 +479,9 @@ impl OutgoingDatagramStream {
         self.permit = match poll_now(|cx| self.socket.poll_send_ready(cx)) {
             Poll::Ready(_) => {
                 self.seen_writable = true;
-                BATCH
+                self.batch
             }
-            Poll::Pending if !self.seen_writable && !self.full => BATCH,
+            Poll::Pending if !self.seen_writable && !self.full => self.batch,
             Poll::Pending => 0,
         };
         self.permit as u64
@@ -685,7 +697,7 @@ mod tests {
         );
         // Writability is known once the reactor has seen the socket: wait as a guest would.
         out.ready().await;
-        assert_eq!(out.check_send(), BATCH as u64);
+        assert_eq!(out.check_send(), Limit::Datagrams.default_value());
         assert_eq!(send(&mut out, &[]), "sent 0");
         assert_eq!(
             send(&mut out, &[(b"x", None)]),
@@ -712,7 +724,8 @@ mod tests {
         );
         // The permit is spent by a send; more than it allowed traps.
         assert_eq!(send(&mut out, &[(b"c", Some(peer))]), "trap");
-        let too_many: Vec<(&[u8], Option<SocketAddr>)> = vec![(b"d", Some(peer)); BATCH + 1];
+        let too_many: Vec<(&[u8], Option<SocketAddr>)> =
+            vec![(b"d", Some(peer)); Limit::Datagrams.default_value() as usize + 1];
         out.check_send();
         assert_eq!(send(&mut out, &too_many), "trap");
 

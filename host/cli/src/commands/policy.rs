@@ -113,16 +113,32 @@ pub fn check_summary(name: &str, policy: &Policy) -> String {
         "deny"
     };
     let _ = writeln!(out, "default: {default}");
+    let _ = writeln!(out, "limits: {}", limits_text(policy));
     for (name, library) in policy.libraries() {
         let count = |v: Verdict| library.rules().iter().filter(|r| r.verdict == v).count();
-        let _ = writeln!(
+        let _ = write!(
             out,
             "library {name}: {} allow, {} deny rules, within the app's",
             count(Verdict::Allow),
             count(Verdict::Deny)
         );
+        match library.limits().iter().next() {
+            Some(_) => writeln!(out, "; limits: {}", limits_text(library)),
+            None => writeln!(out),
+        }
+        .ok();
     }
     out
+}
+
+/// `sockets 256, connections 8192, ...`: the limits a policy sets, in their order.
+fn limits_text(policy: &Policy) -> String {
+    let limits: Vec<String> = policy
+        .limits()
+        .iter()
+        .map(|(limit, value)| format!("{limit} {value}"))
+        .collect();
+    limits.join(", ")
 }
 
 impl ExplainOpts {
