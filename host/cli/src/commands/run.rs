@@ -1,5 +1,6 @@
 //! `capnet run`: run a component under a network policy.
 
+use crate::activation::ActivatedListeners;
 use crate::decision_log::DecisionLogSpec;
 use crate::flags::PolicyFlags;
 use crate::host::{self, CommandHost, Exit};
@@ -59,8 +60,11 @@ pub struct RunOpts {
 
     /// Bind a listening socket before the guest starts and hand it to the guest, which needs
     /// no bind or listen right to serve on it. ADDR=GUEST_ADDR lets the guest know it by
-    /// another address (it gets the socket by binding GUEST_ADDR).
-    #[arg(long, value_name = "ADDR[=GUEST_ADDR]")]
+    /// another address (it gets the socket by binding GUEST_ADDR). Sockets a service manager
+    /// passes (LISTEN_FDS) are handed over too: at their own address, or at GUEST_ADDR with
+    /// ADDR=GUEST_ADDR for the one at ADDR or NAME=GUEST_ADDR for the one LISTEN_FDNAMES calls
+    /// NAME.
+    #[arg(long, value_name = "ADDR|NAME[=GUEST_ADDR]")]
     tcplisten: Vec<String>,
 
     /// Set an environment variable for the guest.
@@ -139,15 +143,49 @@ impl RunOpts {
         if !self.dns_server.is_empty() {
             capnet = capnet.name_servers(self.dns_server.iter().copied());
         }
+        let mut activated = ActivatedListeners::from_env().map_err(|e| wasmtime::format_err!(e))?;
         for spec in &self.tcplisten {
-            let (host_addr, guest_addr) = parse_tcplisten(spec)?;
-            let listener = std::net::TcpListener::bind(host_addr).map_err(|e| {
-                wasmtime::format_err!("--tcplisten {spec}: cannot bind {host_addr}: {e}")
-            })?;
-            let bound = listener.local_addr()?;
+            let (source, guest_addr) = parse_tcplisten(spec)?;
+            let (listener, bound, from) = match source {
+                // A socket the service manager passed at that address stands for the bind.
+                ListenSource::Addr(host_addr) => match activated.take_at(host_addr) {
+                    Some(a) => {
+                        let fd = a.describe();
+                        (a.listener, a.addr, Some(fd))
+                    }
+                    None => {
+                        let listener = std::net::TcpListener::bind(host_addr).map_err(|e| {
+                            wasmtime::format_err!(
+                                "--tcplisten {spec}: cannot bind {host_addr}: {e}"
+                            )
+                        })?;
+                        let bound = listener.local_addr()?;
+                        (listener, bound, None)
+                    }
+                },
+                ListenSource::Name(name) => {
+                    let a = activated
+                        .take_named(name)
+                        .map_err(|e| wasmtime::format_err!("--tcplisten {spec}: {e}"))?;
+                    let fd = a.describe();
+                    (a.listener, a.addr, Some(fd))
+                }
+            };
             let guest_addr = guest_addr.unwrap_or(bound);
-            tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} for the guest as {guest_addr}");
+            match from {
+                Some(fd) => {
+                    tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} ({fd} from the service manager) for the guest as {guest_addr}")
+                }
+                None => {
+                    tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} for the guest as {guest_addr}")
+                }
+            }
             capnet = capnet.tcp_listener(listener, Some(guest_addr))?;
+        }
+        // What no --tcplisten named, the guest knows by its own address.
+        for a in activated.into_rest() {
+            tracing::info!(target: "capnet::cli", "pre-opened listener on {} ({} from the service manager) for the guest as {}", a.addr, a.describe(), a.addr);
+            capnet = capnet.tcp_listener(a.listener, None)?;
         }
 
         let mut wasi = WasiCtxBuilder::new();
@@ -293,8 +331,16 @@ fn reload(source: &PolicySource, handle: &PolicyHandle) {
     }
 }
 
-/// `ADDR` or `ADDR=GUEST_ADDR`.
-fn parse_tcplisten(spec: &str) -> wasmtime::Result<(SocketAddr, Option<SocketAddr>)> {
+/// Where a `--tcplisten` listener comes from.
+enum ListenSource<'a> {
+    /// Bound at this address, or the passed socket listening there.
+    Addr(SocketAddr),
+    /// The passed socket of this `LISTEN_FDNAMES` name.
+    Name(&'a str),
+}
+
+/// `ADDR`, `ADDR=GUEST_ADDR`, `NAME` or `NAME=GUEST_ADDR`.
+fn parse_tcplisten(spec: &str) -> wasmtime::Result<(ListenSource<'_>, Option<SocketAddr>)> {
     let parse = |s: &str| {
         s.parse::<SocketAddr>().map_err(|_| {
             wasmtime::format_err!(
@@ -302,8 +348,15 @@ fn parse_tcplisten(spec: &str) -> wasmtime::Result<(SocketAddr, Option<SocketAdd
             )
         })
     };
-    match spec.split_once('=') {
-        Some((host, guest)) => Ok((parse(host)?, Some(parse(guest)?))),
-        None => Ok((parse(spec)?, None)),
-    }
+    let (host, guest) = match spec.split_once('=') {
+        Some((host, guest)) => (host, Some(parse(guest)?)),
+        None => (spec, None),
+    };
+    // A socket address has a ':'; a systemd file descriptor name never does.
+    let source = match host.contains(':') {
+        true => ListenSource::Addr(parse(host)?),
+        false if !host.is_empty() => ListenSource::Name(host),
+        false => return Err(parse(host).unwrap_err()),
+    };
+    Ok((source, guest))
 }
