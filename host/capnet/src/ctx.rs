@@ -1,6 +1,6 @@
 //! The per-instance context: the instance's root grant and the sockets pre-opened for it.
 
-use crate::grant::{Grant, PolicyHandle};
+use crate::grant::{Grant, PolicyHandle, Recorder};
 use capnet_policy::Policy;
 use std::io;
 use std::net::SocketAddr;
@@ -42,6 +42,7 @@ pub struct CapnetCtxBuilder {
     instance: Arc<str>,
     preopens: Vec<Preopen>,
     name_servers: Option<Vec<SocketAddr>>,
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl CapnetCtxBuilder {
@@ -52,7 +53,17 @@ impl CapnetCtxBuilder {
             instance: Arc::from("component"),
             preopens: Vec::new(),
             name_servers: None,
+            recorder: None,
         }
+    }
+
+    /// Learn mode: every use the policy denies only by default (no deny rule names it) is
+    /// allowed instead and recorded in `recorder`, for the app or, through a library's own
+    /// grant, for that library; from the record a least-privilege policy can be written.
+    /// Deny rules still win. For finding what a workload needs, never for running it.
+    pub fn learn(mut self, recorder: Arc<Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// The DNS servers name lookups ask (UDP), instead of the system's from /etc/resolv.conf.
@@ -103,7 +114,7 @@ impl CapnetCtxBuilder {
     pub fn build(self) -> CapnetCtx {
         CapnetCtx {
             root: Grant::with_dns(
-                PolicyHandle::new(self.policy),
+                PolicyHandle::new(self.policy, self.recorder),
                 self.instance,
                 crate::grant::Dns::new(self.name_servers),
             ),

@@ -6,10 +6,15 @@
 //! with (`capnet:sockets/attenuate`). A use is allowed only when the root and every scope of
 //! the chain allow it; a deny anywhere wins, and a revoked scope denies everything.
 
+mod learn;
+
+pub use learn::{Learned, LearnedTarget, Recorder};
+
 use crate::limit::{Held, Holders, Usage};
 use crate::revoke::{Closable, Opened, Registry};
 use crate::socket::ErrorCode;
 use capnet_policy::{Decision, Limit, NamedSet, Policy, Use, UseSet, Verdict};
+use learn::Subject;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -62,11 +67,13 @@ enum Because<'p> {
     Revoked(Arc<str>),
     /// The policy names no such library (it may have been reloaded without it).
     NoSuchLibrary(Arc<str>),
+    /// Only the default denied it, and the run is learning: allowed and recorded.
+    Learned,
 }
 
 impl Because<'_> {
     fn is_allowed(&self) -> bool {
-        matches!(self, Because::Decision(d) if d.is_allowed())
+        matches!(self, Because::Decision(d) if d.is_allowed()) || matches!(self, Because::Learned)
     }
 }
 
@@ -78,6 +85,7 @@ impl fmt::Display for Because<'_> {
             Because::NoSuchLibrary(name) => {
                 write!(f, "no rule: the policy has no [library.{name}] table")
             }
+            Because::Learned => f.write_str("no rule: learned (--learn)"),
         }
     }
 }
@@ -102,16 +110,24 @@ struct Slot {
     /// What each of its libraries holds, by name: one count per library however many
     /// `network`s its import handed out.
     library_usage: Mutex<HashMap<Arc<str>, Arc<Usage>>>,
+    /// Set in learn mode: what only the default denies is allowed and recorded here.
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl PolicyHandle {
-    pub(crate) fn new(policy: Arc<Policy>) -> Self {
+    pub(crate) fn new(policy: Arc<Policy>, recorder: Option<Arc<Recorder>>) -> Self {
         Self(Arc::new(Slot {
             policy: RwLock::new(policy),
             opened: Registry::default(),
             usage: Arc::default(),
             library_usage: Mutex::default(),
+            recorder,
         }))
+    }
+
+    /// The learn mode's recorder, when the instance is learning.
+    fn recorder(&self) -> Option<&Recorder> {
+        self.0.recorder.as_deref()
     }
 
     /// The policy checks are decided by now.
@@ -246,7 +262,7 @@ impl Grant {
     /// A grant with the system's resolver (the context builds grants with `with_dns`).
     #[cfg(test)]
     pub(crate) fn new(policy: Arc<Policy>, instance: Arc<str>) -> Self {
-        Self::with_dns(PolicyHandle::new(policy), instance, Dns::default())
+        Self::with_dns(PolicyHandle::new(policy, None), instance, Dns::default())
     }
 
     pub(crate) fn with_dns(policy: PolicyHandle, instance: Arc<str>, dns: Dns) -> Self {
@@ -457,6 +473,7 @@ impl Grant {
             if from_dns
                 && let Some(set) = never_from_dns(ip)
                 && !allows_range(&policy, ip)
+                && !self.learning_keeps(ip)
             {
                 tracing::info!(
                     target: "capnet::policy",
@@ -476,6 +493,9 @@ impl Grant {
                     .or_default()
                     .push((Arc::from(name), now + ttl));
             }
+        }
+        if let Some(recorder) = self.policy.recorder() {
+            recorder.answered(name, &kept);
         }
         kept
     }
@@ -504,6 +524,9 @@ impl Grant {
     pub(crate) fn check(&self, use_: Use, addr: SocketAddr) -> Result<(), ErrorCode> {
         let policy = self.policy.read();
         let because = self.decide_addr(&policy, use_, addr);
+        if let Some(recorder) = self.policy.recorder() {
+            return self.check_learning(recorder, &policy, use_, Subject::Addr(addr), because);
+        }
         self.settle(use_, &addr, because)
     }
 
@@ -530,6 +553,9 @@ impl Grant {
     pub(crate) fn check_name(&self, use_: Use, name: &str) -> Result<(), ErrorCode> {
         let policy = self.policy.read();
         let because = self.decide(&policy, |layer| layer.decide_name(use_, name));
+        if let Some(recorder) = self.policy.recorder() {
+            return self.check_learning(recorder, &policy, use_, Subject::Name(name), because);
+        }
         self.settle(use_, &name, because)
     }
 
@@ -633,7 +659,11 @@ impl Grant {
         preopened: bool,
     ) -> Result<(), ErrorCode> {
         let policy = self.policy.read();
-        if preopened || uses.iter().any(|u| policy.grants_any(*u)) {
+        // A learning run may come to use any kind.
+        if preopened
+            || self.policy.recorder().is_some()
+            || uses.iter().any(|u| policy.grants_any(*u))
+        {
             return Ok(());
         }
         let missing = UseSet::of(uses);

@@ -57,7 +57,7 @@ mod wit_conv;
 
 pub use capnet_policy as policy;
 pub use ctx::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
-pub use grant::{PolicyHandle, Revoker};
+pub use grant::{Learned, LearnedTarget, PolicyHandle, Recorder, Revoker};
 pub use p2::bindings::sockets::network::ErrorCode;
 pub use p2::error::{SocketError, SocketResult, code_name};
 pub use p2::instance_network::{Library, add_libraries_to_linker};

@@ -6,3 +6,4 @@ pub mod commands;
 pub mod decision_log;
 pub mod flags;
 pub mod host;
+pub mod learn;

@@ -424,7 +424,7 @@ mod tests {
             .unwrap()
             .build();
         let dns = Dns::new(Some(vec![silent.local_addr().unwrap()]));
-        let grant = Grant::with_dns(PolicyHandle::new(policy.into()), "test".into(), dns);
+        let grant = Grant::with_dns(PolicyHandle::new(policy.into(), None), "test".into(), dns);
         let mut first = ResolveAddressStream::start(&grant, "a.test").unwrap();
         assert_eq!(first.next_address().err(), Some(ErrorCode::WouldBlock));
         let second = ResolveAddressStream::start(&grant, "b.test");

@@ -4,12 +4,14 @@ use crate::activation::ActivatedListeners;
 use crate::decision_log::DecisionLogSpec;
 use crate::flags::PolicyFlags;
 use crate::host::{self, CommandHost, Exit};
+use crate::learn::LearnFile;
 use capnet::policy::{Policy, PolicyBuilder};
-use capnet::{CapnetCtx, PolicyHandle};
+use capnet::{CapnetCtx, PolicyHandle, Recorder};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use wasmtime::component::Component;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -31,6 +33,7 @@ Examples:
   capnet run --allow-connect 'api.example.com:443' --log-decisions=json client.wasm
   capnet run --tcplisten 127.0.0.1:8080 server.wasm 127.0.0.1:8080
   capnet run --policy policy.toml -v app.wasm
+  capnet run --learn policy.toml app.wasm       # writes the policy of what it used
   capnet run --allow-connect loopback --library-allow 'weather=connect 127.0.0.1:9001' app.wasm")]
 pub struct RunOpts {
     /// A policy file (TOML) with [allow] and [deny] tables of rules, and a [library.NAME] table
@@ -38,6 +41,12 @@ pub struct RunOpts {
     /// a file that no longer loads leaves the policy as it was.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Learn mode: allow every use no deny rule names, and write to FILE the least-privilege
+    /// policy that allows exactly what the run used (added to FILE if it exists, keeping what
+    /// is there; its rules count as policy for the run). Written when the guest exits, or on
+    /// SIGINT or SIGTERM. For finding what a workload needs, never for running it.
+    #[arg(long, value_name = "FILE")]
+    learn: Option<PathBuf>,
     /// On SIGHUP, also close the listeners and connections the reloaded policy refuses (by
     /// default a reload decides later checks only, and what was granted stays open).
     #[arg(long, requires = "policy")]
@@ -101,6 +110,10 @@ impl RunOpts {
     fn policy_source(&self) -> PolicySource {
         PolicySource {
             file: self.policy.clone(),
+            learned: self
+                .learn
+                .clone()
+                .filter(|f| f.exists() && self.policy.as_ref() != Some(f)),
             flags: self.flags.clone(),
             inherit_network: self.inherit_network,
             revoke: self.revoke_on_reload,
@@ -140,6 +153,16 @@ impl RunOpts {
             .unwrap_or_else(|| "component".into());
 
         let mut capnet = CapnetCtx::builder().policy(policy).instance_name(&name);
+        let learning = match &self.learn {
+            Some(path) => {
+                let file = LearnFile::open(path, &name).map_err(|e| wasmtime::format_err!(e))?;
+                let recorder = Arc::new(Recorder::new());
+                capnet = capnet.learn(recorder.clone());
+                write_on_interrupt(file.clone(), recorder.clone())?;
+                Some((file, recorder))
+            }
+            None => None,
+        };
         if !self.dns_server.is_empty() {
             capnet = capnet.name_servers(self.dns_server.iter().copied());
         }
@@ -227,6 +250,7 @@ impl RunOpts {
                     "library {library}: its own {} rule(s), within the app's",
                     rules.rules().len()
                 ),
+                None if learning.is_some() => {}
                 None => eprintln!(
                     "warning: {}: library {library} has no [library.{library}] table nor --library-allow {library}=...: it gets no network",
                     self.component.display()
@@ -237,7 +261,11 @@ impl RunOpts {
             reload_on_hangup(self.policy_source(), capnet.policy_handle())?;
         }
         let host = CommandHost::new(wasi.build(), capnet);
-        Ok(host::run_command(&engine, &linker, &component, host).await)
+        let exit = host::run_command(&engine, &linker, &component, host).await;
+        if let Some((file, recorder)) = learning {
+            write_learned(&file, &recorder).map_err(|e| wasmtime::format_err!(e))?;
+        }
+        Ok(exit)
     }
 }
 
@@ -263,9 +291,53 @@ impl RunOpts {
     }
 }
 
+/// Writes what a learning run learned to its file, and says so.
+fn write_learned(file: &LearnFile, recorder: &Recorder) -> Result<(), String> {
+    let added = file.write(recorder)?;
+    eprintln!(
+        "capnet: learned {added} new rule(s) into {}",
+        file.path().display()
+    );
+    Ok(())
+}
+
+/// On SIGINT or SIGTERM, writes what the run learned so far and exits as the signal would
+/// (130, 143). Waits on a thread of its own, as a reload does, so a guest that computes
+/// without waiting does not hold it back.
+fn write_on_interrupt(file: LearnFile, recorder: Arc<Recorder>) -> wasmtime::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut interrupts, mut terminations) = {
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
+    };
+    std::thread::Builder::new()
+        .name("capnet-learn".into())
+        .spawn(move || {
+            let code = runtime.block_on(async move {
+                tokio::select! {
+                    _ = interrupts.recv() => 130,
+                    _ = terminations.recv() => 143,
+                }
+            });
+            if let Err(e) = write_learned(&file, &recorder) {
+                eprintln!("error: {e}");
+            }
+            std::process::exit(code);
+        })?;
+    Ok(())
+}
+
 /// Where the policy of a run comes from: its file, then its flags.
 struct PolicySource {
     file: Option<PathBuf>,
+    /// The file a learning run adds to, when it exists: what it allows is not learned again.
+    learned: Option<PathBuf>,
     flags: PolicyFlags,
     inherit_network: bool,
     /// Whether a reload also closes what the new policy refuses.
@@ -275,7 +347,7 @@ struct PolicySource {
 impl PolicySource {
     fn load(&self) -> Result<Policy, capnet::policy::PolicyError> {
         let mut builder: PolicyBuilder = Policy::builder().inherit_network(self.inherit_network);
-        if let Some(path) = &self.file {
+        for path in [&self.file, &self.learned].into_iter().flatten() {
             builder = builder.file(path)?;
         }
         builder = self.flags.apply(builder)?;
