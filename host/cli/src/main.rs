@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Command::Run(opts) => opts.run(),
+        Command::Run(opts) => (*opts).run(),
         Command::Policy(opts) => opts.run(),
     };
     match result {
