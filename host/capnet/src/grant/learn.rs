@@ -275,3 +275,145 @@ impl Grant {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CapnetCtx;
+
+    fn at(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn learning(policy: Policy) -> (CapnetCtx, Arc<Recorder>) {
+        let recorder = Arc::new(Recorder::new());
+        let ctx = CapnetCtx::builder()
+            .policy(policy)
+            .learn(recorder.clone())
+            .build();
+        (ctx, recorder)
+    }
+
+    fn seen(recorder: &Recorder) -> Vec<String> {
+        recorder
+            .learned()
+            .iter()
+            .map(|l| {
+                let table = l.library.as_deref().unwrap_or("app");
+                format!("{table} {} {l} x{}", l.use_, l.count)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_only_the_default_denies_is_allowed_and_recorded_and_a_deny_rule_still_refuses() {
+        let policy = Policy::builder()
+            .rule(Verdict::Allow, "connect", "10.0.0.1:80")
+            .unwrap()
+            .rule(Verdict::Deny, "connect", "10.0.0.9")
+            .unwrap()
+            .build();
+        let (ctx, recorder) = learning(policy);
+        assert_eq!(ctx.root.check(Use::TcpConnect, at("10.0.0.2:443")), Ok(()));
+        assert_eq!(ctx.root.check(Use::TcpConnect, at("10.0.0.2:443")), Ok(()));
+        assert_eq!(ctx.root.check(Use::TcpConnect, at("10.0.0.1:80")), Ok(()));
+        assert_eq!(
+            ctx.root.check(Use::TcpConnect, at("10.0.0.9:80")),
+            Err(ErrorCode::AccessDenied)
+        );
+        assert_eq!(seen(&recorder), ["app tcp-connect 10.0.0.2:443 x2"]);
+    }
+
+    #[test]
+    fn a_connect_to_what_a_lookup_answered_is_recorded_by_the_host_name() {
+        let (ctx, recorder) = learning(Policy::deny_all());
+        assert_eq!(ctx.root.check_name(Use::Lookup, "API.example.com."), Ok(()));
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let kept = ctx.root.admit_answers(
+            "api.example.com",
+            vec![(ip, std::time::Duration::from_secs(60))],
+            true,
+        );
+        assert_eq!(kept, [ip]);
+        assert_eq!(ctx.root.check(Use::TcpConnect, at("192.0.2.7:443")), Ok(()));
+        assert_eq!(
+            seen(&recorder),
+            [
+                "app lookup api.example.com x1",
+                "app tcp-connect api.example.com:443 x1"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_answer_the_rebinding_defence_drops_is_kept_and_its_connect_recorded_by_address() {
+        let (ctx, recorder) = learning(Policy::deny_all());
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let kept = ctx.root.admit_answers(
+            "internal.example.com",
+            vec![(ip, std::time::Duration::from_secs(60))],
+            true,
+        );
+        assert_eq!(kept, [ip]);
+        assert_eq!(ctx.root.check(Use::TcpConnect, at("10.1.2.3:80")), Ok(()));
+        assert_eq!(seen(&recorder), ["app tcp-connect 10.1.2.3:80 x1"]);
+    }
+
+    #[test]
+    fn a_library_s_use_is_recorded_for_its_table_and_for_the_app_s_where_each_lacks_it() {
+        let policy = Policy::builder()
+            .rule(Verdict::Allow, "connect", "127.0.0.1:9001")
+            .unwrap()
+            .build();
+        let (ctx, recorder) = learning(policy);
+        let weather = ctx.root.library("weather");
+        assert_eq!(weather.check(Use::TcpConnect, at("127.0.0.1:9001")), Ok(()));
+        assert_eq!(weather.check(Use::TcpConnect, at("127.0.0.1:9002")), Ok(()));
+        assert_eq!(
+            seen(&recorder),
+            [
+                "weather tcp-connect 127.0.0.1:9001 x1",
+                "app tcp-connect 127.0.0.1:9002 x1",
+                "weather tcp-connect 127.0.0.1:9002 x1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_network_the_guest_narrowed_itself_stays_narrowed() {
+        let (ctx, recorder) = learning(Policy::deny_all());
+        let narrow = Policy::builder()
+            .rule(Verdict::Allow, "connect", "127.0.0.1:9001")
+            .unwrap()
+            .build();
+        let (derived, _revoker) = ctx.root.derive(narrow);
+        assert_eq!(derived.check(Use::TcpConnect, at("127.0.0.1:9001")), Ok(()));
+        assert_eq!(
+            derived.check(Use::TcpConnect, at("127.0.0.1:9002")),
+            Err(ErrorCode::AccessDenied)
+        );
+        assert_eq!(seen(&recorder), ["app tcp-connect 127.0.0.1:9001 x1"]);
+    }
+
+    #[test]
+    fn a_udp_peer_keeps_its_port_only_when_the_guest_spoke_first() {
+        let (ctx, recorder) = learning(Policy::deny_all());
+        for (use_, peer) in [
+            (Use::UdpSend, "127.0.0.1:53"),
+            (Use::UdpReceive, "127.0.0.1:53"),
+            (Use::UdpReceive, "127.0.0.1:40001"),
+            (Use::UdpSend, "127.0.0.1:40001"),
+        ] {
+            assert_eq!(ctx.root.check(use_, at(peer)), Ok(()));
+        }
+        assert_eq!(
+            seen(&recorder),
+            [
+                "app udp-send 127.0.0.1:53 x1",
+                "app udp-receive 127.0.0.1:53 x1",
+                "app udp-receive 127.0.0.1 x1",
+                "app udp-send 127.0.0.1 x1"
+            ]
+        );
+    }
+}
