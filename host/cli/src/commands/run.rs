@@ -129,13 +129,16 @@ impl RunOpts {
         for warning in policy.warnings() {
             eprintln!("warning: {warning}");
         }
+        // Before any thread starts: adopting removes LISTEN_PID and LISTEN_FDS from the
+        // environment.
+        let activated = ActivatedListeners::from_env().map_err(|e| wasmtime::format_err!(e))?;
         // One thread runs the guest and the reactor that wakes it: a wake-up that crossed to
         // another thread cost more than the rest of a small round trip. Blocking work (stdio,
         // the system resolver) still goes to tokio's blocking pool.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let exit = runtime.block_on(self.run_async(policy))?;
+        let exit = runtime.block_on(self.run_async(policy, activated))?;
         Ok(match exit {
             Exit::Code(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Exit::Trap(trap) => {
@@ -145,7 +148,11 @@ impl RunOpts {
         })
     }
 
-    async fn run_async(self, policy: Policy) -> wasmtime::Result<Exit> {
+    async fn run_async(
+        self,
+        policy: Policy,
+        mut activated: ActivatedListeners,
+    ) -> wasmtime::Result<Exit> {
         let name = self
             .component
             .file_name()
@@ -166,7 +173,6 @@ impl RunOpts {
         if !self.dns_server.is_empty() {
             capnet = capnet.name_servers(self.dns_server.iter().copied());
         }
-        let mut activated = ActivatedListeners::from_env().map_err(|e| wasmtime::format_err!(e))?;
         for spec in &self.tcplisten {
             let (source, guest_addr) = parse_tcplisten(spec)?;
             let (listener, bound, from) = match source {
