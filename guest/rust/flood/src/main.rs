@@ -16,11 +16,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use wasi_net::behaviour::{tcp_connect, udp_bind};
 use wasi_net::wasi::sockets::instance_network::instance_network;
 use wasi_net::wasi::sockets::network::ErrorCode;
 use wasi_net::wasi::sockets::tcp_create_socket::create_tcp_socket;
 use wasi_net::wasi::sockets::udp_create_socket::create_udp_socket;
+use wasi_net::{tcp_connect, udp_bind};
 
 const USAGE: &str = "flood ADDR HOLD_MS";
 

@@ -20,7 +20,8 @@ use crate::wasi::sockets::udp::{
     IncomingDatagram, IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream, UdpSocket,
 };
 use crate::wasi::sockets::udp_create_socket::create_udp_socket;
-use crate::{block_on, error_name, from_wasi, to_wasi};
+use crate::{error_name, from_wasi};
+pub use crate::{tcp_accept, tcp_bind, tcp_connect, tcp_listen, udp_bind};
 
 /// What a rule found wrong.
 pub type Broken = String;
@@ -197,44 +198,6 @@ pub fn same<T: PartialEq + Debug>(what: &str, got: T, want: T) -> Checked {
 /// `holds` must be true, else `what` is the complaint.
 pub fn holds(holds: bool, what: impl Display) -> Checked {
     if holds { Ok(()) } else { Err(what.to_string()) }
-}
-
-/// Binds a TCP socket: `start-bind`, then `finish-bind` until done.
-pub fn tcp_bind(socket: &TcpSocket, net: &Network, addr: SocketAddr) -> Result<(), ErrorCode> {
-    let ready = socket.subscribe();
-    socket.start_bind(net, to_wasi(addr))?;
-    block_on(&ready, || socket.finish_bind())
-}
-
-/// Listens: `start-listen`, then `finish-listen` until done.
-pub fn tcp_listen(socket: &TcpSocket) -> Result<(), ErrorCode> {
-    let ready = socket.subscribe();
-    socket.start_listen()?;
-    block_on(&ready, || socket.finish_listen())
-}
-
-/// Connects: `start-connect`, then `finish-connect` until done.
-pub fn tcp_connect(
-    socket: &TcpSocket,
-    net: &Network,
-    addr: SocketAddr,
-) -> Result<(InputStream, OutputStream), ErrorCode> {
-    let ready = socket.subscribe();
-    socket.start_connect(net, to_wasi(addr))?;
-    block_on(&ready, || socket.finish_connect())
-}
-
-/// Accepts the next connection, waiting for one.
-pub fn tcp_accept(socket: &TcpSocket) -> Result<(TcpSocket, InputStream, OutputStream), ErrorCode> {
-    let ready = socket.subscribe();
-    block_on(&ready, || socket.accept())
-}
-
-/// Binds a UDP socket: `start-bind`, then `finish-bind` until done.
-pub fn udp_bind(socket: &UdpSocket, net: &Network, addr: SocketAddr) -> Result<(), ErrorCode> {
-    let ready = socket.subscribe();
-    socket.start_bind(net, to_wasi(addr))?;
-    block_on(&ready, || socket.finish_bind())
 }
 
 /// Waits until `pollable` is ready, at most `ms` milliseconds; whether it was.

@@ -33,11 +33,13 @@ pub use bindings::capnet;
 pub use bindings::wasi;
 
 use wasi::io::poll::Pollable;
-use wasi::io::streams::StreamError;
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
 use wasi::sockets::network::{
     ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
     Network,
 };
+use wasi::sockets::tcp::TcpSocket;
+use wasi::sockets::udp::UdpSocket;
 
 /// The WIT name of `code`, such as `access-denied` or `connection-refused`.
 ///
@@ -165,4 +167,42 @@ pub fn from_wasi_ip(addr: IpAddress) -> IpAddr {
             IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
         }
     }
+}
+
+/// Binds a TCP socket: `start-bind`, then `finish-bind` until done.
+pub fn tcp_bind(socket: &TcpSocket, net: &Network, addr: SocketAddr) -> Result<(), ErrorCode> {
+    let ready = socket.subscribe();
+    socket.start_bind(net, to_wasi(addr))?;
+    block_on(&ready, || socket.finish_bind())
+}
+
+/// Listens: `start-listen`, then `finish-listen` until done.
+pub fn tcp_listen(socket: &TcpSocket) -> Result<(), ErrorCode> {
+    let ready = socket.subscribe();
+    socket.start_listen()?;
+    block_on(&ready, || socket.finish_listen())
+}
+
+/// Connects: `start-connect`, then `finish-connect` until done.
+pub fn tcp_connect(
+    socket: &TcpSocket,
+    net: &Network,
+    addr: SocketAddr,
+) -> Result<(InputStream, OutputStream), ErrorCode> {
+    let ready = socket.subscribe();
+    socket.start_connect(net, to_wasi(addr))?;
+    block_on(&ready, || socket.finish_connect())
+}
+
+/// Accepts the next connection, waiting for one.
+pub fn tcp_accept(socket: &TcpSocket) -> Result<(TcpSocket, InputStream, OutputStream), ErrorCode> {
+    let ready = socket.subscribe();
+    block_on(&ready, || socket.accept())
+}
+
+/// Binds a UDP socket: `start-bind`, then `finish-bind` until done.
+pub fn udp_bind(socket: &UdpSocket, net: &Network, addr: SocketAddr) -> Result<(), ErrorCode> {
+    let ready = socket.subscribe();
+    socket.start_bind(net, to_wasi(addr))?;
+    block_on(&ready, || socket.finish_bind())
 }

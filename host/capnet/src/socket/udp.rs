@@ -38,7 +38,8 @@ pub struct UdpSocket {
     /// The peer the current streams are limited to.
     remote: Option<SocketAddr>,
     /// The socket's count against the instance's `sockets` limit.
-    _held: Option<Held>,
+    #[expect(dead_code, reason = "held for its drop, which gives the count back")]
+    held: Option<Held>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,7 +57,7 @@ impl UdpSocket {
         grant.check_kind(call, &USES, false)?;
         let held = grant.hold(Limit::Sockets, call)?;
         let mut socket = Self::new(family)?;
-        socket._held = Some(held);
+        socket.held = Some(held);
         Ok(socket)
     }
 
@@ -77,7 +78,7 @@ impl UdpSocket {
             state: State::Unbound,
             grant: None,
             remote: None,
-            _held: None,
+            held: None,
         })
     }
 
