@@ -38,7 +38,6 @@ pub struct UdpSocket {
     /// The peer the current streams are limited to.
     remote: Option<SocketAddr>,
     /// The socket's count against the instance's `sockets` limit.
-    #[expect(dead_code, reason = "held for its drop, which gives the count back")]
     held: Option<Held>,
 }
 
