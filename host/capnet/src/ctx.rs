@@ -66,9 +66,10 @@ impl CapnetCtxBuilder {
         self
     }
 
-    /// The DNS servers name lookups ask (UDP), instead of the system's from /etc/resolv.conf.
-    /// Answers carry TTLs, which bound how long a DNS-pinned grant lets the guest connect to
-    /// the addresses returned. `localhost` and /etc/hosts names are still answered by the system.
+    /// The DNS servers name lookups ask (UDP, and TCP on the same port when an answer is
+    /// truncated), instead of the system's from /etc/resolv.conf. Answers carry TTLs, which
+    /// bound how long a DNS-pinned grant lets the guest connect to the addresses returned.
+    /// `localhost` and /etc/hosts names are still answered locally.
     pub fn name_servers(mut self, servers: impl IntoIterator<Item = SocketAddr>) -> Self {
         self.name_servers = Some(servers.into_iter().collect());
         self

@@ -13,6 +13,7 @@ pub use learn::{Learned, LearnedTarget, Recorder};
 use crate::limit::{Held, Holders, Usage};
 use crate::revoke::{Closable, Opened, Registry};
 use crate::socket::ErrorCode;
+use crate::socket::lookup::Resolver;
 use capnet_policy::{Decision, Limit, NamedSet, Policy, Use, UseSet, Verdict};
 use learn::Subject;
 use std::collections::HashMap;
@@ -233,12 +234,11 @@ impl Revoker {
     }
 }
 
-/// The DNS side of one instance's grant: where lookups go, and the addresses they returned,
+/// The DNS side of one instance's grant: its resolver, and the addresses lookups returned,
 /// each pinned to its name until the answer's TTL runs out (DNS-pinned grants).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Dns {
-    /// Name servers to ask; `None` reads /etc/resolv.conf.
-    pub(crate) name_servers: Option<Vec<SocketAddr>>,
+    resolver: Resolver,
     pins: Mutex<Pins>,
 }
 
@@ -249,7 +249,7 @@ impl Dns {
     /// Lookups through `name_servers` (`None`: the system's), nothing pinned yet.
     pub(crate) fn new(name_servers: Option<Vec<SocketAddr>>) -> Self {
         Self {
-            name_servers,
+            resolver: Resolver::new(name_servers),
             pins: Mutex::default(),
         }
     }
@@ -262,7 +262,7 @@ impl Grant {
     /// A grant with the system's resolver (the context builds grants with `with_dns`).
     #[cfg(test)]
     pub(crate) fn new(policy: Arc<Policy>, instance: Arc<str>) -> Self {
-        Self::with_dns(PolicyHandle::new(policy, None), instance, Dns::default())
+        Self::with_dns(PolicyHandle::new(policy, None), instance, Dns::new(None))
     }
 
     pub(crate) fn with_dns(policy: PolicyHandle, instance: Arc<str>, dns: Dns) -> Self {
@@ -441,9 +441,9 @@ impl Grant {
         })
     }
 
-    /// The name servers lookups ask (`None`: the system's, from /etc/resolv.conf).
-    pub(crate) fn name_servers(&self) -> Option<&[SocketAddr]> {
-        self.dns.name_servers.as_deref()
+    /// The resolver this grant's lookups go through, one per instance.
+    pub(crate) fn resolver(&self) -> &Resolver {
+        &self.dns.resolver
     }
 
     /// Filters a lookup's answers for `name` and pins the rest to it for `ttl`.

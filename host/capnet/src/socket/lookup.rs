@@ -1,13 +1,24 @@
-//! Name lookup: checked against the `lookup` right, resolved off the guest's thread.
+//! Name lookup: checked against the `lookup` right, answered by hickory-resolver as a future
+//! polled on the caller's runtime (no thread, no blocking pool).
 
 use crate::grant::Grant;
 use crate::socket::ErrorCode;
 use capnet_policy::{Limit, Use};
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+    ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::{Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::{Hosts, TokioResolver};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use wasmtime_wasi_io::poll::Pollable;
 
 /// A `resolve-address-stream`: the addresses of one lookup, in the resolver's order.
@@ -15,8 +26,10 @@ pub struct ResolveAddressStream {
     state: Lookup,
 }
 
+type Answers = Result<Vec<IpAddr>, ErrorCode>;
+
 enum Lookup {
-    Pending(JoinHandle<Result<Vec<IpAddr>, ErrorCode>>),
+    Pending(Pin<Box<dyn Future<Output = Answers> + Send>>),
     Done(Result<std::vec::IntoIter<IpAddr>, ErrorCode>),
 }
 
@@ -36,40 +49,48 @@ impl ResolveAddressStream {
             Host::Ip(ip) => return Ok(Self::done(Ok(vec![ip]))),
             Host::Name(host) => host,
         };
+        let query = dns_name(&host)?;
         grant
             .check_name(Use::Lookup, &host)
             .map_err(|_| ErrorCode::PermanentResolverFailure)?;
         // Counted until the answer is in, against the instance's `lookups` limit.
         let in_flight = grant.hold(Limit::Lookups, "resolve-addresses")?;
         let grant = grant.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let lookup = async move {
             let _in_flight = in_flight;
-            let (answers, from_dns) = resolve(&host, grant.name_servers())?;
+            let (answers, from_dns) = grant.resolver().resolve(query).await?;
             let kept = grant.admit_answers(&host, answers, from_dns);
             if kept.is_empty() {
                 return Err(ErrorCode::NameUnresolvable);
             }
             Ok(kept)
-        });
-        Ok(Self {
-            state: Lookup::Pending(task),
-        })
+        };
+        let mut stream = Self {
+            state: Lookup::Pending(Box::pin(lookup)),
+        };
+        // Poll once now, so the query is on its way while the guest does other work.
+        stream.advance();
+        Ok(stream)
     }
 
-    fn done(result: Result<Vec<IpAddr>, ErrorCode>) -> Self {
+    fn done(result: Answers) -> Self {
         Self {
             state: Lookup::Done(result.map(Vec::into_iter)),
         }
     }
 
+    /// Drives a pending lookup as far as it goes without waiting.
+    fn advance(&mut self) {
+        if let Lookup::Pending(lookup) = &mut self.state
+            && let Poll::Ready(result) = super::poll_now(|cx| lookup.as_mut().poll(cx))
+        {
+            self.state = Lookup::Done(result.map(Vec::into_iter));
+        }
+    }
+
     /// `resolve-next-address`: `would-block` until the answer is in.
     pub fn next_address(&mut self) -> Result<Option<IpAddr>, ErrorCode> {
-        if let Lookup::Pending(task) = &mut self.state {
-            match super::poll_now(|cx| std::pin::Pin::new(&mut *task).poll(cx)) {
-                Poll::Pending => return Err(ErrorCode::WouldBlock),
-                Poll::Ready(result) => self.state = Lookup::Done(joined(result)),
-            }
-        }
+        self.advance();
         match &mut self.state {
             Lookup::Done(Ok(addrs)) => Ok(addrs.next()),
             Lookup::Done(Err(code)) => Err(*code),
@@ -78,20 +99,12 @@ impl ResolveAddressStream {
     }
 }
 
-fn joined(
-    result: Result<Result<Vec<IpAddr>, ErrorCode>, tokio::task::JoinError>,
-) -> Result<std::vec::IntoIter<IpAddr>, ErrorCode> {
-    result
-        .unwrap_or(Err(ErrorCode::PermanentResolverFailure))
-        .map(Vec::into_iter)
-}
-
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for ResolveAddressStream {
     async fn ready(&mut self) {
-        if let Lookup::Pending(task) = &mut self.state {
-            let result = task.await;
-            self.state = Lookup::Done(joined(result));
+        if let Lookup::Pending(lookup) = &mut self.state {
+            let result = lookup.await;
+            self.state = Lookup::Done(result.map(Vec::into_iter));
         }
     }
 }
@@ -127,256 +140,173 @@ fn is_host_name(name: &str) -> bool {
         })
 }
 
-/// How long an answer without a TTL of its own (the system resolver's) stays pinned.
-const SYSTEM_TTL: Duration = Duration::from_secs(60);
-
-/// Blocking resolution, with the TTL of every answer and whether it came from DNS.
-///
-/// `localhost` and names in /etc/hosts keep `getaddrinfo` semantics (the system resolver, no
-/// TTL: pinned for [`SYSTEM_TTL`]). Other names are asked of `name_servers`, or of the
-/// system's from /etc/resolv.conf, over UDP, for A and AAAA; where no name server is known the
-/// system resolver answers.
-fn resolve(
-    host: &str,
-    name_servers: Option<&[SocketAddr]>,
-) -> Result<(Vec<(IpAddr, Duration)>, bool), ErrorCode> {
-    let local = host == "localhost" || host.ends_with(".localhost") || in_etc_hosts(host);
-    let servers = match name_servers {
-        Some(servers) => servers.to_vec(),
-        None => system_name_servers(),
-    };
-    if local || servers.is_empty() {
-        let answers = resolve_system(host)?;
-        return Ok((
-            answers.into_iter().map(|ip| (ip, SYSTEM_TTL)).collect(),
-            !local,
-        ));
-    }
-    let answers = dns::query(host, &servers)?;
-    Ok((answers, true))
+/// The name to ask for: fully qualified, so that exactly the name the policy allowed is asked
+/// and no search domain of /etc/resolv.conf is appended to it.
+fn dns_name(host: &str) -> Result<Name, ErrorCode> {
+    let mut name = Name::from_ascii(host).map_err(|_| ErrorCode::InvalidArgument)?;
+    name.set_fqdn(true);
+    Ok(name)
 }
 
-/// `getaddrinfo`: de-duplicated, IPv4-mapped addresses folded to IPv4.
-fn resolve_system(host: &str) -> Result<Vec<IpAddr>, ErrorCode> {
-    let addrs = (host, 0u16)
-        .to_socket_addrs()
-        .map_err(|_| ErrorCode::NameUnresolvable)?;
-    let mut out: Vec<IpAddr> = Vec::new();
-    for addr in addrs {
-        let ip = capnet_policy::normalize(addr.ip());
-        if !out.contains(&ip) {
-            out.push(ip);
+/// How long a local answer (`localhost`, /etc/hosts), which carries no TTL, stays pinned.
+const LOCAL_TTL: Duration = Duration::from_secs(60);
+
+/// One context's resolver: A and AAAA over UDP, over TCP when an answer comes back truncated,
+/// with the timeout and attempts of /etc/resolv.conf (hickory's 5 s and 2 for `--dns-server`),
+/// and a cache that hands out each record with what is left of its TTL. One per instance, so
+/// that cache and the connections to the servers serve all of its lookups; built on the first
+/// lookup, so an instance that never looks a name up pays nothing.
+#[derive(Debug)]
+pub(crate) struct Resolver {
+    /// The `--dns-server` override; `None` asks the servers of /etc/resolv.conf.
+    name_servers: Option<Vec<SocketAddr>>,
+    /// `None` if hickory refused the configuration (it refuses only a TLS one, which capnet
+    /// never gives): lookups then fail for good.
+    built: OnceLock<Option<TokioResolver>>,
+}
+
+impl Resolver {
+    /// Lookups through `name_servers`, or the system's when `None`.
+    pub(crate) fn new(name_servers: Option<Vec<SocketAddr>>) -> Self {
+        Self {
+            name_servers,
+            built: OnceLock::new(),
         }
     }
-    if out.is_empty() {
-        return Err(ErrorCode::NameUnresolvable);
+
+    /// Every answer for `name` with its TTL, and whether it came from DNS.
+    ///
+    /// A name /etc/hosts lists gets that file's addresses alone, as getaddrinfo's `files`
+    /// source answers before `dns`; `localhost` names get loopback from hickory with no query.
+    /// Neither is from DNS, so the rebinding defence leaves them be; each is pinned for
+    /// [`LOCAL_TTL`].
+    async fn resolve(&self, name: Name) -> Result<(Vec<(IpAddr, Duration)>, bool), ErrorCode> {
+        let listed = hosts_answers(system_hosts(), &name);
+        if !listed.is_empty() {
+            return Ok((
+                listed.into_iter().map(|ip| (ip, LOCAL_TTL)).collect(),
+                false,
+            ));
+        }
+        let local = name.is_localhost();
+        let resolver = self
+            .built
+            .get_or_init(|| self.build())
+            .as_ref()
+            .ok_or(ErrorCode::PermanentResolverFailure)?;
+        let lookup = resolver
+            .lookup_ip(name)
+            .await
+            .map_err(|e| resolver_error(&e))?;
+        let answers = lookup
+            .as_lookup()
+            .answers()
+            .iter()
+            .filter_map(|record| {
+                let ttl = if local {
+                    LOCAL_TTL
+                } else {
+                    Duration::from_secs(record.ttl.into())
+                };
+                Some((record.data.ip_addr()?, ttl))
+            })
+            .collect();
+        Ok((answers, !local))
     }
-    Ok(out)
+
+    fn build(&self) -> Option<TokioResolver> {
+        let (config, mut options) = match &self.name_servers {
+            Some(servers) => (
+                ResolverConfig::from_name_servers(servers.iter().map(name_server).collect()),
+                ResolverOpts::default(),
+            ),
+            None => system_conf().clone(),
+        };
+        // A before AAAA, asked at once: the order getaddrinfo gives on most hosts.
+        options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        // /etc/hosts is capnet's to consult (above), read once per process.
+        options.use_hosts_file = ResolveHosts::Never;
+        TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(options)
+            .build()
+            .inspect_err(|e| tracing::warn!(target: "capnet::dns", "no resolver: {e}"))
+            .ok()
+    }
 }
 
-/// Whether /etc/hosts names `host`.
-fn in_etc_hosts(host: &str) -> bool {
-    std::fs::read_to_string("/etc/hosts").is_ok_and(|text| {
-        text.lines()
-            .map(|l| l.split('#').next().unwrap_or(""))
-            .flat_map(|l| l.split_whitespace().skip(1))
-            .any(|name| name.eq_ignore_ascii_case(host))
+/// A name server at `addr`: UDP, and TCP on the same port for truncated answers.
+fn name_server(addr: &SocketAddr) -> NameServerConfig {
+    let connection = |mut config: ConnectionConfig| {
+        config.port = addr.port();
+        config
+    };
+    NameServerConfig::new(
+        addr.ip(),
+        true,
+        vec![
+            connection(ConnectionConfig::udp()),
+            connection(ConnectionConfig::tcp()),
+        ],
+    )
+}
+
+/// /etc/resolv.conf, read once per process. Without it no name server is known: names that
+/// are not local fail with `permanent-resolver-failure`, as the warning logged then says.
+fn system_conf() -> &'static (ResolverConfig, ResolverOpts) {
+    static CONF: OnceLock<(ResolverConfig, ResolverOpts)> = OnceLock::new();
+    CONF.get_or_init(|| {
+        hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|e| {
+            tracing::warn!(
+                target: "capnet::dns",
+                "no name servers from /etc/resolv.conf ({e}): only localhost and /etc/hosts names resolve"
+            );
+            (
+                ResolverConfig::from_name_servers(Vec::new()),
+                ResolverOpts::default(),
+            )
+        })
     })
 }
 
-/// The `nameserver` lines of /etc/resolv.conf, port 53.
-fn system_name_servers() -> Vec<SocketAddr> {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .map(|text| {
-            text.lines()
-                .filter_map(|l| l.trim().strip_prefix("nameserver"))
-                .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
-                .map(|ip| SocketAddr::new(ip, 53))
-                .collect()
-        })
-        .unwrap_or_default()
+/// /etc/hosts, read once per process.
+fn system_hosts() -> &'static Hosts {
+    static HOSTS: OnceLock<Hosts> = OnceLock::new();
+    HOSTS.get_or_init(|| Hosts::from_system().unwrap_or_default())
 }
 
-/// A small stub resolver: A and AAAA over UDP, answers with their TTLs.
-mod dns {
-    use super::ErrorCode;
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-    use std::time::{Duration, Instant};
-
-    const TYPE_A: u16 = 1;
-    const TYPE_AAAA: u16 = 28;
-    const TIMEOUT: Duration = Duration::from_secs(2);
-
-    /// Asks each server in turn for A and AAAA of `name` until one answers.
-    pub(super) fn query(
-        name: &str,
-        servers: &[SocketAddr],
-    ) -> Result<Vec<(IpAddr, Duration)>, ErrorCode> {
-        let mut last = ErrorCode::TemporaryResolverFailure;
-        for server in servers {
-            match ask(name, *server) {
-                Ok(answers) if answers.is_empty() => last = ErrorCode::NameUnresolvable,
-                Ok(answers) => return Ok(answers),
-                Err(code) => last = code,
-            }
-        }
-        Err(last)
-    }
-
-    fn ask(name: &str, server: SocketAddr) -> Result<Vec<(IpAddr, Duration)>, ErrorCode> {
-        let bind: SocketAddr = match server {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let temporary = |_| ErrorCode::TemporaryResolverFailure;
-        let socket = UdpSocket::bind(bind).map_err(temporary)?;
-        socket.connect(server).map_err(temporary)?;
-        let base = query_id();
-        let ids = [base, base.wrapping_add(1)];
-        for (id, qtype) in ids.iter().zip([TYPE_A, TYPE_AAAA]) {
-            socket.send(&encode(*id, name, qtype)?).map_err(temporary)?;
-        }
-        let deadline = Instant::now() + TIMEOUT;
-        let mut answers = Vec::new();
-        let mut pending = ids.to_vec();
-        let mut nxdomain = false;
-        let mut buf = [0u8; 4096];
-        while !pending.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            socket.set_read_timeout(Some(left)).map_err(temporary)?;
-            let Ok(n) = socket.recv(&mut buf) else { break };
-            let Some(reply) = decode(&buf[..n]) else {
-                continue;
-            };
-            if let Some(i) = pending.iter().position(|&id| id == reply.id) {
-                pending.swap_remove(i);
-                nxdomain |= reply.rcode == 3;
-                answers.extend(reply.answers);
-            }
-        }
-        if answers.is_empty() && pending.len() == ids.len() {
-            return Err(ErrorCode::TemporaryResolverFailure);
-        }
-        if answers.is_empty() && nxdomain {
-            return Err(ErrorCode::NameUnresolvable);
-        }
-        Ok(answers)
-    }
-
-    /// A query id that differs from call to call.
-    fn query_id() -> u16 {
-        use std::hash::{BuildHasher, RandomState};
-        RandomState::new().hash_one(Instant::now()) as u16
-    }
-
-    /// A recursive query for `name`, type `qtype`, class IN.
-    fn encode(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, ErrorCode> {
-        let mut q = Vec::with_capacity(name.len() + 18);
-        q.extend_from_slice(&id.to_be_bytes());
-        q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-        for label in name.trim_end_matches('.').split('.') {
-            let len = u8::try_from(label.len()).map_err(|_| ErrorCode::InvalidArgument)?;
-            q.push(len);
-            q.extend_from_slice(label.as_bytes());
-        }
-        q.push(0);
-        q.extend_from_slice(&qtype.to_be_bytes());
-        q.extend_from_slice(&1u16.to_be_bytes());
-        Ok(q)
-    }
-
-    struct Reply {
-        id: u16,
-        rcode: u8,
-        answers: Vec<(IpAddr, Duration)>,
-    }
-
-    /// The A and AAAA records of a response's answer section (CNAMEs are followed by the
-    /// server: their targets' records come in the same section).
-    fn decode(msg: &[u8]) -> Option<Reply> {
-        let word = |at: usize| -> Option<u16> {
-            Some(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]))
-        };
-        let id = word(0)?;
-        let flags = word(2)?;
-        if flags & 0x8000 == 0 {
-            return None;
-        }
-        let questions = word(4)?;
-        let answer_count = word(6)?;
-        let mut at = 12;
-        for _ in 0..questions {
-            at = skip_name(msg, at)? + 4;
-        }
-        let mut answers = Vec::new();
-        for _ in 0..answer_count {
-            at = skip_name(msg, at)?;
-            let rtype = word(at)?;
-            let ttl = u32::from_be_bytes(msg.get(at + 4..at + 8)?.try_into().ok()?);
-            let len = usize::from(word(at + 8)?);
-            let data = msg.get(at + 10..at + 10 + len)?;
-            at += 10 + len;
-            let ip = match (rtype, len) {
-                (TYPE_A, 4) => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(data).ok()?)),
-                (TYPE_AAAA, 16) => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(data).ok()?)),
-                _ => continue,
-            };
-            answers.push((ip, Duration::from_secs(ttl.into())));
-        }
-        Some(Reply {
-            id,
-            rcode: (flags & 0x000f) as u8,
-            answers,
-        })
-    }
-
-    /// The offset just past a (possibly compressed) name at `at`.
-    fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
-        loop {
-            let len = *msg.get(at)?;
-            match len {
-                0 => return Some(at + 1),
-                l if l & 0xc0 == 0xc0 => return Some(at + 2),
-                l => at += 1 + usize::from(l),
-            }
+/// The addresses `hosts` lists for `name`, IPv4 first.
+fn hosts_answers(hosts: &Hosts, name: &Name) -> Vec<IpAddr> {
+    let mut answers = Vec::new();
+    for kind in [RecordType::A, RecordType::AAAA] {
+        if let Some(listed) = hosts.lookup_static_host(&Query::query(name.clone(), kind)) {
+            answers.extend(listed.answers().iter().filter_map(|r| r.data.ip_addr()));
         }
     }
+    answers
+}
 
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn a_response_with_a_compressed_name_decodes_with_its_ttl() {
-            let mut msg = encode(7, "a.test", TYPE_A).unwrap();
-            msg[2] = 0x81;
-            msg[3] = 0x80;
-            msg[7] = 1; // one answer
-            msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 1]);
-            let reply = decode(&msg).unwrap();
-            assert_eq!(reply.id, 7);
-            assert_eq!(
-                reply.answers,
-                [(IpAddr::from([192, 0, 2, 1]), Duration::from_secs(30))]
-            );
-        }
-
-        #[test]
-        fn truncated_responses_do_not_panic() {
-            let msg = encode(7, "a.test", TYPE_A).unwrap();
-            for n in 0..msg.len() {
-                let _ = decode(&msg[..n]);
-            }
-        }
+/// The WIT code for a failed lookup, as getaddrinfo reports its resolver's failures: no such
+/// name or no address is `name-unresolvable` (EAI_NONAME, EAI_NODATA); a server that failed,
+/// was not reached or did not answer in time is `temporary-resolver-failure` (EAI_AGAIN); a
+/// server that refused the query or could not be understood, or no server at all, is
+/// `permanent-resolver-failure` (EAI_FAIL).
+fn resolver_error(error: &NetError) -> ErrorCode {
+    match error {
+        NetError::Dns(DnsError::NoRecordsFound(_)) => ErrorCode::NameUnresolvable,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail))
+        | NetError::Timeout
+        | NetError::Busy
+        | NetError::Io(_)
+        | NetError::Truncated
+        | NetError::QueryCaseMismatch => ErrorCode::TemporaryResolverFailure,
+        _ => ErrorCode::PermanentResolverFailure,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_resolver::net::NoRecords;
 
     #[test]
     fn ip_literals_parse_as_addresses_and_mapped_ones_fold_to_ipv4() {
@@ -408,6 +338,73 @@ mod tests {
             &"a".repeat(64),
         ] {
             assert!(parse_host(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn names_are_asked_fully_qualified_so_no_search_domain_is_appended() {
+        assert_eq!(dns_name("api").unwrap().to_ascii(), "api.");
+        assert_eq!(dns_name("a.example.").unwrap().to_ascii(), "a.example.");
+    }
+
+    #[test]
+    fn a_name_in_the_hosts_file_gets_its_addresses_ipv4_first_and_another_name_none() {
+        let mut hosts = Hosts::default();
+        let file = "# comment\n::1 printer.lan\n192.168.1.5 printer.lan other\n";
+        hosts.read_hosts_conf(file.as_bytes()).unwrap();
+        let ips = |name| hosts_answers(&hosts, &dns_name(name).unwrap());
+        assert_eq!(
+            ips("printer.lan"),
+            [
+                IpAddr::from([192, 168, 1, 5]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            ]
+        );
+        assert_eq!(ips("other"), [IpAddr::from([192, 168, 1, 5])]);
+        assert!(ips("printer.example").is_empty());
+    }
+
+    #[test]
+    fn resolver_failures_map_to_the_wit_codes_getaddrinfo_would_give() {
+        let query = Query::query(dns_name("a.example").unwrap(), RecordType::A);
+        let no_records = |code| NetError::from(NoRecords::new(query.clone(), code));
+        let status = |code| NetError::Dns(DnsError::ResponseCode(code));
+        let rows = [
+            (
+                no_records(ResponseCode::NXDomain),
+                ErrorCode::NameUnresolvable,
+            ),
+            (
+                no_records(ResponseCode::NoError),
+                ErrorCode::NameUnresolvable,
+            ),
+            (
+                status(ResponseCode::ServFail),
+                ErrorCode::TemporaryResolverFailure,
+            ),
+            (NetError::Timeout, ErrorCode::TemporaryResolverFailure),
+            (NetError::Busy, ErrorCode::TemporaryResolverFailure),
+            (NetError::Truncated, ErrorCode::TemporaryResolverFailure),
+            (
+                NetError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+                ErrorCode::TemporaryResolverFailure,
+            ),
+            (
+                status(ResponseCode::Refused),
+                ErrorCode::PermanentResolverFailure,
+            ),
+            (
+                status(ResponseCode::FormErr),
+                ErrorCode::PermanentResolverFailure,
+            ),
+            (
+                status(ResponseCode::NotImp),
+                ErrorCode::PermanentResolverFailure,
+            ),
+            (NetError::NoConnections, ErrorCode::PermanentResolverFailure),
+        ];
+        for (error, code) in rows {
+            assert_eq!(resolver_error(&error), code, "{error}");
         }
     }
 

@@ -63,7 +63,8 @@ pub struct RunOpts {
     pub log_decisions: Option<DecisionLogSpec>,
 
     /// A DNS server (IP:PORT) for the guest's name lookups, instead of the system's from
-    /// /etc/resolv.conf; repeatable. Its answers' TTLs bound DNS-pinned grants.
+    /// /etc/resolv.conf; repeatable. Asked over UDP, and over TCP on the same port when an
+    /// answer is truncated. Its answers' TTLs bound DNS-pinned grants.
     #[arg(long, value_name = "ADDR")]
     dns_server: Vec<SocketAddr>,
 
@@ -133,8 +134,8 @@ impl RunOpts {
         // environment.
         let activated = ActivatedListeners::from_env().map_err(|e| wasmtime::format_err!(e))?;
         // One thread runs the guest and the reactor that wakes it: a wake-up that crossed to
-        // another thread cost more than the rest of a small round trip. Blocking work (stdio,
-        // the system resolver) still goes to tokio's blocking pool.
+        // another thread cost more than the rest of a small round trip. Name lookups are futures
+        // on this thread too; blocking work (stdio) still goes to tokio's blocking pool.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
