@@ -90,7 +90,14 @@ pub fn target(u: &mut Unstructured<'_>) -> Result<String> {
         }
         4 => format!("[{}]", v6(u)?),
         5 => u
-            .choose(&["loopback", "private", "link-local", "metadata", "public", "any"])?
+            .choose(&[
+                "loopback",
+                "private",
+                "link-local",
+                "metadata",
+                "public",
+                "any",
+            ])?
             .to_string(),
         6 => u.choose(&NAMES)?.to_string(),
         7 => format!("*.{}", u.choose(&NAMES)?),
@@ -209,9 +216,10 @@ impl PolicySpec {
             }
         }
         for rule in &self.library {
-            if let Ok(b) = builder
-                .clone()
-                .library_rule("lib", rule.verdict, &rule.word, &rule.entry)
+            if let Ok(b) =
+                builder
+                    .clone()
+                    .library_rule("lib", rule.verdict, &rule.word, &rule.entry)
             {
                 builder = b;
             }

@@ -71,12 +71,28 @@ pub fn check_file_error(e: &PolicyError, text: &str) {
         "{shown}"
     );
     if let Some(rule) = e.rule() {
-        assert!(shown.contains(&format!("rule \"{rule}\": ")), "{shown}");
+        assert!(
+            shown.contains(&format!("rule \"{}\": ", escaped(rule))),
+            "{shown}"
+        );
         assert!(
             matches!(at, Some('"' | '\'')),
             "{shown}: the place of a rule is not its string but {at:?}"
         );
     }
+}
+
+/// `text` with its control characters escaped, as messages write them.
+fn escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Whether `text` is one line with no control character (a message must not forge lines or
@@ -100,7 +116,10 @@ pub fn check_flag(verdict: Verdict, word: &str, list: &str) -> Option<Policy> {
     match Policy::builder().flag(&flag, verdict, word, list) {
         Err(e) => {
             let shown = e.to_string();
-            assert!(shown.starts_with(&format!("{flag}: ")), "{shown}");
+            assert!(
+                shown.starts_with(&format!("{}: ", escaped(&flag))),
+                "{shown}"
+            );
             assert!(one_line(&shown), "{shown:?}");
             assert_eq!(e.line_column(), None);
             None
@@ -449,14 +468,20 @@ fn check_addr_decision(
     } else if covering(Verdict::Allow).next().is_some() {
         Verdict::Allow
     } else {
-        assert_eq!(rule, None, "{use_} {addr}: no rule covers it, yet one is named");
+        assert_eq!(
+            rule, None,
+            "{use_} {addr}: no rule covers it, yet one is named"
+        );
         assert_eq!(verdict, default_verdict(policy), "{use_} {addr}");
         return;
     };
     assert_eq!(verdict, expected, "{use_} {addr}: decided {verdict:?}");
     let rule = rule.unwrap_or_else(|| panic!("{use_} {addr}: a rule covers it, none is named"));
     assert_eq!(rule.verdict, verdict, "{use_} {addr}: {rule}");
-    assert!(rule.covers(use_, addr), "{use_} {addr}: {rule} does not cover it");
+    assert!(
+        rule.covers(use_, addr),
+        "{use_} {addr}: {rule} does not cover it"
+    );
     let ip = normalize(addr.ip());
     let best = covering(verdict)
         .map(|r| (std::cmp::Reverse(specificity(r, ip)), width(r)))
@@ -468,10 +493,14 @@ fn check_addr_decision(
     );
 }
 
-/// Whether `rule` covers `use_` of `name` on `port`, by the rule language: an exact name, a
-/// name strictly below a suffix, or `any`; an IP literal as its address.
+/// Whether `rule` covers `use_` of `name` on `port`, as [`Policy::decide_host`] documents: an
+/// exact name, a name strictly below a suffix, or `any` on every port (an `any` on some ports
+/// decides the addresses, not the name).
 fn covers_host(rule: &Rule, use_: Use, name: &str, port: u16) -> bool {
-    rule.uses.contains(use_) && rule.ports.allows(port) && rule.target.allows_name(name)
+    rule.uses.contains(use_)
+        && rule.ports.allows(port)
+        && rule.target.allows_name(name)
+        && (rule.target != Target::Any || rule.ports.is_any())
 }
 
 /// A decision on a host name against the linear scan (IP literals as addresses).
@@ -537,7 +566,11 @@ fn check_any_port(policy: &Policy, use_: Use, ip: IpAddr) {
         .iter()
         .any(|r| r.verdict == Verdict::Allow && covers_some_port(r));
     let found = policy.allow_rule_any_port(use_, ip);
-    assert_eq!(found.is_some(), expected, "allow_rule_any_port({use_}, {ip})");
+    assert_eq!(
+        found.is_some(),
+        expected,
+        "allow_rule_any_port({use_}, {ip})"
+    );
     if let Some(rule) = found {
         assert_eq!(rule.verdict, Verdict::Allow);
         assert!(covers_some_port(rule), "{use_} {ip}: {rule}");
@@ -571,7 +604,11 @@ pub fn check_dns_answer(policy: &Policy, ip: IpAddr) {
     });
     let refuse = never_from_dns(n) && !policy.is_inherit_network() && !named;
     let refused = policy.refuses_dns_answer(ip);
-    assert_eq!(refused.is_some(), refuse, "DNS answer {ip}: refused as {refused:?}");
+    assert_eq!(
+        refused.is_some(),
+        refuse,
+        "DNS answer {ip}: refused as {refused:?}"
+    );
     if let IpAddr::V4(v4) = n {
         for spelling in v6_spellings(v4) {
             assert_eq!(policy.refuses_dns_answer(spelling), refused, "{spelling}");

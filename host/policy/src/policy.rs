@@ -106,7 +106,8 @@ impl Policy {
     }
 
     /// Decides `use_` on a host name and port: a rule naming the host (or a
-    /// `*.suffix` above it) with that port. This is how a DNS-pinned
+    /// `*.suffix` above it) with that port, else an `any` rule on every port
+    /// (an `any` rule on some ports decides addresses only). This is how a DNS-pinned
     /// `tcp-connect` or `udp-send` is decided once a lookup has tied an
     /// address to the name; [`Policy::decide_name`] is this with port 0
     /// (lookup rules take no ports). An IP literal is decided as the address.

@@ -387,10 +387,16 @@ fn control_characters_of_a_rule_are_escaped_in_the_error() {
 #[test]
 fn control_characters_of_a_loaded_rule_are_escaped_in_its_source() {
     let policy = Policy::builder()
-        .toml("policy.toml", "[allow]\nconnect = [\"10.0.0.1:80;\\n443\"]\n")
+        .toml(
+            "policy.toml",
+            "[allow]\nconnect = [\"10.0.0.1:80;\\n443\"]\n",
+        )
         .unwrap()
         .build();
-    let decision = policy.decide(capnet_policy::Use::TcpConnect, "10.0.0.1:443".parse().unwrap());
+    let decision = policy.decide(
+        capnet_policy::Use::TcpConnect,
+        "10.0.0.1:443".parse().unwrap(),
+    );
     assert_eq!(
         decision.to_string(),
         r#"rule policy.toml:2:12 "connect 10.0.0.1:80;\n443""#
