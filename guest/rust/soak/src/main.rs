@@ -1,4 +1,4 @@
-//! `soak TCP_ECHO UDP_ECHO NAME DENIED`: a client that mixes every kind of network use, in
+//! `soak TCP_ECHO UDP_ECHO NAME DENIED [MIX]`: a client that mixes every kind of network use, in
 //! batches asked for on stdin, for `capnet-bench --soak`.
 //!
 //! For each line `N` read from stdin it makes `N` rounds, then prints `done N` and waits for
@@ -13,6 +13,10 @@
 //!   defence;
 //! - connects to `DENIED`, which the policy must refuse (`access-denied`).
 //!
+//! `MIX` (default `tulpd`) picks the steps by their letters: `t` TCP echo, `u` UDP echo, `l`
+//! lookup and connect, `p` dropped lookup, `d` refused connect; to find which one a growth
+//! comes from.
+//!
 //! Any other outcome prints `error: OPERATION ADDR: CAUSE` and exits 1.
 
 #![forbid(unsafe_code)]
@@ -24,11 +28,15 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [tcp, udp, name, denied] = args.as_slice() else {
-        return guest_cli::usage(
-            "soak TCP_ECHO UDP_ECHO NAME DENIED",
-            "expected four arguments",
-        );
+    let (tcp, udp, name, denied, mix) = match args.as_slice() {
+        [tcp, udp, name, denied] => (tcp, udp, name, denied, "tulpd"),
+        [tcp, udp, name, denied, mix] => (tcp, udp, name, denied, mix.as_str()),
+        _ => {
+            return guest_cli::usage(
+                "soak TCP_ECHO UDP_ECHO NAME DENIED [MIX]",
+                "expected four or five arguments",
+            );
+        }
     };
     let parse = |a: &str| a.parse::<SocketAddr>();
     let (Ok(tcp), Ok(udp), Ok(denied)) = (parse(tcp), parse(udp), parse(denied)) else {
@@ -37,13 +45,20 @@ fn main() -> ExitCode {
             "addresses are IP:PORT",
         );
     };
-    match run(tcp, udp, name, denied) {
+    match run(tcp, udp, name, denied, mix) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.exit(),
     }
 }
 
-fn run(tcp: SocketAddr, udp: SocketAddr, name: &str, denied: SocketAddr) -> Result<(), Failure> {
+fn run(
+    tcp: SocketAddr,
+    udp: SocketAddr,
+    name: &str,
+    denied: SocketAddr,
+    mix: &str,
+) -> Result<(), Failure> {
+    let step = |c: char| mix.contains(c);
     let payload: Vec<u8> = (0..1024u32).map(|i| (i * 7 % 251) as u8).collect();
     for line in std::io::stdin().lock().lines() {
         let line = line.or_fail("read", "stdin")?;
@@ -52,11 +67,21 @@ fn run(tcp: SocketAddr, udp: SocketAddr, name: &str, denied: SocketAddr) -> Resu
             .parse()
             .map_err(|_| Failure::new("parse", &line, "not a number of rounds"))?;
         for _ in 0..rounds {
-            echo_tcp(tcp, &payload)?;
-            echo_udp(udp, &payload[..64])?;
-            lookup_and_connect(name, tcp.port())?;
-            lookup_dropped(name)?;
-            connect_denied(denied)?;
+            if step('t') {
+                echo_tcp(tcp, &payload)?;
+            }
+            if step('u') {
+                echo_udp(udp, &payload[..64])?;
+            }
+            if step('l') {
+                lookup_and_connect(name, tcp.port())?;
+            }
+            if step('p') {
+                lookup_dropped(name)?;
+            }
+            if step('d') {
+                connect_denied(denied)?;
+            }
         }
         let mut out = std::io::stdout().lock();
         writeln!(out, "done {rounds}").or_fail("write", "stdout")?;
