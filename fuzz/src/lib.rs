@@ -251,9 +251,9 @@ fn folded(ip: IpAddr) -> IpAddr {
     let o = v6.octets();
     let v4 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
     let zeros = |r: std::ops::Range<usize>| o[r].iter().all(|&b| b == 0);
-    if zeros(0..10) && o[10] == 0xff && o[11] == 0xff {
-        IpAddr::V4(v4)
-    } else if zeros(0..12) && o[12] != 0 {
+    let mapped = zeros(0..10) && o[10] == 0xff && o[11] == 0xff;
+    let compatible = zeros(0..12) && o[12] != 0;
+    if mapped || compatible {
         IpAddr::V4(v4)
     } else {
         ip

@@ -12,8 +12,7 @@ use crate::target::{ip_literal, normalize_name, parse_entry};
 use crate::uses::{On, all_uses, expand};
 use crate::{
     ErrorKind, Limit, Limits, NamedSet, Origin, PolicyError, PortRange, Rule, Source, Target, Use,
-    UseSet,
-    Verdict, normalize,
+    UseSet, Verdict, normalize,
 };
 
 /// A compiled, immutable network policy: deny by default, deny rules win.
