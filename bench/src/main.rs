@@ -13,12 +13,17 @@
 //! capnet,capnet-run,wasmtime-wasi,wasmtime-wasi-run,native,native-std`, `--json FILE`, `--svg FILE`.
 //! `CAPNET_BENCH_CAPNET=PATH` runs another `capnet` binary than `target/release/capnet`.
 //!
+//! `--soak [--minutes N]` runs the soak instead (see `soak.rs`): N minutes (default 10) of mixed
+//! TCP, UDP and lookups through one guest under `capnet run`, with that process's memory and
+//! file descriptors at the start, periodically and at the end, and a PASS or FAIL line.
+//!
 //! On these 2-vCPU machines a wake-up across CPUs costs ~100 µs: run it pinned,
 //! `taskset -c 0 cargo run --release -p capnet-bench`, and say which pinning a figure is from.
 
 mod clients;
 mod report;
 mod servers;
+mod soak;
 
 use capnet_cli::host;
 use report::Row;
@@ -120,6 +125,24 @@ fn main() {
         let guest = Guest::from_name(guest).expect("a guest name");
         serve_and_report_memory(&runtime, server, guest);
         return;
+    }
+    if args.first().is_some_and(|a| a == "--soak") {
+        let minutes = match args.get(1..) {
+            Some([]) | None => 10.0,
+            Some([flag, n]) if flag == "--minutes" => match n.parse::<f64>() {
+                Ok(n) if n > 0.0 => n,
+                _ => {
+                    eprintln!("capnet-bench: --minutes takes a positive number");
+                    std::process::exit(2);
+                }
+            },
+            Some(other) => {
+                eprintln!("capnet-bench: --soak takes only --minutes N, not {other:?}");
+                std::process::exit(2);
+            }
+        };
+        let passed = soak::run(&runtime, minutes);
+        std::process::exit(if passed { 0 } else { 1 });
     }
     let options = match Options::parse(args.into_iter()) {
         Ok(options) => options,

@@ -395,7 +395,7 @@ impl WasiView for Baseline {
     }
 }
 
-async fn native(guest: Guest) -> Running {
+pub async fn native(guest: Guest) -> Running {
     if guest == Guest::UdpEcho {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();

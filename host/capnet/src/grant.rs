@@ -14,7 +14,7 @@ use crate::limit::{Held, Holders, Usage};
 use crate::revoke::{Closable, Opened, Registry};
 use crate::socket::ErrorCode;
 use crate::socket::lookup::Resolver;
-use capnet_policy::{Decision, Limit, NamedSet, Policy, Use, UseSet, Verdict};
+use capnet_policy::{Decision, Limit, Policy, Use, UseSet, Verdict};
 use learn::Subject;
 use std::collections::HashMap;
 use std::fmt;
@@ -448,11 +448,11 @@ impl Grant {
 
     /// Filters a lookup's answers for `name` and pins the rest to it for `ttl`.
     ///
-    /// DNS rebinding defence: an answer in `loopback`, `private`, `link-local`, `metadata` or the
-    /// unspecified addresses is
-    /// dropped, and the drop logged, unless the policy allows connecting to or sending to that
-    /// address by a rule of its own (or inherits the network). `from_dns` is false for names the
-    /// system answers locally (`localhost`, /etc/hosts), whose answers are kept.
+    /// DNS rebinding defence ([`Policy::refuses_dns_answer`]): an answer in `loopback`,
+    /// `private`, `link-local`, `metadata` or the unspecified addresses is dropped, and the drop
+    /// logged, unless the policy allows connecting to or sending to that address by a rule of
+    /// its own (or inherits the network). `from_dns` is false for names the system answers
+    /// locally (`localhost`, /etc/hosts), whose answers are kept.
     pub(crate) fn admit_answers(
         &self,
         name: &str,
@@ -471,8 +471,7 @@ impl Grant {
         for (ip, ttl) in answers {
             let ip = capnet_policy::normalize(ip);
             if from_dns
-                && let Some(set) = never_from_dns(ip)
-                && !allows_range(&policy, ip)
+                && let Some(set) = policy.refuses_dns_answer(ip)
                 && !self.learning_keeps(ip)
             {
                 tracing::info!(
@@ -751,32 +750,6 @@ impl Grant {
 /// Whether `layer` is the root policy rather than a scope's rules.
 fn layer_is_root(layer: &Policy, root: &Policy) -> bool {
     std::ptr::eq(layer, root)
-}
-
-/// The kind of address a name from DNS must not point at without a rule of its own: loopback,
-/// private, link-local, metadata, or unspecified (`0.0.0.0` and `::` reach the host itself).
-fn never_from_dns(ip: IpAddr) -> Option<&'static str> {
-    if ip.is_unspecified() {
-        return Some("unspecified");
-    }
-    [
-        NamedSet::Loopback,
-        NamedSet::Private,
-        NamedSet::LinkLocal,
-        NamedSet::Metadata,
-    ]
-    .into_iter()
-    .find(|s| s.contains(ip))
-    .map(NamedSet::as_str)
-}
-
-/// Whether a rule of the policy itself lets the guest reach `ip` (any port): a compiled
-/// query, so an answer costs a few table probes however many rules the policy has.
-fn allows_range(policy: &Policy, ip: IpAddr) -> bool {
-    policy.is_inherit_network()
-        || PINNED_USES
-            .iter()
-            .any(|&u| policy.allow_rule_any_port(u, ip).is_some())
 }
 
 #[cfg(test)]

@@ -63,8 +63,12 @@ impl PolicyError {
     }
 }
 
+/// One line: control characters of the rule or the message (a policy string may hold a
+/// newline, a NUL or a terminal escape) are written escaped, as `\n`, `\u{0}`, `\u{1b}`.
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        let f = &mut Escaped(f);
         match &self.place {
             Place::At {
                 origin,
@@ -79,6 +83,25 @@ impl fmt::Display for PolicyError {
             write!(f, "rule \"{rule}\": ")?;
         }
         write!(f, "{}", self.kind)
+    }
+}
+
+/// Writes what it is given with control characters escaped (`\n`, `\t`, `\u{1b}`), so text
+/// taken from a policy cannot break a message into lines or drive the terminal.
+pub(crate) struct Escaped<'a, W: fmt::Write>(pub &'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for part in s.split_inclusive(char::is_control) {
+            match part.char_indices().last() {
+                Some((i, c)) if c.is_control() => {
+                    self.0.write_str(&part[..i])?;
+                    write!(self.0, "{}", c.escape_default())?;
+                }
+                _ => self.0.write_str(part)?,
+            }
+        }
+        Ok(())
     }
 }
 

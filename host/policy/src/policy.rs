@@ -11,8 +11,8 @@ use crate::matcher::{Compiled, Found};
 use crate::target::{ip_literal, normalize_name, parse_entry};
 use crate::uses::{On, all_uses, expand};
 use crate::{
-    ErrorKind, Limit, Limits, Origin, PolicyError, PortRange, Rule, Source, Target, Use, UseSet,
-    Verdict, normalize,
+    ErrorKind, Limit, Limits, NamedSet, Origin, PolicyError, PortRange, Rule, Source, Target, Use,
+    UseSet, Verdict, normalize,
 };
 
 /// A compiled, immutable network policy: deny by default, deny rules win.
@@ -105,7 +105,8 @@ impl Policy {
     }
 
     /// Decides `use_` on a host name and port: a rule naming the host (or a
-    /// `*.suffix` above it) with that port. This is how a DNS-pinned
+    /// `*.suffix` above it) with that port, else an `any` rule on every port
+    /// (an `any` rule on some ports decides addresses only). This is how a DNS-pinned
     /// `tcp-connect` or `udp-send` is decided once a lookup has tied an
     /// address to the name; [`Policy::decide_name`] is this with port 0
     /// (lookup rules take no ports). An IP literal is decided as the address.
@@ -133,6 +134,48 @@ impl Policy {
     pub fn allow_rule_any_port(&self, use_: Use, ip: IpAddr) -> Option<&Rule> {
         let index = self.compiled.lowest_allow_ip(use_, normalize(ip))?;
         Some(&self.rules[index as usize])
+    }
+
+    /// The DNS rebinding defence: why an address a DNS server returned for a name must be
+    /// dropped, or `None` to keep it.
+    ///
+    /// A name from DNS must never point the guest at `loopback`, `private`, `link-local` or
+    /// `metadata` space or at an unspecified address, unless the policy inherits the network
+    /// or an allow rule of `tcp-connect` or `udp-send` names the address itself (on any port;
+    /// deny rules still decide the connect). The reason is the range's word: `unspecified`,
+    /// `loopback`, `private`, `link-local` or `metadata`. The address is normalised first, so
+    /// `::ffff:127.0.0.1` is dropped as `127.0.0.1` is.
+    ///
+    /// ```
+    /// use capnet_policy::{Policy, Verdict};
+    ///
+    /// let policy = Policy::builder().rule(Verdict::Allow, "connect", "api.example.com:443")?.build();
+    /// assert_eq!(policy.refuses_dns_answer("::ffff:169.254.169.254".parse()?), Some("link-local"));
+    /// assert_eq!(policy.refuses_dns_answer("93.184.216.34".parse()?), None);
+    /// let named = Policy::builder().rule(Verdict::Allow, "connect", "10.0.0.0/8:443")?.build();
+    /// assert_eq!(named.refuses_dns_answer("10.1.2.3".parse()?), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn refuses_dns_answer(&self, ip: IpAddr) -> Option<&'static str> {
+        let ip = normalize(ip);
+        let range = if ip.is_unspecified() {
+            "unspecified"
+        } else {
+            [
+                NamedSet::Loopback,
+                NamedSet::Private,
+                NamedSet::LinkLocal,
+                NamedSet::Metadata,
+            ]
+            .into_iter()
+            .find(|s| s.contains(ip))?
+            .as_str()
+        };
+        let named = self.inherit_network
+            || [Use::TcpConnect, Use::UdpSend]
+                .into_iter()
+                .any(|u| self.allow_rule_any_port(u, ip).is_some());
+        (!named).then_some(range)
     }
 
     #[inline]

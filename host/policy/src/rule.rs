@@ -78,9 +78,12 @@ pub enum Origin {
 }
 
 /// `rule policy.toml:3:5 "connect 127.0.0.1:8080"`,
-/// `flag --allow-listen "127.0.0.1:8080"` or `rule "connect 127.0.0.1:8080"`.
+/// `flag --allow-listen "127.0.0.1:8080"` or `rule "connect 127.0.0.1:8080"`; control
+/// characters of the text (a port list may hold a newline) are written escaped.
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        let f = &mut crate::error::Escaped(f);
         match &self.origin {
             Origin::File { path, line, column } => {
                 write!(f, "rule {path}:{line}:{column} \"{}\"", self.text)

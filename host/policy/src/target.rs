@@ -11,7 +11,9 @@ use crate::{ErrorKind, IpNet, NamedSet, PortRange};
 pub enum Target {
     /// An IP address or network (`127.0.0.1`, `10.0.0.0/8`, `[fd00::/8]`).
     Ip(IpNet),
-    /// One host name, lowercase without a trailing dot (`example.com`).
+    /// One host name, lowercase without a trailing dot (`example.com`). A
+    /// single-label name spelled like a keyword is written with its dot
+    /// (`private.`), and displayed so.
     Name(String),
     /// Every name strictly below a domain: `*.example.com` holds
     /// `"example.com"` and matches `a.example.com` but not `example.com`.
@@ -85,12 +87,21 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Ip(net) => net.fmt(f),
+            // A name that is also a keyword (`any`, `private`) keeps the trailing dot it
+            // was written with, so the text parses back to the name, not the keyword.
+            Target::Name(n) if is_keyword(n) => write!(f, "{n}."),
             Target::Name(n) => f.write_str(n),
             Target::Suffix(s) => write!(f, "*.{s}"),
             Target::Any => f.write_str("any"),
             Target::Set(set) => set.fmt(f),
         }
     }
+}
+
+/// Whether `name` is spelled like `any` or a named set: as a target it must be written
+/// with a trailing dot (`private.`) to mean the host.
+fn is_keyword(name: &str) -> bool {
+    name.eq_ignore_ascii_case("any") || NamedSet::from_word(name).is_some()
 }
 
 /// A query name as tables store names: lowercase, no trailing dot.
@@ -372,6 +383,27 @@ mod tests {
         assert_eq!(
             Target::parse("WWW.Example.COM.").unwrap(),
             Target::Name("www.example.com".into())
+        );
+    }
+
+    /// Found by fuzzing: `private.` (the host) displayed as `private`, which parses as the
+    /// named set, so a rendered policy meant something else.
+    #[test]
+    fn a_host_spelled_like_a_keyword_displays_with_its_dot() {
+        for (written, name) in [
+            ("private.", "private"),
+            ("ANY.", "any"),
+            ("Loopback.", "loopback"),
+        ] {
+            let target = Target::parse(written).unwrap();
+            assert_eq!(target, Target::Name(name.into()), "{written}");
+            assert_eq!(target.to_string(), format!("{name}."));
+            assert_eq!(Target::parse(&target.to_string()).unwrap(), target);
+        }
+        assert_eq!(Target::parse("private").unwrap().to_string(), "private");
+        assert_eq!(
+            Target::parse("private.example.").unwrap().to_string(),
+            "private.example"
         );
     }
 

@@ -366,3 +366,39 @@ fn first_error_in_file_order_is_reported() {
         r#"policy.toml:2:12: rule "connect 10.0.0.0/33": prefix /33 is too long for an IPv4 network (at most /32)"#
     );
 }
+
+/// Found by fuzzing: a target string holding a newline or a terminal escape printed them raw,
+/// so one error could pass for several lines of output or drive the terminal.
+#[test]
+fn control_characters_of_a_rule_are_escaped_in_the_error() {
+    let text = "[allow]\nconnect = [\"a\\nerror: b\\u001b[2J\"]\n";
+    assert_eq!(
+        file_error(text),
+        r#"policy.toml:2:12: rule "connect a\nerror: b\u{1b}[2J": host name "a\nerror" has an invalid character '\n' (use letters, digits, '-' and '.')"#
+    );
+    assert_eq!(
+        flag_error("--allow-connect", Verdict::Allow, "connect", "x\0y"),
+        r#"--allow-connect: rule "connect x\u{0}y": host name "x\u{0}y" has an invalid character '\0' (use letters, digits, '-' and '.')"#
+    );
+}
+
+/// A port list may hold a newline between its ports; the rule it loads to names itself on
+/// one line.
+#[test]
+fn control_characters_of_a_loaded_rule_are_escaped_in_its_source() {
+    let policy = Policy::builder()
+        .toml(
+            "policy.toml",
+            "[allow]\nconnect = [\"10.0.0.1:80;\\n443\"]\n",
+        )
+        .unwrap()
+        .build();
+    let decision = policy.decide(
+        capnet_policy::Use::TcpConnect,
+        "10.0.0.1:443".parse().unwrap(),
+    );
+    assert_eq!(
+        decision.to_string(),
+        r#"rule policy.toml:2:12 "connect 10.0.0.1:80;\n443""#
+    );
+}
