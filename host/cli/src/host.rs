@@ -1,6 +1,8 @@
 //! Running a `wasi:cli/command` component with capnet's sockets and `wasmtime-wasi`'s rest.
 
-use capnet::{CapnetCtx, CapnetCtxView, CapnetView};
+use capnet::policy::Policy;
+use capnet::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Cache, CacheConfig, Engine, Store};
@@ -196,5 +198,60 @@ pub async fn run_command(
             Some(exit) => Exit::Code(exit.0),
             None => Exit::Trap(error),
         },
+    }
+}
+
+/// Binds a listening socket for each `ADDR[=GUEST_ADDR]` of `specs` and hands it to the guest
+/// through `capnet` (see [`CapnetCtxBuilder::tcp_listener`]). `source` names where the specs
+/// came from in messages: `--tcplisten`, `CAPNET_TCPLISTEN`.
+///
+/// # Errors
+/// A spec that is not `ADDR` or `ADDR=GUEST_ADDR`, or an address that cannot be bound.
+pub fn preopen_listeners(
+    mut capnet: CapnetCtxBuilder,
+    source: &str,
+    specs: &[String],
+) -> wasmtime::Result<CapnetCtxBuilder> {
+    for spec in specs {
+        let (host_addr, guest_addr) = parse_tcplisten(source, spec)?;
+        let listener = std::net::TcpListener::bind(host_addr)
+            .map_err(|e| wasmtime::format_err!("{source} {spec}: cannot bind {host_addr}: {e}"))?;
+        let bound = listener.local_addr()?;
+        let guest_addr = guest_addr.unwrap_or(bound);
+        tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} for the guest as {guest_addr}");
+        capnet = capnet.tcp_listener(listener, Some(guest_addr))?;
+    }
+    Ok(capnet)
+}
+
+/// `ADDR` or `ADDR=GUEST_ADDR`.
+fn parse_tcplisten(source: &str, spec: &str) -> wasmtime::Result<(SocketAddr, Option<SocketAddr>)> {
+    let parse = |s: &str| {
+        s.parse::<SocketAddr>().map_err(|_| {
+            wasmtime::format_err!(
+                "{source} {spec}: {s:?} is not an IP socket address (write 127.0.0.1:8080 or [::1]:8080)"
+            )
+        })
+    };
+    match spec.split_once('=') {
+        Some((host, guest)) => Ok((parse(host)?, Some(parse(guest)?))),
+        None => Ok((parse(spec)?, None)),
+    }
+}
+
+/// Says, for each library of a composed app, whether `policy` gives it rules of its own (a
+/// log line) or none, so that it gets no network (a warning on stderr naming `component`).
+pub fn report_libraries(policy: &Policy, libraries: &[String], component: &str) {
+    for library in libraries {
+        match policy.library(library) {
+            Some(rules) => tracing::info!(
+                target: "capnet::cli",
+                "library {library}: its own {} rule(s), within the app's",
+                rules.rules().len()
+            ),
+            None => eprintln!(
+                "warning: {component}: library {library} has no [library.{library}] table nor --library-allow {library}=...: it gets no network"
+            ),
+        }
     }
 }

@@ -139,16 +139,7 @@ impl RunOpts {
         if !self.dns_server.is_empty() {
             capnet = capnet.name_servers(self.dns_server.iter().copied());
         }
-        for spec in &self.tcplisten {
-            let (host_addr, guest_addr) = parse_tcplisten(spec)?;
-            let listener = std::net::TcpListener::bind(host_addr).map_err(|e| {
-                wasmtime::format_err!("--tcplisten {spec}: cannot bind {host_addr}: {e}")
-            })?;
-            let bound = listener.local_addr()?;
-            let guest_addr = guest_addr.unwrap_or(bound);
-            tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} for the guest as {guest_addr}");
-            capnet = capnet.tcp_listener(listener, Some(guest_addr))?;
-        }
+        let capnet = host::preopen_listeners(capnet, "--tcplisten", &self.tcplisten)?;
 
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdio().arg(&name).args(&self.args);
@@ -182,19 +173,7 @@ impl RunOpts {
         let (linker, libraries) = host::linker_for(&engine, &component)?;
         let capnet = capnet.build();
         let current = capnet.policy_handle().current();
-        for library in &libraries {
-            match current.library(library) {
-                Some(rules) => tracing::info!(
-                    target: "capnet::cli",
-                    "library {library}: its own {} rule(s), within the app's",
-                    rules.rules().len()
-                ),
-                None => eprintln!(
-                    "warning: {}: library {library} has no [library.{library}] table nor --library-allow {library}=...: it gets no network",
-                    self.component.display()
-                ),
-            }
-        }
+        host::report_libraries(&current, &libraries, &self.component.display().to_string());
         if self.policy.is_some() {
             reload_on_hangup(self.policy_source(), capnet.policy_handle())?;
         }
@@ -290,20 +269,5 @@ fn reload(source: &PolicySource, handle: &PolicyHandle) {
             }
         }
         Err(e) => eprintln!("error: policy not reloaded, the one in force stays: {e}"),
-    }
-}
-
-/// `ADDR` or `ADDR=GUEST_ADDR`.
-fn parse_tcplisten(spec: &str) -> wasmtime::Result<(SocketAddr, Option<SocketAddr>)> {
-    let parse = |s: &str| {
-        s.parse::<SocketAddr>().map_err(|_| {
-            wasmtime::format_err!(
-                "--tcplisten {spec}: {s:?} is not an IP socket address (write 127.0.0.1:8080 or [::1]:8080)"
-            )
-        })
-    };
-    match spec.split_once('=') {
-        Some((host, guest)) => Ok((parse(host)?, Some(parse(guest)?))),
-        None => Ok((parse(spec)?, None)),
     }
 }
