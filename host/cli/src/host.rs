@@ -241,7 +241,14 @@ fn parse_tcplisten(source: &str, spec: &str) -> wasmtime::Result<(SocketAddr, Op
 
 /// Says, for each library of a composed app, whether `policy` gives it rules of its own (a
 /// log line) or none, so that it gets no network (a warning on stderr naming `component`).
-pub fn report_libraries(policy: &Policy, libraries: &[String], component: &str) {
+/// `elsewhere(NAME)` names where else than a `[library.NAME]` table the library's rules could
+/// come from (`--library-allow NAME=...`).
+pub fn report_libraries(
+    policy: &Policy,
+    libraries: &[String],
+    component: &str,
+    elsewhere: impl Fn(&str) -> String,
+) {
     for library in libraries {
         match policy.library(library) {
             Some(rules) => tracing::info!(
@@ -250,7 +257,8 @@ pub fn report_libraries(policy: &Policy, libraries: &[String], component: &str) 
                 rules.rules().len()
             ),
             None => eprintln!(
-                "warning: {component}: library {library} has no [library.{library}] table nor --library-allow {library}=...: it gets no network"
+                "warning: {component}: library {library} has no [library.{library}] table nor {}: it gets no network",
+                elsewhere(library)
             ),
         }
     }

@@ -178,7 +178,12 @@ async fn start(
         .map_err(|e| e.context(format!("cannot load component {name}")))?;
     let (linker, libraries) = host::linker_for(&engine, &component)?;
     let capnet = capnet.build();
-    host::report_libraries(&capnet.policy_handle().current(), &libraries, name);
+    host::report_libraries(
+        &capnet.policy_handle().current(),
+        &libraries,
+        name,
+        |library| format!("a [library.{library}] table in CAPNET_RULES"),
+    );
     let host = CommandHost::new(wasi.build(), capnet);
     Ok(host::run_command(&engine, &linker, &component, host).await)
 }

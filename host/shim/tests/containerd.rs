@@ -6,14 +6,17 @@
 //! Needs root and Debian's `containerd` (`scripts/setup` installs it). Everything the test
 //! starts is stopped and removed when it ends, whether it passes or not.
 
-use capnet_tests::{ImageFile, guest, oci_image};
-use std::io::{BufRead, BufReader};
+use capnet_tests::{ImageFile, guest, lang_guest, oci_image};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNTIME: &str = "io.containerd.capnet.v1";
 const POLICY_PATH: &str = "/etc/capnet/policy.toml";
+/// Where every image of the test keeps its component.
+const COMPONENT: &str = "/app.wasm";
 
 /// The serving image's policy: the guest may listen on loopback, any port.
 const SERVE_POLICY: &str = "[allow]\nlisten = [\"127.0.0.1:0\"]\n";
@@ -33,12 +36,14 @@ struct Containerd {
 }
 
 impl Containerd {
-    fn start() -> Containerd {
+    /// Starts a containerd for the test `test`.
+    fn start(test: &str) -> Containerd {
         assert!(
             is_root(),
             "the containerd test starts containerd and containers: run it as root"
         );
-        let dir = std::env::temp_dir().join(format!("capnet-containerd-{}", std::process::id()));
+        let id = format!("{}-{test}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("capnet-containerd-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let snapshotter = if overlay_works(&dir) {
@@ -85,7 +90,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             .spawn()
             .expect("containerd is installed (scripts/setup installs Debian's containerd)");
         let mut containerd = Containerd {
-            namespace: format!("capnet-test-{}", std::process::id()),
+            namespace: format!("capnet-test-{id}"),
             dir,
             snapshotter,
             process,
@@ -129,17 +134,18 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         ctr
     }
 
-    /// Builds an image of `http-hello` with `policy` at the fixed path and imports it.
-    fn import(&self, name: &str, policy: &str) {
-        let wasm = std::fs::read(guest("http-hello")).unwrap();
+    /// Builds an image of the component at `wasm` with `policy` at the fixed path and
+    /// imports it.
+    fn import(&self, name: &str, wasm: &Path, policy: &str) {
+        let wasm = std::fs::read(wasm).unwrap();
         let files: [ImageFile<'_>; 2] = [
-            ("/http-hello.wasm", wasm.as_slice()),
+            (COMPONENT, wasm.as_slice()),
             (POLICY_PATH, policy.as_bytes()),
         ];
         let archive = self
             .dir
             .join(format!("{}.tar", name.replace([':', '/'], "_")));
-        oci_image(name, &files, &["/http-hello.wasm"], &archive);
+        oci_image(name, &files, &[COMPONENT], &archive);
         let out = self
             .ctr()
             .args(["images", "import", "--snapshotter", self.snapshotter])
@@ -158,7 +164,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         for var in env {
             ctr.args(["--env", var]);
         }
-        ctr.args([image, id, "/http-hello.wasm"])
+        ctr.args([image, id, COMPONENT])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -281,11 +287,12 @@ fn curl(url: &str) -> String {
 /// One containerd for all the cases: starting it and importing images is most of the time.
 #[test]
 fn containerd_runs_components_under_the_policy_their_image_carries() {
-    let containerd = Containerd::start();
+    let containerd = Containerd::start("policy");
     let serve = "capnet.test/http-hello:serve";
     let no_serve = "capnet.test/http-hello:no-serve";
-    containerd.import(serve, SERVE_POLICY);
-    containerd.import(no_serve, NO_SERVE_POLICY);
+    let hello = guest("http-hello");
+    containerd.import(serve, &hello, SERVE_POLICY);
+    containerd.import(no_serve, &hello, NO_SERVE_POLICY);
 
     // The image's policy allows the listen: it serves curl (one connection, then it exits).
     let mut child = containerd.run(serve, "serve", &[], &["127.0.0.1:0", "1"]);
@@ -350,4 +357,66 @@ fn containerd_runs_components_under_the_policy_their_image_carries() {
         "error: CAPNET_RULES:2:12: rule \"connect 10.0.0.0/8:9000-80\": port range start is above its end (write 80-9000)\n"
     );
     assert!(out.stdout.is_empty(), "the guest never ran: {out:?}");
+}
+
+/// A TCP server on a port of its own that answers every connection with `reply`.
+fn server(reply: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = Vec::new();
+            let _ = stream.read_to_end(&mut request);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    addr
+}
+
+/// A composed app's libraries get the grants of the image policy's `[library.NAME]` tables,
+/// as under `capnet run` (the nano-process example, built by scripts/build-guests).
+#[test]
+fn containerd_gives_each_library_of_a_composed_app_its_own_grant() {
+    let containerd = Containerd::start("nano");
+    let weather = server("sunny");
+    let app = server("app");
+    let image = "capnet.test/nano-app:latest";
+    let policy = format!(
+        "[allow]\nconnect = [\"loopback\"]\n\n[library.weather.allow]\nconnect = [\"{weather}\"]\n"
+    );
+    containerd.import(image, &lang_guest("rust", "nano-app"), &policy);
+
+    let steps = [
+        format!("weather={weather}"),
+        format!("app={app}"),
+        format!("weather={app}"),
+    ];
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let out = wait(containerd.run(image, "nano", &["CAPNET_LOG_DECISIONS=json"], &steps));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let line = |step: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{step}: ")))
+            .unwrap_or_else(|| panic!("no line for {step} in:\n{stdout}"))
+            .to_owned()
+    };
+    assert_eq!(line(steps[0]), format!("{}: ok sunny", steps[0]));
+    assert_eq!(line(steps[1]), format!("{}: ok app", steps[1]));
+    assert!(
+        line(steps[2]).starts_with(&format!("{}: error PermissionDenied", steps[2])),
+        "the weather library may not reach the app's server:\n{stdout}"
+    );
+    // The refusal is a JSON decision line on the container's stderr, naming the library.
+    let refused = stderr
+        .lines()
+        .find(|l| l.contains(&format!("\"address\":\"{app}\",\"verdict\":\"deny\"")))
+        .unwrap_or_else(|| panic!("no refusal of {app} in:\n{stderr}"));
+    assert!(
+        refused.contains(r#""library":"weather","use":"tcp-connect""#),
+        "{refused}"
+    );
 }

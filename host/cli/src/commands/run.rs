@@ -173,7 +173,12 @@ impl RunOpts {
         let (linker, libraries) = host::linker_for(&engine, &component)?;
         let capnet = capnet.build();
         let current = capnet.policy_handle().current();
-        host::report_libraries(&current, &libraries, &self.component.display().to_string());
+        host::report_libraries(
+            &current,
+            &libraries,
+            &self.component.display().to_string(),
+            |library| format!("--library-allow {library}=..."),
+        );
         if self.policy.is_some() {
             reload_on_hangup(self.policy_source(), capnet.policy_handle())?;
         }
