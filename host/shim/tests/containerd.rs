@@ -160,6 +160,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     fn run(&self, image: &str, id: &str, env: &[&str], args: &[&str]) -> Child {
         let mut ctr = self.ctr();
         ctr.args(["run", "--rm", "--net-host", "--runtime", RUNTIME])
+            .arg("--fifo-dir")
+            .arg(self.dir.join("fifo"))
             .args(["--snapshotter", self.snapshotter]);
         for var in env {
             ctr.args(["--env", var]);
@@ -207,7 +209,11 @@ impl Drop for Containerd {
         // runwasi keeps its containers' state under /run/containerd/RUNTIME/NAMESPACE.
         let runwasi = Path::new("/run/containerd/capnet");
         let _ = std::fs::remove_dir_all(runwasi.join(&self.namespace));
-        let _ = std::fs::remove_dir(runwasi); // when no other namespace is left in it
+        // Shims' sockets live in /run/containerd/s whatever containerd's state directory is:
+        // remove what this test created there, when nothing else is left in it.
+        let _ = std::fs::remove_dir(runwasi);
+        let _ = std::fs::remove_dir("/run/containerd/s");
+        let _ = std::fs::remove_dir("/run/containerd");
     }
 }
 
