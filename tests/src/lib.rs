@@ -299,3 +299,72 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// A file of an OCI image's root file system: its path in the image, its bytes.
+pub type ImageFile<'a> = (&'a str, &'a [u8]);
+
+/// Writes an OCI image archive, as `ctr images import` reads it, to `out`: an image named
+/// `name` for this machine's platform whose one layer holds `files` (parent directories
+/// included) and whose process is `entrypoint`. Built by runwasi's `oci-tar-builder`, the
+/// layer by the `tar` crate.
+///
+/// # Panics
+/// When a file cannot be written next to `out`.
+pub fn oci_image(name: &str, files: &[ImageFile<'_>], entrypoint: &[&str], out: &Path) {
+    use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder, RootFsBuilder};
+    use std::collections::BTreeSet;
+
+    let layer = out.with_extension("layer.tar");
+    let mut tar = tar::Builder::new(std::fs::File::create(&layer).expect("create the layer"));
+    let directories: BTreeSet<&Path> = files
+        .iter()
+        .flat_map(|(path, _)| Path::new(path.trim_start_matches('/')).ancestors().skip(1))
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .collect();
+    for dir in directories {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        tar.append_data(&mut header, dir, std::io::empty())
+            .expect("a directory entry");
+    }
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(bytes.len() as u64);
+        tar.append_data(&mut header, path.trim_start_matches('/'), *bytes)
+            .expect("a file entry");
+    }
+    tar.into_inner()
+        .and_then(|mut f| std::io::Write::flush(&mut f))
+        .expect("write the layer");
+
+    let diff_id = format!(
+        "sha256:{}",
+        sha256::try_digest(layer.as_path()).expect("digest the layer")
+    );
+    let config = ImageConfigurationBuilder::default()
+        .config(
+            ConfigBuilder::default()
+                .entrypoint(entrypoint.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .build()
+                .expect("an image config"),
+        )
+        .rootfs(
+            RootFsBuilder::default()
+                .diff_ids(vec![diff_id])
+                .build()
+                .expect("a rootfs"),
+        )
+        .build()
+        .expect("an image configuration");
+    let mut builder = oci_tar_builder::Builder::default();
+    builder
+        .add_config(config, name.to_owned())
+        .add_layer(&layer);
+    builder
+        .build(std::fs::File::create(out).expect("create the image archive"))
+        .expect("build the image archive");
+    std::fs::remove_file(&layer).expect("remove the layer");
+}

@@ -1,6 +1,9 @@
 //! Running a `wasi:cli/command` component with capnet's sockets and `wasmtime-wasi`'s rest.
 
-use capnet::{CapnetCtx, CapnetCtxView, CapnetView};
+use crate::activation::ActivatedListeners;
+use capnet::policy::Policy;
+use capnet::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Cache, CacheConfig, Engine, Store};
@@ -196,5 +199,120 @@ pub async fn run_command(
             Some(exit) => Exit::Code(exit.0),
             None => Exit::Trap(error),
         },
+    }
+}
+
+/// Pre-opens a listener for each `ADDR[=GUEST]` or `NAME[=GUEST]` of `specs` (`source` names
+/// the flag or variable they came from, for messages): a socket the service manager passed
+/// (`activated`) at ADDR, or by that NAME, stands for the bind. What `specs` does not name of
+/// `activated` is handed to the guest at its own address.
+///
+/// # Errors
+/// A spec that does not parse, an address that cannot be bound, a name nothing was passed as.
+pub fn preopen_listeners(
+    mut capnet: CapnetCtxBuilder,
+    source: &str,
+    specs: &[String],
+    mut activated: ActivatedListeners,
+) -> wasmtime::Result<CapnetCtxBuilder> {
+    for spec in specs {
+        let (from, guest_addr) = parse_tcplisten(source, spec)?;
+        let (listener, bound, passed) = match from {
+            // A socket the service manager passed at that address stands for the bind.
+            ListenSource::Addr(host_addr) => match activated.take_at(host_addr) {
+                Some(a) => {
+                    let fd = a.describe();
+                    (a.listener, a.addr, Some(fd))
+                }
+                None => {
+                    let listener = std::net::TcpListener::bind(host_addr).map_err(|e| {
+                        wasmtime::format_err!("{source} {spec}: cannot bind {host_addr}: {e}")
+                    })?;
+                    let bound = listener.local_addr()?;
+                    (listener, bound, None)
+                }
+            },
+            ListenSource::Name(name) => {
+                let a = activated
+                    .take_named(name)
+                    .map_err(|e| wasmtime::format_err!("{source} {spec}: {e}"))?;
+                let fd = a.describe();
+                (a.listener, a.addr, Some(fd))
+            }
+        };
+        let guest_addr = guest_addr.unwrap_or(bound);
+        match passed {
+            Some(fd) => {
+                tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} ({fd} from the service manager) for the guest as {guest_addr}")
+            }
+            None => {
+                tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} for the guest as {guest_addr}")
+            }
+        }
+        capnet = capnet.tcp_listener(listener, Some(guest_addr))?;
+    }
+    // What no spec named, the guest knows by its own address.
+    for a in activated.into_rest() {
+        tracing::info!(target: "capnet::cli", "pre-opened listener on {} ({} from the service manager) for the guest as {}", a.addr, a.describe(), a.addr);
+        capnet = capnet.tcp_listener(a.listener, None)?;
+    }
+    Ok(capnet)
+}
+
+/// Where a pre-opened listener comes from.
+enum ListenSource<'a> {
+    /// Bound at this address, or the passed socket listening there.
+    Addr(SocketAddr),
+    /// The passed socket of this `LISTEN_FDNAMES` name.
+    Name(&'a str),
+}
+
+/// `ADDR`, `ADDR=GUEST_ADDR`, `NAME` or `NAME=GUEST_ADDR`.
+fn parse_tcplisten<'a>(
+    source: &str,
+    spec: &'a str,
+) -> wasmtime::Result<(ListenSource<'a>, Option<SocketAddr>)> {
+    let parse = |s: &str| {
+        s.parse::<SocketAddr>().map_err(|_| {
+            wasmtime::format_err!(
+                "{source} {spec}: {s:?} is not an IP socket address (write 127.0.0.1:8080 or [::1]:8080)"
+            )
+        })
+    };
+    let (host, guest) = match spec.split_once('=') {
+        Some((host, guest)) => (host, Some(parse(guest)?)),
+        None => (spec, None),
+    };
+    // A socket address has a ':'; a systemd file descriptor name never does.
+    let from = match host.contains(':') {
+        true => ListenSource::Addr(parse(host)?),
+        false if !host.is_empty() => ListenSource::Name(host),
+        false => return Err(parse(host).unwrap_err()),
+    };
+    Ok((from, guest))
+}
+
+/// Says, for each library of a composed app, whether `policy` gives it rules of its own (a
+/// log line) or none, so that it gets no network (a warning on stderr naming `component`).
+/// `elsewhere(NAME)` names where else than a `[library.NAME]` table the library's rules could
+/// come from (`--library-allow NAME=...`).
+pub fn report_libraries(
+    policy: &Policy,
+    libraries: &[String],
+    component: &str,
+    elsewhere: impl Fn(&str) -> String,
+) {
+    for library in libraries {
+        match policy.library(library) {
+            Some(rules) => tracing::info!(
+                target: "capnet::cli",
+                "library {library}: its own {} rule(s), within the app's",
+                rules.rules().len()
+            ),
+            None => eprintln!(
+                "warning: {component}: library {library} has no [library.{library}] table nor {}: it gets no network",
+                elsewhere(library)
+            ),
+        }
     }
 }

@@ -2,11 +2,9 @@
 
 use capnet_cli::commands::policy::PolicyOpts;
 use capnet_cli::commands::run::RunOpts;
-use capnet_cli::decision_log::{DecisionLog, DecisionLogSpec};
+use capnet_cli::decision_log::DecisionLogSpec;
 use clap::{ArgAction, Parser, Subcommand};
-use std::io::IsTerminal;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 /// Run WebAssembly components with network access granted the capability way: deny by
 /// default, every bind, listen, accept, connect and lookup checked against a policy.
@@ -43,50 +41,17 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
-            let mut causes = error.chain().skip(1).peekable();
-            if causes.peek().is_some() {
-                eprintln!("\nCaused by:");
-                for cause in causes {
-                    eprintln!("    {cause}");
-                }
-            }
+            eprint!("{}", capnet_cli::logging::error_report(&error));
             ExitCode::FAILURE
         }
     }
 }
 
-/// Denials are logged by default (info); allows with -v (debug). With `--log-decisions`, every
-/// decision also goes to the JSON log, which to stderr replaces the human decision lines.
+/// The shared capnet log ([`capnet_cli::logging`]), installed for the process; `log` records
+/// of the libraries underneath (wasmtime's) join it.
 fn init_logging(verbose: u8, decisions: Option<&DecisionLogSpec>) -> std::io::Result<()> {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-
-    let default = match verbose {
-        0 => "capnet=info",
-        1 => "capnet=debug",
-        _ => "capnet=trace",
-    };
-    let mut filter =
-        EnvFilter::try_from_env("CAPNET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    if decisions == Some(&DecisionLogSpec::Stderr) {
-        filter = filter.add_directive("capnet::policy=off".parse().expect("a valid directive"));
-    }
-    let human = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .with_filter(filter);
-    let json = match decisions {
-        Some(spec) => Some(
-            DecisionLog::open(spec)?.with_filter(
-                tracing_subscriber::filter::Targets::new()
-                    .with_target("capnet::policy", tracing::Level::DEBUG),
-            ),
-        ),
-        None => None,
-    };
-    tracing_subscriber::registry().with(human).with(json).init();
+    let filter = std::env::var("CAPNET_LOG").ok();
+    capnet_cli::logging::dispatch(verbose, filter.as_deref(), decisions)?.init();
     Ok(())
 }

@@ -152,7 +152,7 @@ impl RunOpts {
     async fn run_async(
         self,
         policy: Policy,
-        mut activated: ActivatedListeners,
+        activated: ActivatedListeners,
     ) -> wasmtime::Result<Exit> {
         let name = self
             .component
@@ -174,49 +174,7 @@ impl RunOpts {
         if !self.dns_server.is_empty() {
             capnet = capnet.name_servers(self.dns_server.iter().copied());
         }
-        for spec in &self.tcplisten {
-            let (source, guest_addr) = parse_tcplisten(spec)?;
-            let (listener, bound, from) = match source {
-                // A socket the service manager passed at that address stands for the bind.
-                ListenSource::Addr(host_addr) => match activated.take_at(host_addr) {
-                    Some(a) => {
-                        let fd = a.describe();
-                        (a.listener, a.addr, Some(fd))
-                    }
-                    None => {
-                        let listener = std::net::TcpListener::bind(host_addr).map_err(|e| {
-                            wasmtime::format_err!(
-                                "--tcplisten {spec}: cannot bind {host_addr}: {e}"
-                            )
-                        })?;
-                        let bound = listener.local_addr()?;
-                        (listener, bound, None)
-                    }
-                },
-                ListenSource::Name(name) => {
-                    let a = activated
-                        .take_named(name)
-                        .map_err(|e| wasmtime::format_err!("--tcplisten {spec}: {e}"))?;
-                    let fd = a.describe();
-                    (a.listener, a.addr, Some(fd))
-                }
-            };
-            let guest_addr = guest_addr.unwrap_or(bound);
-            match from {
-                Some(fd) => {
-                    tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} ({fd} from the service manager) for the guest as {guest_addr}")
-                }
-                None => {
-                    tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} for the guest as {guest_addr}")
-                }
-            }
-            capnet = capnet.tcp_listener(listener, Some(guest_addr))?;
-        }
-        // What no --tcplisten named, the guest knows by its own address.
-        for a in activated.into_rest() {
-            tracing::info!(target: "capnet::cli", "pre-opened listener on {} ({} from the service manager) for the guest as {}", a.addr, a.describe(), a.addr);
-            capnet = capnet.tcp_listener(a.listener, None)?;
-        }
+        let capnet = host::preopen_listeners(capnet, "--tcplisten", &self.tcplisten, activated)?;
 
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdio().arg(&name).args(&self.args);
@@ -250,19 +208,14 @@ impl RunOpts {
         let (linker, libraries) = host::linker_for(&engine, &component)?;
         let capnet = capnet.build();
         let current = capnet.policy_handle().current();
-        for library in &libraries {
-            match current.library(library) {
-                Some(rules) => tracing::info!(
-                    target: "capnet::cli",
-                    "library {library}: its own {} rule(s), within the app's",
-                    rules.rules().len()
-                ),
-                None if learning.is_some() => {}
-                None => eprintln!(
-                    "warning: {}: library {library} has no [library.{library}] table nor --library-allow {library}=...: it gets no network",
-                    self.component.display()
-                ),
-            }
+        // Learning, a library with no table of its own gets one written.
+        if learning.is_none() {
+            host::report_libraries(
+                &current,
+                &libraries,
+                &self.component.display().to_string(),
+                |library| format!("--library-allow {library}=..."),
+            );
         }
         if self.policy.is_some() {
             reload_on_hangup(self.policy_source(), capnet.policy_handle())?;
@@ -408,34 +361,4 @@ fn reload(source: &PolicySource, handle: &PolicyHandle) {
         }
         Err(e) => eprintln!("error: policy not reloaded, the one in force stays: {e}"),
     }
-}
-
-/// Where a `--tcplisten` listener comes from.
-enum ListenSource<'a> {
-    /// Bound at this address, or the passed socket listening there.
-    Addr(SocketAddr),
-    /// The passed socket of this `LISTEN_FDNAMES` name.
-    Name(&'a str),
-}
-
-/// `ADDR`, `ADDR=GUEST_ADDR`, `NAME` or `NAME=GUEST_ADDR`.
-fn parse_tcplisten(spec: &str) -> wasmtime::Result<(ListenSource<'_>, Option<SocketAddr>)> {
-    let parse = |s: &str| {
-        s.parse::<SocketAddr>().map_err(|_| {
-            wasmtime::format_err!(
-                "--tcplisten {spec}: {s:?} is not an IP socket address (write 127.0.0.1:8080 or [::1]:8080)"
-            )
-        })
-    };
-    let (host, guest) = match spec.split_once('=') {
-        Some((host, guest)) => (host, Some(parse(guest)?)),
-        None => (spec, None),
-    };
-    // A socket address has a ':'; a systemd file descriptor name never does.
-    let source = match host.contains(':') {
-        true => ListenSource::Addr(parse(host)?),
-        false if !host.is_empty() => ListenSource::Name(host),
-        false => return Err(parse(host).unwrap_err()),
-    };
-    Ok((source, guest))
 }
