@@ -103,7 +103,7 @@ fn main() {
     {
         match flag.as_str() {
             "--native-std" => return servers::serve_std(guest),
-            "--wasmtime-wasi" => return servers::serve_baseline(&engine(), guest),
+            "--wasmtime-wasi" => return servers::serve_baseline(guest),
             _ => {}
         }
     }
@@ -135,6 +135,16 @@ fn main() {
 /// An engine whose compiled code outlives the run, so a rerun starts at once.
 fn engine() -> Engine {
     host::engine_with_cache(&std::env::temp_dir().join("capnet-bench-cache")).unwrap()
+}
+
+/// The engine for `guest`: [`engine`], or for a 0.3 guest one with the async ABI (which
+/// `capnet run` enables only for such a guest too).
+pub(crate) fn engine_for(guest: Guest) -> Engine {
+    if !guest.is_p3() {
+        return engine();
+    }
+    let cache = std::env::temp_dir().join("capnet-bench-cache");
+    host::engine_for(host::Abi::P3, Some(&cache)).unwrap()
 }
 
 pub(crate) fn compile(engine: &Engine, path: &Path) -> Component {
@@ -244,6 +254,43 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
                 |a, o| Box::pin(clients::udp_ping_pong(a, o.round_trips)),
             ),
         ),
+        // wasi:sockets@0.3.0: the same clients against the 0.3 guests.
+        scenario(
+            format!("0.3 echo {} MiB, 256 KiB writes", options.bulk >> 20),
+            "MB/s",
+            Guest::P3Echo,
+            |a, o| Box::pin(clients::echo_bulk(a, o.bulk)),
+        ),
+        scenario(
+            format!("0.3 sink {} MiB", options.bulk >> 20),
+            "MB/s",
+            Guest::P3Sink,
+            |a, o| Box::pin(clients::sink_bulk(a, o.bulk)),
+        ),
+        counted(
+            |o| o.round_trips,
+            scenario(
+                "0.3 1-byte ping-pong".into(),
+                "round trips/s",
+                Guest::P3Echo,
+                |a, o| Box::pin(clients::ping_pong(a, 1, o.round_trips)),
+            ),
+        ),
+        counted(
+            |o| o.concurrent * (o.round_trips / 1000).max(5),
+            scenario(
+                format!("0.3 echo, {} connections at once, 1 KiB", options.concurrent),
+                "round trips/s",
+                Guest::P3Echo,
+                |a, o| {
+                    Box::pin(clients::concurrent(
+                        a,
+                        o.concurrent,
+                        (o.round_trips / 1000).max(5),
+                    ))
+                },
+            ),
+        ),
     ]
 }
 
@@ -252,17 +299,24 @@ async fn run(options: &'static Options) {
     let scenarios = scenarios(options);
     let mut rows: Vec<Row> = scenarios
         .iter()
-        .map(|s| Row::new(s.name.clone(), s.unit, true))
+        .map(|s| Row {
+            p3: s.guest.is_p3(),
+            ..Row::new(s.name.clone(), s.unit, true)
+        })
         .collect();
     let mut notes = Vec::new();
-    let guests = [Guest::Echo, Guest::Sink, Guest::PollEcho, Guest::UdpEcho];
-    for guest in guests {
+    for guest in Guest::ALL {
         let wanted: Vec<usize> = (0..scenarios.len())
             .filter(|&i| scenarios[i].guest == guest && options.wants(&scenarios[i].name))
             .collect();
         if wanted.is_empty() {
             continue;
         }
+        let engine = if guest.is_p3() {
+            engine_for(guest)
+        } else {
+            engine.clone()
+        };
         let component = compile(&engine, &capnet_tests::guest(guest.name()));
         for &server in options.servers.iter().filter(|s| s.serves(guest)) {
             eprintln!("bench: {} under {}", guest.name(), server.name());
