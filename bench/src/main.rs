@@ -279,7 +279,10 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
         counted(
             |o| o.concurrent * (o.round_trips / 1000).max(5),
             scenario(
-                format!("0.3 echo, {} connections at once, 1 KiB", options.concurrent),
+                format!(
+                    "0.3 echo, {} connections at once, 1 KiB",
+                    options.concurrent
+                ),
                 "round trips/s",
                 Guest::P3Echo,
                 |a, o| {

@@ -11,15 +11,14 @@ use capnet::policy::Verdict::Allow;
 use capnet_tests::{PATIENCE, Running, ctx, open_sockets, policy};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// Held by each test for its whole run: socket counts are per process.
-fn alone() -> MutexGuard<'static, ()> {
-    static ALONE: Mutex<()> = Mutex::new(());
-    ALONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
 }
 
 /// The test's end of the guest's control connection: a line per step, a byte to go on.
@@ -120,7 +119,7 @@ fn assert_closed_by_peer(kind: ErrorKind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_given_up_mid_handshake_leaves_no_socket_once_dropped() {
-    let _alone = alone();
+    let _alone = alone().await;
     let before = open_sockets();
     // A listener whose accept queue is full: the kernel drops further SYNs, so a connect to
     // it stays in its handshake until given up.
@@ -153,9 +152,8 @@ async fn a_connect_given_up_mid_handshake_leaves_no_socket_once_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receive_stream_dropped_with_data_in_flight_leaves_sending_open_until_the_socket_goes()
-{
-    let _alone = alone();
+async fn a_receive_stream_dropped_with_data_in_flight_leaves_sending_open_until_the_socket_goes() {
+    let _alone = alone().await;
     let before = open_sockets();
     let (addr, accepted) = target().await;
     let (guest, mut ctl) = start("receive-drop", addr).await;
@@ -177,7 +175,11 @@ async fn a_receive_stream_dropped_with_data_in_flight_leaves_sending_open_until_
     );
     ctl.go().await;
     ctl.expect("socket dropped").await;
-    assert_eq!(open_sockets(), before + 2 + 1, "the guest's socket is closed");
+    assert_eq!(
+        open_sockets(),
+        before + 2 + 1,
+        "the guest's socket is closed"
+    );
     assert_closed_by_peer(flood.await.unwrap());
     ctl.go().await;
     let done = guest.finish().await;
@@ -188,7 +190,7 @@ async fn a_receive_stream_dropped_with_data_in_flight_leaves_sending_open_until_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_stream_ended_mid_write_delivers_what_was_taken_then_the_end() {
-    let _alone = alone();
+    let _alone = alone().await;
     let before = open_sockets();
     let (addr, accepted) = target().await;
     let (guest, mut ctl) = start("send-close", addr).await;
@@ -223,7 +225,7 @@ async fn a_send_stream_ended_mid_write_delivers_what_was_taken_then_the_end() {
 /// Runs p3-teardown's `mode` (`exit-open` or `return-open`): after the guest ends with a
 /// listener, a connection and a UDP socket open, all three are closed.
 async fn ending_with_sockets_open_closes_them(mode: &str) {
-    let _alone = alone();
+    let _alone = alone().await;
     let before = open_sockets();
     let (addr, accepted) = target().await;
     let (guest, mut ctl) = start(mode, addr).await;
@@ -266,7 +268,7 @@ async fn a_guest_that_returns_while_a_task_holds_sockets_leaves_none_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_mid_echo_closes_the_connection_and_spares_other_guests() {
-    let _alone = alone();
+    let _alone = alone().await;
     let before = open_sockets();
     let echo = Running::start(
         "p3-echo-server",
@@ -279,7 +281,11 @@ async fn a_trap_mid_echo_closes_the_connection_and_spares_other_guests() {
     let (mut from_guest, to_guest) = accepted.await.into_split();
 
     ctl.expect("echoing").await;
-    assert_eq!(open_sockets(), before + 1 + 2 + 2, "with the echo server's listener");
+    assert_eq!(
+        open_sockets(),
+        before + 1 + 2 + 2,
+        "with the echo server's listener"
+    );
     let flood = tokio::spawn(write_until_refused(to_guest));
     ctl.go().await;
     let trap = guest.trapped().await;
@@ -287,7 +293,10 @@ async fn a_trap_mid_echo_closes_the_connection_and_spares_other_guests() {
     assert_closed_by_peer(flood.await.unwrap());
     // What was echoed but not read yet may be lost to the reset; the close is not.
     let echoed = read_until_closed(&mut from_guest).await;
-    assert!(echoed.iter().all(|b| *b == 0x5a), "only what was sent came back");
+    assert!(
+        echoed.iter().all(|b| *b == 0x5a),
+        "only what was sent came back"
+    );
 
     // Another instance in the same host serves on.
     let mut client = TcpStream::connect(echo_addr).await.unwrap();

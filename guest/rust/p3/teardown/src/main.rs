@@ -72,7 +72,10 @@ impl Control {
 
     /// Tells the test `what` happened and waits for its go-ahead.
     async fn step(&mut self, what: &str) {
-        let _ = self.to_test.write_all(format!("{what}\n").into_bytes()).await;
+        let _ = self
+            .to_test
+            .write_all(format!("{what}\n").into_bytes())
+            .await;
         let _ = self.from_test.read(Vec::with_capacity(1)).await;
     }
 }
@@ -226,7 +229,9 @@ impl bindings::exports::wasi::cli::run::Guest for Teardown {
                 other => Err(format!("no mode {other:?}")),
             }
         };
-        outcome.await.map_err(|problem| eprintln!("error: {problem}"))
+        outcome
+            .await
+            .map_err(|problem| eprintln!("error: {problem}"))
     }
 }
 
