@@ -6,7 +6,10 @@
 //! blocking `std` (a process of its own), each driven by the same native client. Prints medians
 //! with min-max over the runs, the ratios capnet/baseline and capnet/native, and then the
 //! ratios `capnet run`/native std and `capnet run`/wasmtime-wasi with the context switches per
-//! operation of each server process.
+//! operation of each server process. The `0.3` rows run the `wasi:sockets@0.3.0` guests
+//! (p3-echo-server, p3-sink-server) under `capnet run` and under the baseline host on
+//! wasmtime-wasi's p3 sockets, each a process of its own, against native tokio, in a table of
+//! their own (`--only 0.3` for those alone).
 //!
 //! Options: `--quick` (small sizes, 3 runs), `--runs N`, `--only TEXT` (scenarios whose name
 //! contains TEXT), `--concurrent N` (connections at once, default 1,000), `--servers
