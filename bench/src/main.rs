@@ -6,7 +6,10 @@
 //! blocking `std` (a process of its own), each driven by the same native client. Prints medians
 //! with min-max over the runs, the ratios capnet/baseline and capnet/native, and then the
 //! ratios `capnet run`/native std and `capnet run`/wasmtime-wasi with the context switches per
-//! operation of each server process.
+//! operation of each server process. The `0.3` rows run the `wasi:sockets@0.3.0` guests
+//! (p3-echo-server, p3-sink-server) under `capnet run` and under the baseline host on
+//! wasmtime-wasi's p3 sockets, each a process of its own, against native tokio, in a table of
+//! their own (`--only 0.3` for those alone).
 //!
 //! Options: `--quick` (small sizes, 3 runs), `--runs N`, `--only TEXT` (scenarios whose name
 //! contains TEXT), `--concurrent N` (connections at once, default 1,000), `--servers
@@ -108,7 +111,7 @@ fn main() {
     {
         match flag.as_str() {
             "--native-std" => return servers::serve_std(guest),
-            "--wasmtime-wasi" => return servers::serve_baseline(&engine(), guest),
+            "--wasmtime-wasi" => return servers::serve_baseline(guest),
             _ => {}
         }
     }
@@ -158,6 +161,16 @@ fn main() {
 /// An engine whose compiled code outlives the run, so a rerun starts at once.
 fn engine() -> Engine {
     host::engine_with_cache(&std::env::temp_dir().join("capnet-bench-cache")).unwrap()
+}
+
+/// The engine for `guest`: [`engine`], or for a 0.3 guest one with the async ABI (which
+/// `capnet run` enables only for such a guest too).
+pub(crate) fn engine_for(guest: Guest) -> Engine {
+    if !guest.is_p3() {
+        return engine();
+    }
+    let cache = std::env::temp_dir().join("capnet-bench-cache");
+    host::engine_for(host::Abi::P3, Some(&cache)).unwrap()
 }
 
 pub(crate) fn compile(engine: &Engine, path: &Path) -> Component {
@@ -267,6 +280,46 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
                 |a, o| Box::pin(clients::udp_ping_pong(a, o.round_trips)),
             ),
         ),
+        // wasi:sockets@0.3.0: the same clients against the 0.3 guests.
+        scenario(
+            format!("0.3 echo {} MiB, 256 KiB writes", options.bulk >> 20),
+            "MB/s",
+            Guest::P3Echo,
+            |a, o| Box::pin(clients::echo_bulk(a, o.bulk)),
+        ),
+        scenario(
+            format!("0.3 sink {} MiB", options.bulk >> 20),
+            "MB/s",
+            Guest::P3Sink,
+            |a, o| Box::pin(clients::sink_bulk(a, o.bulk)),
+        ),
+        counted(
+            |o| o.round_trips,
+            scenario(
+                "0.3 1-byte ping-pong".into(),
+                "round trips/s",
+                Guest::P3Echo,
+                |a, o| Box::pin(clients::ping_pong(a, 1, o.round_trips)),
+            ),
+        ),
+        counted(
+            |o| o.concurrent * (o.round_trips / 1000).max(5),
+            scenario(
+                format!(
+                    "0.3 echo, {} connections at once, 1 KiB",
+                    options.concurrent
+                ),
+                "round trips/s",
+                Guest::P3Echo,
+                |a, o| {
+                    Box::pin(clients::concurrent(
+                        a,
+                        o.concurrent,
+                        (o.round_trips / 1000).max(5),
+                    ))
+                },
+            ),
+        ),
     ]
 }
 
@@ -275,17 +328,24 @@ async fn run(options: &'static Options) {
     let scenarios = scenarios(options);
     let mut rows: Vec<Row> = scenarios
         .iter()
-        .map(|s| Row::new(s.name.clone(), s.unit, true))
+        .map(|s| Row {
+            p3: s.guest.is_p3(),
+            ..Row::new(s.name.clone(), s.unit, true)
+        })
         .collect();
     let mut notes = Vec::new();
-    let guests = [Guest::Echo, Guest::Sink, Guest::PollEcho, Guest::UdpEcho];
-    for guest in guests {
+    for guest in Guest::ALL {
         let wanted: Vec<usize> = (0..scenarios.len())
             .filter(|&i| scenarios[i].guest == guest && options.wants(&scenarios[i].name))
             .collect();
         if wanted.is_empty() {
             continue;
         }
+        let engine = if guest.is_p3() {
+            engine_for(guest)
+        } else {
+            engine.clone()
+        };
         let component = compile(&engine, &capnet_tests::guest(guest.name()));
         for &server in options.servers.iter().filter(|s| s.serves(guest)) {
             eprintln!("bench: {} under {}", guest.name(), server.name());

@@ -12,6 +12,8 @@ pub struct Row {
     pub unit: &'static str,
     /// Whether a higher figure is better (rates) or worse (memory).
     pub higher_is_better: bool,
+    /// Whether the guest is a `wasi:sockets@0.3.0` one: a table of its own.
+    pub p3: bool,
     pub capnet: Vec<f64>,
     pub capnet_run: Vec<f64>,
     pub baseline: Vec<f64>,
@@ -49,6 +51,7 @@ impl Row {
             scenario,
             unit,
             higher_is_better,
+            p3: false,
             capnet: vec![],
             capnet_run: vec![],
             baseline: vec![],
@@ -103,7 +106,7 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
         None => "-".into(),
     };
     let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}"));
-    for row in rows {
+    for row in rows.iter().filter(|r| !r.p3) {
         println!(
             "{:<50} {:>22} {:>22} {:>22} {:>9} {:>9}",
             format!("{} [{}]", row.scenario, row.unit),
@@ -114,7 +117,14 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
             ratio(row.ratio(&row.native)),
         );
     }
-    let users: Vec<&Row> = rows.iter().filter(|r| !r.capnet_run.is_empty()).collect();
+    let switches = |row: &Row, server| {
+        row.switches_of(server)
+            .map_or("-".into(), |s| format!("{s:.2}"))
+    };
+    let users: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !r.p3 && !r.capnet_run.is_empty())
+        .collect();
     if !users.is_empty() {
         println!();
         println!(
@@ -133,10 +143,6 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
             "/wasi-run",
             "/wasi"
         );
-        let switches = |row: &Row, server| {
-            row.switches_of(server)
-                .map_or("-".into(), |s| format!("{s:.2}"))
-        };
         for row in users {
             println!(
                 "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>5} {:>5} {:>9} {:>5}",
@@ -150,6 +156,37 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
                 ratio(row.ratio_of(&row.capnet_run, &row.native_std)),
                 ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
                 ratio(row.ratio_of(&row.capnet_run, &row.baseline)),
+            );
+        }
+    }
+    let p3: Vec<&Row> = rows.iter().filter(|r| r.p3).collect();
+    if !p3.is_empty() {
+        println!();
+        println!(
+            "wasi:sockets@0.3.0 guests: `capnet run` and wasmtime-wasi's p3 sockets run the same way, each a process of its own, and native tokio; cs/op = that process's context switches per operation; ratios above 1 mean capnet run is better"
+        );
+        println!(
+            "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>7} {:>9}",
+            "scenario",
+            "capnet run",
+            "cs/op",
+            "wasmtime-wasi run",
+            "cs/op",
+            "native",
+            "/native",
+            "/wasi-run"
+        );
+        for row in p3 {
+            println!(
+                "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>7} {:>9}",
+                format!("{} [{}]", row.scenario, row.unit),
+                cell(&row.capnet_run),
+                switches(row, Server::CapnetRun),
+                cell(&row.baseline_run),
+                switches(row, Server::BaselineRun),
+                cell(&row.native),
+                ratio(row.ratio_of(&row.capnet_run, &row.native)),
+                ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
             );
         }
     }
@@ -186,6 +223,7 @@ struct JsonRow<'a> {
     capnet_run_per_native_std: Option<f64>,
     capnet_run_per_baseline: Option<f64>,
     capnet_run_per_baseline_run: Option<f64>,
+    capnet_run_per_native: Option<f64>,
 }
 
 pub fn json(rows: &[Row], notes: &[String]) -> String {
@@ -207,6 +245,7 @@ pub fn json(rows: &[Row], notes: &[String]) -> String {
             capnet_run_per_native_std: row.ratio_of(&row.capnet_run, &row.native_std),
             capnet_run_per_baseline: row.ratio_of(&row.capnet_run, &row.baseline),
             capnet_run_per_baseline_run: row.ratio_of(&row.capnet_run, &row.baseline_run),
+            capnet_run_per_native: row.ratio_of(&row.capnet_run, &row.native),
         })
         .collect();
     serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "notes": notes })).unwrap()

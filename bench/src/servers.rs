@@ -61,8 +61,16 @@ impl Server {
         Server::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    /// Whether this server has `guest`'s logic: blocking `std` has no `poll` loop.
+    /// Whether this server has `guest`'s logic: blocking `std` has no `poll` loop. The 0.3
+    /// guests run as users run them, under `capnet run` and wasmtime-wasi's p3 sockets in a
+    /// process of their own, against native tokio.
     pub fn serves(self, guest: Guest) -> bool {
+        if guest.is_p3() {
+            return matches!(
+                self,
+                Server::CapnetRun | Server::BaselineRun | Server::Native
+            );
+        }
         self != Server::NativeStd || guest != Guest::PollEcho
     }
 }
@@ -78,6 +86,10 @@ pub enum Guest {
     PollEcho,
     /// `udp-echo`: std::net UDP.
     UdpEcho,
+    /// `p3-echo-server`: `wasi:sockets@0.3.0` streams, every connection at once.
+    P3Echo,
+    /// `p3-sink-server`: the sink over `wasi:sockets@0.3.0` streams.
+    P3Sink,
 }
 
 impl Guest {
@@ -87,13 +99,32 @@ impl Guest {
             Guest::Sink => "sink-server",
             Guest::PollEcho => "poll-echo",
             Guest::UdpEcho => "udp-echo",
+            Guest::P3Echo => "p3-echo-server",
+            Guest::P3Sink => "p3-sink-server",
         }
     }
 
+    pub const ALL: [Guest; 6] = [
+        Guest::Echo,
+        Guest::Sink,
+        Guest::PollEcho,
+        Guest::UdpEcho,
+        Guest::P3Echo,
+        Guest::P3Sink,
+    ];
+
     pub fn from_name(name: &str) -> Option<Guest> {
-        [Guest::Echo, Guest::Sink, Guest::PollEcho, Guest::UdpEcho]
-            .into_iter()
-            .find(|g| g.name() == name)
+        Guest::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    /// Whether the guest is a `wasi:sockets@0.3.0` one (an engine with the async ABI).
+    pub fn is_p3(self) -> bool {
+        matches!(self, Guest::P3Echo | Guest::P3Sink)
+    }
+
+    /// Whether the guest counts what it reads instead of echoing it.
+    fn sinks(self) -> bool {
+        matches!(self, Guest::Sink | Guest::P3Sink)
     }
 }
 
@@ -192,7 +223,7 @@ pub async fn start(
             host::run_command(&engine, &linker, &component, host).await;
         })
     } else {
-        let (baseline, linker) = baseline(wasi, &engine);
+        let (baseline, linker) = baseline(wasi, &engine, guest);
         tokio::spawn(async move {
             run_baseline(&engine, &linker, &component, baseline).await;
         })
@@ -223,8 +254,12 @@ pub fn capnet_binary() -> std::path::PathBuf {
         .unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("capnet"))
 }
 
-/// The baseline host's store data and linker for a guest with the `wasi` context given.
-fn baseline(mut wasi: WasiCtxBuilder, engine: &Engine) -> (Baseline, Linker<Baseline>) {
+/// The baseline host's store data and linker for `guest` with the `wasi` context given.
+fn baseline(
+    mut wasi: WasiCtxBuilder,
+    engine: &Engine,
+    guest: Guest,
+) -> (Baseline, Linker<Baseline>) {
     // wasmtime-wasi 48 allows no TCP, UDP or lookup until told; then every address.
     wasi.inherit_network()
         .allow_tcp(true)
@@ -234,7 +269,7 @@ fn baseline(mut wasi: WasiCtxBuilder, engine: &Engine) -> (Baseline, Linker<Base
         wasi: wasi.build(),
         table: ResourceTable::new(),
     };
-    (baseline, baseline_linker(engine))
+    (baseline, baseline_linker(engine, guest.is_p3()))
 }
 
 async fn run_baseline(
@@ -244,6 +279,16 @@ async fn run_baseline(
     baseline: Baseline,
 ) {
     let mut store = wasmtime::Store::new(engine, baseline);
+    if host::is_p3_command(engine, component) {
+        let command =
+            wasmtime_wasi::p3::bindings::Command::instantiate_async(&mut store, component, linker)
+                .await
+                .unwrap();
+        let _ = store
+            .run_concurrent(async move |store| command.wasi_cli_run().call_run(store).await)
+            .await;
+        return;
+    }
     let command =
         wasmtime_wasi::p2::bindings::Command::instantiate_async(&mut store, component, linker)
             .await
@@ -253,13 +298,14 @@ async fn run_baseline(
 
 /// The child of [`process`] for [`Server::BaselineRun`]: the baseline host serving `guest` on
 /// 127.0.0.1, port 0, in this process, on one thread with its reactor as `capnet run` does.
-pub fn serve_baseline(engine: &Engine, guest: Guest) {
+pub fn serve_baseline(guest: Guest) {
+    let engine = &crate::engine_for(guest);
     let component = crate::compile(engine, &capnet_tests::guest(guest.name()));
     let mut wasi = WasiCtxBuilder::new();
     wasi.args(&[guest.name(), "127.0.0.1:0"])
         .inherit_stdout()
         .inherit_stderr();
-    let (baseline, linker) = baseline(wasi, engine);
+    let (baseline, linker) = baseline(wasi, engine, guest);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -364,11 +410,15 @@ fn announce(addr: SocketAddr) {
     stdout.flush().unwrap();
 }
 
-/// wasmtime-wasi's p2 world, plus an empty `capnet:sockets/preopens` so guests that ask for
-/// pre-opened listeners link and then bind their own.
-fn baseline_linker(engine: &Engine) -> Linker<Baseline> {
+/// wasmtime-wasi's p2 and p3 worlds (a 0.3 Rust guest takes its arguments and stdio from
+/// 0.2 and its sockets from 0.3), plus an empty `capnet:sockets/preopens` so guests that ask
+/// for pre-opened listeners link and then bind their own.
+fn baseline_linker(engine: &Engine, p3: bool) -> Linker<Baseline> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    if p3 {
+        wasmtime_wasi::p3::add_to_linker(&mut linker).unwrap();
+    }
     linker
         .instance("capnet:sockets/preopens@0.1.0")
         .unwrap()
@@ -428,7 +478,7 @@ pub async fn native(guest: Guest) -> Running {
 /// The guests' logic in tokio: read as much as the guest reads at once (256 KiB for the sink,
 /// 64 KiB for the echoes), echo it back, or count it and answer with the count as the sink does.
 async fn serve_native(mut stream: TcpStream, guest: Guest) {
-    let size = if guest == Guest::Sink { 256 } else { 64 };
+    let size = if guest.sinks() { 256 } else { 64 };
     let mut buf = vec![0; size * 1024];
     let mut total = 0u64;
     loop {
@@ -437,11 +487,11 @@ async fn serve_native(mut stream: TcpStream, guest: Guest) {
             Ok(n) => n,
         };
         total += n as u64;
-        if guest != Guest::Sink && stream.write_all(&buf[..n]).await.is_err() {
+        if !guest.sinks() && stream.write_all(&buf[..n]).await.is_err() {
             return;
         }
     }
-    if guest == Guest::Sink {
+    if guest.sinks() {
         let _ = stream.write_all(format!("{total}\n").as_bytes()).await;
     }
 }

@@ -236,6 +236,23 @@ impl Running {
 
     /// Waits for the guest to end; a trap fails the test.
     pub async fn finish(self) -> Finished {
+        let stderr = self.stderr.clone();
+        match self.end().await {
+            Ok(finished) => finished,
+            Err(trap) => panic!("guest trapped: {trap:?}\nstderr:\n{}", contents(&stderr)),
+        }
+    }
+
+    /// Waits for a guest that must trap to end, and returns its trap.
+    pub async fn trapped(self) -> wasmtime::Error {
+        match self.end().await {
+            Ok(finished) => panic!("the guest did not trap: {finished:?}"),
+            Err(trap) => trap,
+        }
+    }
+
+    /// Waits for the guest to end: how it exited, or its trap.
+    async fn end(self) -> Result<Finished, wasmtime::Error> {
         let exit = tokio::time::timeout(PATIENCE, self.task)
             .await
             .unwrap_or_else(|_| {
@@ -245,17 +262,49 @@ impl Running {
                 )
             })
             .expect("guest task");
-        let stdout = String::from_utf8_lossy(&self.stdout.contents()).into_owned();
-        let stderr = String::from_utf8_lossy(&self.stderr.contents()).into_owned();
         match exit {
-            Exit::Code(code) => Finished {
+            Exit::Code(code) => Ok(Finished {
                 code,
-                stdout,
-                stderr,
-            },
-            Exit::Trap(trap) => panic!("guest trapped: {trap:?}\nstderr:\n{stderr}"),
+                stdout: contents(&self.stdout),
+                stderr: contents(&self.stderr),
+            }),
+            Exit::Trap(trap) => Err(trap),
         }
     }
+}
+
+fn contents(pipe: &MemoryOutputPipe) -> String {
+    String::from_utf8_lossy(&pipe.contents()).into_owned()
+}
+
+/// How many network sockets (TCP, UDP) this process holds open: its `/proc/self/fd` entries
+/// that are sockets, less the Unix and netlink ones (not the host's to close; a child process
+/// may leave some behind). A socket closed by the peer still counts until its fd is closed.
+/// The host runs in the test's process, so this counts the host's sockets and the test's
+/// own; a test that compares counts must be the only one running in its binary.
+pub fn open_sockets() -> usize {
+    let mut local = std::collections::HashSet::new();
+    for (table, column) in [("unix", 6), ("netlink", 9)] {
+        let text = std::fs::read_to_string(format!("/proc/self/net/{table}")).unwrap_or_default();
+        // The first line is the header.
+        local.extend(
+            text.lines()
+                .skip(1)
+                .filter_map(|line| line.split_whitespace().nth(column).map(str::to_owned)),
+        );
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .is_some_and(|inode| !local.contains(inode))
+        })
+        .count()
 }
 
 /// A capnet context with `policy` and nothing pre-opened.

@@ -74,9 +74,16 @@ async fn echo(client: TcpSocket) {
     let (mut from_peer, received) = client.receive();
     let (mut to_peer, outgoing) = p3_net::wit_stream::new::<u8>();
     let sent = client.send(outgoing);
+    // One buffer for the connection: a read fills it, and a write gives it back empty.
+    let mut buffer = Vec::with_capacity(64 * 1024);
     loop {
-        let (result, chunk) = from_peer.read(Vec::with_capacity(64 * 1024)).await;
-        if !chunk.is_empty() && !to_peer.write_all(chunk).await.is_empty() {
+        let (result, chunk) = from_peer.read(buffer).await;
+        buffer = if chunk.is_empty() {
+            chunk
+        } else {
+            to_peer.write_all(chunk).await
+        };
+        if !buffer.is_empty() {
             break;
         }
         if let wit_bindgen::StreamResult::Dropped = result {

@@ -89,3 +89,17 @@ pub fn wrong_entry_point() -> ! {
     eprintln!("error: the 0.2 entry point ran; the program is wasi:cli/run@0.3.0");
     std::process::exit(3)
 }
+
+/// `work`'s output, or `None` when `millis` pass first; `work` is then dropped, which cancels
+/// whatever host call or stream operation it was waiting on.
+pub async fn within<T>(millis: u64, work: impl std::future::Future<Output = T>) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    let mut timer = std::pin::pin!(wasi::clocks::monotonic_clock::wait_for(millis * 1_000_000));
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
