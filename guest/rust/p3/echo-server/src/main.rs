@@ -19,53 +19,12 @@ mod bindings {
 }
 
 use p3_net::wasi::sockets::types::TcpSocket;
-use std::io::Write;
-use std::net::SocketAddr;
-
-use p3_net::{code_name, family, from_wit, to_wit};
 
 struct Server;
 
 impl bindings::exports::wasi::cli::run::Guest for Server {
     async fn run() -> Result<(), ()> {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let (addr, max) = match &args[..] {
-            [addr] => (addr, None),
-            [addr, max] => (addr, max.parse::<usize>().ok()),
-            _ => {
-                eprintln!(
-                    "error: expected ADDR [MAX_CONNS]\nusage: p3-echo-server ADDR [MAX_CONNS]"
-                );
-                return Err(());
-            }
-        };
-        let Ok(local) = addr.parse::<SocketAddr>() else {
-            eprintln!("error: {addr} is not IP:PORT");
-            return Err(());
-        };
-        let fail = |operation: &str, code| {
-            eprintln!("error: {operation} {addr}: {}", code_name(&code));
-        };
-        let socket = TcpSocket::create(family(&local)).map_err(|c| fail("create", c))?;
-        socket.bind(to_wit(local)).map_err(|c| fail("bind", c))?;
-        let mut connections = socket.listen().map_err(|c| fail("listen", c))?;
-        let bound = socket
-            .get_local_address()
-            .map_err(|c| fail("local-address", c))?;
-        println!("listening on {}", from_wit(bound));
-        let _ = std::io::stdout().flush();
-
-        let mut serving = Vec::new();
-        while max.is_none_or(|max| serving.len() < max) {
-            let Some(client) = connections.next().await else {
-                break;
-            };
-            serving.push(wit_bindgen::spawn_local(echo(client)));
-        }
-        for task in serving {
-            task.await;
-        }
-        Ok(())
+        p3_net::serve_connections("p3-echo-server", echo).await
     }
 }
 

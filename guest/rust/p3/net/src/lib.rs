@@ -103,3 +103,54 @@ pub async fn within<T>(millis: u64, work: impl std::future::Future<Output = T>) 
     })
     .await
 }
+
+/// The body of a server guest's `run`: `GUEST ADDR [MAX_CONNS]` from the command line; listens
+/// on ADDR, prints `listening on <addr>`, and serves each accepted connection with `serve` in
+/// a task of its own, all at once. After MAX_CONNS connections it waits for them to end.
+/// A failure prints `error: OPERATION ADDR: CODE` and gives `Err`.
+pub async fn serve_connections<F>(
+    guest: &str,
+    serve: impl Fn(wasi::sockets::types::TcpSocket) -> F,
+) -> Result<(), ()>
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    use std::io::Write;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (addr, max) = match &args[..] {
+        [addr] => (addr, None),
+        [addr, max] => (addr, max.parse::<usize>().ok()),
+        _ => {
+            eprintln!("error: expected ADDR [MAX_CONNS]\nusage: {guest} ADDR [MAX_CONNS]");
+            return Err(());
+        }
+    };
+    let Ok(local) = addr.parse::<SocketAddr>() else {
+        eprintln!("error: {addr} is not IP:PORT");
+        return Err(());
+    };
+    let fail = |operation: &str, code| {
+        eprintln!("error: {operation} {addr}: {}", code_name(&code));
+    };
+    let socket =
+        wasi::sockets::types::TcpSocket::create(family(&local)).map_err(|c| fail("create", c))?;
+    socket.bind(to_wit(local)).map_err(|c| fail("bind", c))?;
+    let mut connections = socket.listen().map_err(|c| fail("listen", c))?;
+    let bound = socket
+        .get_local_address()
+        .map_err(|c| fail("local-address", c))?;
+    println!("listening on {}", from_wit(bound));
+    let _ = std::io::stdout().flush();
+
+    let mut serving = Vec::new();
+    while max.is_none_or(|max| serving.len() < max) {
+        let Some(client) = connections.next().await else {
+            break;
+        };
+        serving.push(wit_bindgen::spawn_local(serve(client)));
+    }
+    for task in serving {
+        task.await;
+    }
+    Ok(())
+}
