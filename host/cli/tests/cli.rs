@@ -3,21 +3,16 @@
 //! Bad policy files live in `tests/policies/` with the exact stderr expected beside them
 //! (`NAME.stderr`); `BLESS=1 cargo test` rewrites those files from the current output.
 
+mod support;
+
+use support::{capnet, listening};
+
 use capnet_tests::guest;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn capnet() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capnet"));
-    cmd.env_remove("CAPNET_LOG").env(
-        "CAPNET_CACHE_DIR",
-        std::env::temp_dir().join("capnet-cli-tests-cache"),
-    );
-    cmd
-}
 
 fn files_under(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -70,20 +65,6 @@ fn run_keeps_compiled_code_in_the_cache_dir_unless_told_not_to() {
         "{stderr}"
     );
     std::fs::remove_dir_all(&scratch).unwrap();
-}
-
-/// Waits for `listening on ADDR` on the child's stdout.
-fn listening(child: &mut Child) -> SocketAddr {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read stdout");
-    line.strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("expected a listening line, got {line:?}"))
-        .trim()
-        .parse()
-        .expect("an address")
 }
 
 fn wait(mut child: Child) -> Output {

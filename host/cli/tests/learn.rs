@@ -2,20 +2,15 @@
 //! then the same workload under `--policy FILE` with no denial, and a use the learning run
 //! never made denied.
 
+mod support;
+
+use support::{capnet, listening};
+
 use capnet_tests::{guest, lang_guest};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-
-fn capnet() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capnet"));
-    cmd.env_remove("CAPNET_LOG").env(
-        "CAPNET_CACHE_DIR",
-        std::env::temp_dir().join("capnet-cli-tests-cache"),
-    );
-    cmd
-}
+use std::process::{Command, Output, Stdio};
 
 /// A fresh directory for one test's files.
 fn scratch(test: &str) -> PathBuf {
@@ -171,19 +166,6 @@ fn a_learned_server_policy_is_one_listen_rule_whatever_the_clients() {
         "{}",
         text(&out.stderr)
     );
-}
-
-fn listening(child: &mut Child) -> SocketAddr {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line.strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("expected a listening line, got {line:?}"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 fn get(addr: SocketAddr) -> String {

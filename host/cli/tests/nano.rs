@@ -2,22 +2,17 @@
 //! scripts/build-guests from guest/rust/nano), under `capnet run` with a policy file that gives
 //! each library its own table. Real servers, real sockets, the decision log read back.
 
+mod support;
+
+use support::capnet;
+
 use capnet_tests::lang_guest;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-fn capnet() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capnet"));
-    cmd.env_remove("CAPNET_LOG").env(
-        "CAPNET_CACHE_DIR",
-        std::env::temp_dir().join("capnet-cli-tests-cache"),
-    );
-    cmd
-}
 
 /// A TCP server on a port of its own that answers every connection with `reply` and counts
 /// the connections it got.
