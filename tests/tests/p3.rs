@@ -266,8 +266,8 @@ async fn p3_lookup_resolves_an_allowed_name_and_is_refused_another() {
         .await;
     assert_eq!(done.code, 1);
     assert_eq!(
-        done.stderr, "error: lookup localhost: permanent-resolver-failure\n",
-        "a refused lookup answers as wasmtime-wasi does when lookups are not allowed"
+        done.stderr, "error: lookup localhost: access-denied\n",
+        "0.3's lookup error type has access-denied, the code a policy's refusal is"
     );
 }
 

@@ -2,6 +2,7 @@
 
 use crate::grant::{Grant, PolicyHandle, Recorder};
 use capnet_policy::Policy;
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use wasmtime::component::ResourceTable;
 pub struct CapnetCtx {
     pub(crate) root: Grant,
     pub(crate) preopens: Preopens,
+    /// Each library's grant, made at the library's first use (see [`crate::library`]).
+    pub(crate) libraries: HashMap<Arc<str>, Grant>,
 }
 
 impl Default for CapnetCtx {
@@ -120,6 +123,7 @@ impl CapnetCtxBuilder {
                 crate::grant::Dns::new(self.name_servers),
             ),
             preopens: Preopens(self.preopens),
+            libraries: HashMap::new(),
         }
     }
 }
@@ -141,8 +145,17 @@ struct Preopen {
 }
 
 impl Preopens {
-    /// Takes the pre-opened listener a guest names by binding `addr`, if there is one.
-    pub(crate) fn claim(&mut self, addr: SocketAddr) -> Option<std::net::TcpListener> {
+    /// Takes the pre-opened listener a guest names by binding `addr` through `grant`, if there
+    /// is one and `grant` is the instance's own: the runtime opened it for the app, and a
+    /// library or a narrowed `network` holds only what its own rules name.
+    pub(crate) fn claim_for(
+        &mut self,
+        grant: &Grant,
+        addr: SocketAddr,
+    ) -> Option<std::net::TcpListener> {
+        if !grant.is_root() {
+            return None;
+        }
         let addr = normalize_socket_addr(addr);
         self.0
             .iter_mut()

@@ -418,6 +418,11 @@ impl Grant {
         library.map_or(instance, |l| l.min(instance))
     }
 
+    /// Whether this is the instance's own grant, narrowed by no library or derivation.
+    pub(crate) fn is_root(&self) -> bool {
+        self.scope.is_none()
+    }
+
     /// Whether a scope of the chain was revoked: sockets opened through it give up.
     pub(crate) fn is_revoked(&self) -> bool {
         let mut next = self.scope.as_deref();

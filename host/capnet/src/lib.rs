@@ -9,10 +9,11 @@
 //! This crate implements, one module each, in the 0.2 front (`p2/`):
 //! `wasi:sockets/network`, `instance-network`, `tcp`, `tcp-create-socket`, `udp`,
 //! `udp-create-socket` and `ip-name-lookup` (all `@0.2.12`), and `capnet:sockets/preopens` and
-//! `attenuate`. A library's named import of `instance-network` in a composed app gets the
-//! library's own grant ([`add_libraries_to_linker`]). The 0.3 front (`p3/`) implements
-//! `wasi:sockets/types` and `ip-name-lookup` `@0.3.0` on the same socket core
-//! ([`add_to_linker_p3`]).
+//! `attenuate`. The 0.3 front (`p3/`) implements `wasi:sockets/types` and `ip-name-lookup`
+//! `@0.3.0` on the same socket core ([`add_to_linker_p3`]). In a composed app, a library's
+//! named imports (`LIBRARY-instance-network` under 0.2, `LIBRARY-types` and
+//! `LIBRARY-ip-name-lookup` under 0.3) are served with the library's own grant
+//! ([`add_libraries_to_linker`]).
 //! `wasi:io` is `wasmtime-wasi-io`'s, so sockets, clocks and stdio share one `poll`.
 //!
 //! # Embedding
@@ -47,6 +48,7 @@
 
 mod ctx;
 mod grant;
+mod library;
 mod limit;
 mod p2;
 mod p3;
@@ -58,9 +60,9 @@ mod wit_conv;
 pub use capnet_policy as policy;
 pub use ctx::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
 pub use grant::{Learned, LearnedTarget, PolicyHandle, Recorder, Revoker};
+pub use library::{Library, add_libraries_to_linker};
 pub use p2::bindings::sockets::network::ErrorCode;
 pub use p2::error::{SocketError, SocketResult, code_name};
-pub use p2::instance_network::{Library, add_libraries_to_linker};
 pub use p2::network::Network;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -100,7 +102,8 @@ pub fn add_to_linker<T: CapnetView + 'static>(linker: &mut Linker<T>) -> wasmtim
 
 /// Adds capnet's `wasi:sockets@0.3.0` (`types`, `ip-name-lookup`) to `linker`: the same core,
 /// checks and decision logs as the 0.2 interfaces, every call decided by the instance's root
-/// grant (0.3 has no `network` handle). The engine needs `wasm_component_model_async`.
+/// grant (0.3 has no `network` handle; a composed app's libraries' own imports are added by
+/// [`add_libraries_to_linker`]). The engine needs `wasm_component_model_async`.
 ///
 /// # Errors
 /// When an interface is already defined in `linker`.

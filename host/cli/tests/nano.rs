@@ -60,6 +60,12 @@ fn policy_file(name: &str, text: &str) -> std::path::PathBuf {
 }
 
 fn run(policy: &std::path::Path, steps: &[String]) -> (Output, String) {
+    run_guest("nano-app", policy, steps)
+}
+
+/// Runs the composed example `guest` (`nano-app`, or `p3-nano-app` on wasi:sockets 0.3) under
+/// `policy`; its output and the decision log.
+fn run_guest(guest: &str, policy: &std::path::Path, steps: &[String]) -> (Output, String) {
     let log = policy.with_file_name("decisions.jsonl");
     let _ = std::fs::remove_file(&log);
     let out = capnet()
@@ -67,7 +73,7 @@ fn run(policy: &std::path::Path, steps: &[String]) -> (Output, String) {
         .arg("--policy")
         .arg(policy)
         .arg(format!("--log-decisions=json:{}", log.display()))
-        .arg(lang_guest("rust", "nano-app"))
+        .arg(lang_guest("rust", guest))
         .args(steps)
         .output()
         .unwrap();
@@ -224,4 +230,77 @@ fn policy_check_lists_the_libraries_and_warns_of_rules_the_app_never_grants() {
             policy.display()
         )
     );
+}
+
+/// wasi:sockets 0.3 has no `network` handle: the library's `types` and `ip-name-lookup` imports,
+/// kept apart by the composition, are its capability. Every socket it creates and every name it
+/// looks up is decided by its own grant, while the app, running the same code through its own
+/// imports, keeps the app's rights.
+#[test]
+fn a_0_3_library_creates_sockets_and_looks_up_names_only_under_its_own_grant() {
+    let (weather, weather_hits) = server("sunny");
+    let (app, app_hits) = server("app");
+    let policy = policy_file(
+        "p3-libraries",
+        &format!(
+            "[allow]\nconnect = [\"loopback\"]\nlookup = [\"localhost\"]\n\n\
+             [library.weather.allow]\nconnect = [\"{weather}\"]\n"
+        ),
+    );
+    let by_name = format!("localhost:{}", weather.port());
+    let steps = [
+        format!("weather={weather}"),
+        format!("app={app}"),
+        format!("app={by_name}"),
+        // The library at the app's server, and looking up a name only the app may.
+        format!("weather={app}"),
+        format!("weather={by_name}"),
+    ];
+    let (out, decisions) = run_guest("p3-nano-app", &policy, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    assert_eq!(line(&stdout, &steps[0]), format!("{}: ok sunny", steps[0]));
+    assert_eq!(line(&stdout, &steps[1]), format!("{}: ok app", steps[1]));
+    assert_eq!(line(&stdout, &steps[2]), format!("{}: ok sunny", steps[2]));
+    assert_eq!(
+        line(&stdout, &steps[3]),
+        format!("{}: error connect: access-denied", steps[3])
+    );
+    assert_eq!(
+        line(&stdout, &steps[4]),
+        format!("{}: error lookup: access-denied", steps[4])
+    );
+    assert_eq!(
+        app_hits.load(Ordering::SeqCst),
+        1,
+        "only the app reached its server"
+    );
+    assert_eq!(
+        weather_hits.load(Ordering::SeqCst),
+        2,
+        "the weather library, and the app by name"
+    );
+
+    let decision = |needle: &str| {
+        decisions
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no decision with {needle} in:\n{decisions}"))
+            .to_owned()
+    };
+    let refused = decision(&format!("\"address\":\"{app}\",\"verdict\":\"deny\""));
+    assert!(
+        refused.contains(r#""library":"weather","use":"tcp-connect""#),
+        "{refused}"
+    );
+    let refused = decision(r#""use":"lookup","address":"localhost","verdict":"deny""#);
+    assert!(refused.contains(r#""library":"weather""#), "{refused}");
+    let allowed = decision(r#""use":"lookup","address":"localhost","verdict":"allow""#);
+    assert!(allowed.contains(r#""library":null"#), "{allowed}");
 }

@@ -27,7 +27,7 @@ mod generated {
         },
         // A library's own `instance-network`, imported under a label of its own.
         named_imports: {
-            "wasi:sockets/instance-network": crate::p2::instance_network::Library,
+            "wasi:sockets/instance-network": crate::library::Library,
         },
         trappable_error_type: {
             "wasi:sockets/network.error-code" => crate::p2::error::SocketError,

@@ -19,10 +19,16 @@ mod generated {
             "wasi:sockets/types.tcp-socket": crate::socket::tcp::TcpSocket,
             "wasi:sockets/types.udp-socket": crate::socket::udp::UdpSocket,
         },
+        // A library's own `types` and `ip-name-lookup`, imported under labels of their own.
+        named_imports: {
+            "wasi:sockets/types": crate::library::Library,
+            "wasi:sockets/ip-name-lookup": crate::library::Library,
+        },
         trappable_error_type: {
             "wasi:sockets/types.error-code" => crate::p3::error::SocketError,
         },
     });
 }
 
+pub use generated::named_imports;
 pub use generated::wasi::sockets;

@@ -3,6 +3,7 @@
 
 use crate::Capnet;
 use crate::ctx::{CapnetCtxView, CapnetView};
+use crate::grant::Grant;
 use crate::p3::bindings::sockets::ip_name_lookup::{ErrorCode, Host, HostWithStore};
 use crate::p3::bindings::sockets::types::IpAddress;
 use crate::socket::lookup::ResolveAddressStream;
@@ -16,22 +17,18 @@ impl<T: CapnetView + 'static> HostWithStore<T> for Capnet {
         store: &Accessor<T, Self>,
         name: String,
     ) -> wasmtime::Result<Result<Vec<IpAddress>, ErrorCode>> {
-        let started = store.with(|mut access| {
-            let grant = access.get().ctx.root.clone();
-            ResolveAddressStream::start(&grant, &name)
-        });
-        let mut lookup = match started {
-            Ok(lookup) => lookup,
-            Err(code) => return Ok(Err(code.into())),
-        };
-        lookup.ready().await;
-        let mut addresses = Vec::new();
-        loop {
-            match lookup.next_address() {
-                Ok(Some(ip)) => addresses.push(ip.into()),
-                Ok(None) => return Ok(Ok(addresses)),
-                Err(code) => return Ok(Err(code.into())),
-            }
-        }
+        let grant = store.with(|mut access| access.get().ctx.root.clone());
+        Ok(resolve(grant, &name).await)
     }
+}
+
+/// Resolves `name` as `grant` allows: the app's lookup, or a library's through its own import.
+pub(crate) async fn resolve(grant: Grant, name: &str) -> Result<Vec<IpAddress>, ErrorCode> {
+    let mut lookup = ResolveAddressStream::start(&grant, name)?;
+    lookup.ready().await;
+    let mut addresses = Vec::new();
+    while let Some(ip) = lookup.next_address()? {
+        addresses.push(ip.into());
+    }
+    Ok(addresses)
 }

@@ -7,6 +7,7 @@
 
 use crate::Capnet;
 use crate::ctx::{CapnetCtxView, CapnetView};
+use crate::grant::Grant;
 use crate::p3::bindings::sockets::types::{
     Duration, ErrorCode, HostTcpSocket, HostTcpSocketWithStore, IpAddressFamily, IpSocketAddress,
 };
@@ -32,23 +33,29 @@ impl CapnetCtxView<'_> {
     fn tcp_p3(&mut self, socket: &Resource<TcpSocket>) -> SocketResult<&mut TcpSocket> {
         Ok(self.table.get_mut(socket)?)
     }
+
+    /// `create` through the app's import or a library's: the socket keeps `grant` for every
+    /// later check. Only the app is handed the runtime's pre-opened listeners.
+    pub(super) fn create_tcp(
+        &mut self,
+        grant: &Grant,
+        family: IpAddressFamily,
+    ) -> SocketResult<Resource<TcpSocket>> {
+        let preopened = grant.is_root() && self.ctx.preopens.any();
+        let socket = TcpSocket::create(grant, family.into(), preopened, "tcp-socket.create")?;
+        Ok(self.table.push(socket)?)
+    }
 }
 
 impl HostTcpSocket for CapnetCtxView<'_> {
     fn create(&mut self, family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
-        let preopened = self.ctx.preopens.any();
-        let socket = TcpSocket::create(
-            &self.ctx.root,
-            family.into(),
-            preopened,
-            "tcp-socket.create",
-        )?;
-        Ok(self.table.push(socket)?)
+        let grant = self.ctx.root.clone();
+        self.create_tcp(&grant, family)
     }
 
     fn bind(&mut self, socket: Resource<TcpSocket>, local: IpSocketAddress) -> SocketResult<()> {
-        let grant = self.ctx.root.clone();
         let socket = self.table.get_mut(&socket)?;
+        let grant = socket.created_under().unwrap_or(&self.ctx.root).clone();
         socket.start_bind(&grant, local.into(), &mut self.ctx.preopens)?;
         Ok(socket.finish_bind()?)
     }
@@ -155,8 +162,9 @@ impl<T: CapnetView + 'static> HostTcpSocketWithStore<T> for Capnet {
         let remote = SocketAddr::from(remote);
         store.with(|mut access| {
             let view = access.get();
-            let grant = view.ctx.root.clone();
-            view.table.get_mut(&socket)?.start_connect(&grant, remote)?;
+            let socket = view.table.get_mut(&socket)?;
+            let grant = socket.created_under().unwrap_or(&view.ctx.root).clone();
+            socket.start_connect(&grant, remote)?;
             SocketResult::Ok(())
         })?;
         std::future::poll_fn(|cx| {

@@ -6,6 +6,7 @@
 
 use crate::Capnet;
 use crate::ctx::{CapnetCtxView, CapnetView};
+use crate::grant::Grant;
 use crate::p3::bindings::sockets::types::{
     HostUdpSocket, HostUdpSocketWithStore, IpAddressFamily, IpSocketAddress,
 };
@@ -18,17 +19,28 @@ impl CapnetCtxView<'_> {
     fn udp_p3(&mut self, socket: &Resource<UdpSocket>) -> SocketResult<&mut UdpSocket> {
         Ok(self.table.get_mut(socket)?)
     }
+
+    /// `create` through the app's import or a library's: the socket keeps `grant` for every
+    /// later check.
+    pub(super) fn create_udp(
+        &mut self,
+        grant: &Grant,
+        family: IpAddressFamily,
+    ) -> SocketResult<Resource<UdpSocket>> {
+        let socket = UdpSocket::create(grant, family.into(), "udp-socket.create")?;
+        Ok(self.table.push(socket)?)
+    }
 }
 
 impl HostUdpSocket for CapnetCtxView<'_> {
     fn create(&mut self, family: IpAddressFamily) -> SocketResult<Resource<UdpSocket>> {
-        let socket = UdpSocket::create(&self.ctx.root, family.into(), "udp-socket.create")?;
-        Ok(self.table.push(socket)?)
+        let grant = self.ctx.root.clone();
+        self.create_udp(&grant, family)
     }
 
     fn bind(&mut self, socket: Resource<UdpSocket>, local: IpSocketAddress) -> SocketResult<()> {
-        let grant = self.ctx.root.clone();
-        let socket = self.udp_p3(&socket)?;
+        let socket = self.table.get_mut(&socket)?;
+        let grant = socket.created_under().unwrap_or(&self.ctx.root).clone();
         socket.start_bind(&grant, local.into())?;
         Ok(socket.finish_bind()?)
     }
@@ -38,8 +50,8 @@ impl HostUdpSocket for CapnetCtxView<'_> {
         socket: Resource<UdpSocket>,
         remote: IpSocketAddress,
     ) -> SocketResult<()> {
-        let grant = self.ctx.root.clone();
-        let socket = self.udp_p3(&socket)?;
+        let socket = self.table.get_mut(&socket)?;
+        let grant = socket.created_under().unwrap_or(&self.ctx.root).clone();
         socket.bind_ephemeral(&grant)?;
         Ok(socket.set_remote(Some(remote.into()))?)
     }
@@ -104,8 +116,8 @@ impl<T: CapnetView + 'static> HostUdpSocketWithStore<T> for Capnet {
     ) -> SocketResult<()> {
         let (udp, dest) = store.with(|mut access| {
             let view = access.get();
-            let grant = view.ctx.root.clone();
             let socket = view.table.get_mut(&socket)?;
+            let grant = socket.created_under().unwrap_or(&view.ctx.root).clone();
             socket.bind_ephemeral(&grant)?;
             SocketResult::Ok(socket.sender(remote.map(SocketAddr::from), data.len())?)
         })?;

@@ -40,19 +40,16 @@ impl ResolveAddressStream {
     /// nothing, and a connect to it is checked on its own.
     ///
     /// # Errors
-    /// `invalid-argument` for a name that is not a valid host name. A lookup the policy refuses
-    /// is `permanent-resolver-failure`, what wasmtime-wasi 48 returns from `resolve-addresses`
-    /// when lookups are not allowed (the docs of `resolve-addresses` name no `access-denied`);
-    /// the denial is still logged with the rule that decided it.
+    /// `invalid-argument` for a name that is not a valid host name; `access-denied` for a lookup
+    /// the policy refuses, logged with the rule that decided it (the 0.2 front answers it as
+    /// `permanent-resolver-failure`: see [`crate::p2::ip_name_lookup`]).
     pub fn start(grant: &Grant, name: &str) -> Result<Self, ErrorCode> {
         let host = match parse_host(name)? {
             Host::Ip(ip) => return Ok(Self::done(Ok(vec![ip]))),
             Host::Name(host) => host,
         };
         let query = dns_name(&host)?;
-        grant
-            .check_name(Use::Lookup, &host)
-            .map_err(|_| ErrorCode::PermanentResolverFailure)?;
+        grant.check_name(Use::Lookup, &host)?;
         // Counted until the answer is in, against the instance's `lookups` limit.
         let in_flight = grant.hold(Limit::Lookups, "resolve-addresses")?;
         let grant = grant.clone();

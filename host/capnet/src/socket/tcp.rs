@@ -41,6 +41,9 @@ pub struct TcpSocket {
     state: State,
     /// The authority the socket was bound or connected under; later checks use it.
     grant: Option<Grant>,
+    /// The authority that created the socket, or accepted it: the one a call that names no
+    /// `network` (all of 0.3's) is decided by.
+    created_under: Option<Grant>,
     /// Set when a pre-opened listener backs the socket: the address the guest knows it by.
     preopened: Option<SocketAddr>,
     /// The address the guest asked to bind. `tcp-listen` is decided on it, not on the port the
@@ -94,6 +97,7 @@ impl TcpSocket {
         let held = grant.hold(Limit::Sockets, call)?;
         let mut socket = Self::new(family)?;
         socket.held = Some(Arc::new(held));
+        socket.created_under = Some(grant.clone());
         Ok(socket)
     }
 
@@ -114,6 +118,7 @@ impl TcpSocket {
         Self {
             family,
             state,
+            created_under: grant.clone(),
             grant,
             preopened: None,
             requested: None,
@@ -122,6 +127,11 @@ impl TcpSocket {
             held: None,
             connecting: None,
         }
+    }
+
+    /// The grant the socket was created or accepted under, if it was.
+    pub(crate) fn created_under(&self) -> Option<&Grant> {
+        self.created_under.as_ref()
     }
 
     /// A listening socket over a pre-opened listener (`capnet:sockets/preopens`).
@@ -140,8 +150,9 @@ impl TcpSocket {
         Ok(socket)
     }
 
-    /// `start-bind`. A pre-opened listener registered for `local` is adopted without a check;
-    /// any other address needs the `tcp-bind` right.
+    /// `start-bind`. A pre-opened listener registered for `local` is adopted without a check
+    /// when `grant` is the instance's own (the runtime opened it for the app, not for a library
+    /// or a network the app narrowed); any other address needs the `tcp-bind` right.
     pub fn start_bind(
         &mut self,
         grant: &Grant,
@@ -155,7 +166,7 @@ impl TcpSocket {
             });
         };
         addr::validate_local(self.family, &local)?;
-        if let Some(listener) = preopens.claim(local) {
+        if let Some(listener) = preopens.claim_for(grant, local) {
             let listener = TcpListener::from_std(listener)?;
             tracing::debug!(target: "capnet::socket", addr = %local, "bind adopts a pre-opened listener");
             self.state = State::BindStarted(Bound::Preopened(listener));
@@ -1194,5 +1205,43 @@ mod tests {
         );
         drop(held);
         assert_eq!(create(&two), "ok");
+    }
+
+    #[tokio::test]
+    async fn a_pre_opened_listener_is_the_apps_a_library_binding_its_address_is_checked() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let policy = capnet_policy::Policy::builder()
+            .library_rule(
+                "weather",
+                capnet_policy::Verdict::Allow,
+                "connect",
+                "loopback",
+            )
+            .unwrap()
+            .build();
+        let mut ctx = CapnetCtxBuilder::new()
+            .policy(policy)
+            .tcp_listener(listener, None)
+            .unwrap()
+            .build();
+        let weather = ctx.root.library("weather");
+        let mut library_socket = TcpSocket::new(Family::V4).unwrap();
+        assert_eq!(
+            show(library_socket.start_bind(&weather, addr, &mut ctx.preopens)),
+            "access-denied",
+            "the library has no bind right, and the runtime's listener is not its to adopt"
+        );
+        let root = ctx.root.clone();
+        let mut app_socket = TcpSocket::new(Family::V4).unwrap();
+        app_socket
+            .start_bind(&root, addr, &mut ctx.preopens)
+            .unwrap();
+        app_socket.finish_bind().unwrap();
+        assert_eq!(
+            app_socket.local_address().unwrap(),
+            addr,
+            "the app adopts it"
+        );
     }
 }

@@ -34,7 +34,11 @@ pub struct UdpSocket {
     family: Family,
     socket: Arc<tokio::net::UdpSocket>,
     state: State,
+    /// The authority the socket was bound under; later checks use it.
     grant: Option<Grant>,
+    /// The authority that created the socket: the one a call that names no `network` (all of
+    /// 0.3's) is decided by.
+    created_under: Option<Grant>,
     /// The peer the current streams are limited to.
     remote: Option<SocketAddr>,
     /// The socket's count against the instance's `sockets` limit.
@@ -57,6 +61,7 @@ impl UdpSocket {
         let held = grant.hold(Limit::Sockets, call)?;
         let mut socket = Self::new(family)?;
         socket.held = Some(held);
+        socket.created_under = Some(grant.clone());
         Ok(socket)
     }
 
@@ -76,9 +81,15 @@ impl UdpSocket {
             socket: Arc::new(socket),
             state: State::Unbound,
             grant: None,
+            created_under: None,
             remote: None,
             held: None,
         })
+    }
+
+    /// The grant the socket was created under, if it was.
+    pub(crate) fn created_under(&self) -> Option<&Grant> {
+        self.created_under.as_ref()
     }
 
     /// `start-bind`, with the `udp-bind` right (none for the ephemeral bind).

@@ -14,9 +14,8 @@ mod bindings {
     });
 }
 
-use p3_net::wasi::sockets::ip_name_lookup::{ErrorCode, resolve_addresses};
-use p3_net::wasi::sockets::types::IpAddress;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use p3_net::wasi::sockets::ip_name_lookup::resolve_addresses;
+use p3_net::{from_wit_ip, lookup_code_name};
 
 struct Lookup;
 
@@ -30,36 +29,15 @@ impl bindings::exports::wasi::cli::run::Guest for Lookup {
         match resolve_addresses(name.clone()).await {
             Ok(addresses) => {
                 for address in addresses {
-                    println!("{}", ip(address));
+                    println!("{}", from_wit_ip(address));
                 }
                 Ok(())
             }
             Err(code) => {
-                eprintln!("error: lookup {name}: {}", code_name(&code));
+                eprintln!("error: lookup {name}: {}", lookup_code_name(&code));
                 Err(())
             }
         }
-    }
-}
-
-fn ip(address: IpAddress) -> IpAddr {
-    match address {
-        IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
-        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
-            IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
-        }
-    }
-}
-
-fn code_name(code: &ErrorCode) -> String {
-    match code {
-        ErrorCode::AccessDenied => "access-denied".into(),
-        ErrorCode::InvalidArgument => "invalid-argument".into(),
-        ErrorCode::NameUnresolvable => "name-unresolvable".into(),
-        ErrorCode::TemporaryResolverFailure => "temporary-resolver-failure".into(),
-        ErrorCode::PermanentResolverFailure => "permanent-resolver-failure".into(),
-        ErrorCode::Other(None) => "other".into(),
-        ErrorCode::Other(Some(what)) => format!("other({what})"),
     }
 }
 

@@ -154,3 +154,86 @@ where
     }
     Ok(())
 }
+
+/// The 0.3 nano-process example's request: connects to `addr` (IP:PORT, or NAME:PORT looked up
+/// first), sends `weather?\n`, ends its side, and returns all the peer sends back. An error
+/// names the failed step and the WIT code, as `connect: access-denied`. The app and its
+/// weather library run the same code, each through its own imports.
+pub async fn fetch(addr: &str) -> Result<String, String> {
+    use wasi::sockets::{ip_name_lookup, types::TcpSocket};
+    fn failed(step: &'static str) -> impl Fn(ErrorCode) -> String {
+        move |code| format!("{step}: {}", code_name(&code))
+    }
+    let peers = match addr.parse::<SocketAddr>() {
+        Ok(peer) => vec![peer],
+        Err(_) => {
+            let bad = || format!("{addr} is not HOST:PORT");
+            let (name, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            let found = ip_name_lookup::resolve_addresses(name.to_owned()).await;
+            let found = found.map_err(|code| format!("lookup: {}", lookup_code_name(&code)))?;
+            found
+                .into_iter()
+                .map(|ip| SocketAddr::new(from_wit_ip(ip), port))
+                .collect()
+        }
+    };
+    // Each address in the resolver's order, as a client does; the last one's error if none
+    // connects.
+    let mut last = String::from("lookup: no address");
+    let mut connected = None;
+    for peer in peers {
+        let socket = TcpSocket::create(family(&peer)).map_err(failed("create"))?;
+        match socket.connect(to_wit(peer)).await {
+            Ok(()) => {
+                connected = Some(socket);
+                break;
+            }
+            Err(code) => last = failed("connect")(code),
+        }
+    }
+    let socket = connected.ok_or(last)?;
+    let (mut request, outgoing) = wit_stream::new::<u8>();
+    let sent = socket.send(outgoing);
+    let (mut reply_stream, received) = socket.receive();
+    let unsent = request.write_all(b"weather?\n".to_vec()).await;
+    drop(request);
+    if !unsent.is_empty() {
+        return Err("send: the stream closed".into());
+    }
+    sent.await.map_err(failed("send"))?;
+    let mut reply = Vec::new();
+    loop {
+        let (result, chunk) = reply_stream.read(Vec::with_capacity(4096)).await;
+        reply.extend_from_slice(&chunk);
+        if let wit_bindgen::StreamResult::Dropped = result {
+            break;
+        }
+    }
+    received.await.map_err(failed("receive"))?;
+    String::from_utf8(reply).map_err(|_| "receive: not UTF-8".into())
+}
+
+/// The WIT name of a lookup's code: `access-denied`, `other(...)`.
+pub fn lookup_code_name(code: &wasi::sockets::ip_name_lookup::ErrorCode) -> String {
+    use wasi::sockets::ip_name_lookup::ErrorCode;
+    let name = match code {
+        ErrorCode::AccessDenied => "access-denied",
+        ErrorCode::InvalidArgument => "invalid-argument",
+        ErrorCode::NameUnresolvable => "name-unresolvable",
+        ErrorCode::TemporaryResolverFailure => "temporary-resolver-failure",
+        ErrorCode::PermanentResolverFailure => "permanent-resolver-failure",
+        ErrorCode::Other(None) => "other",
+        ErrorCode::Other(Some(what)) => return format!("other({what})"),
+    };
+    name.to_owned()
+}
+
+/// A WIT IP address as `std` spells it.
+pub fn from_wit_ip(ip: wasi::sockets::types::IpAddress) -> std::net::IpAddr {
+    use wasi::sockets::types::IpAddress;
+    match ip {
+        IpAddress::Ipv4((a, b, c, d)) => Ipv4Addr::new(a, b, c, d).into(),
+        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => Ipv6Addr::new(a, b, c, d, e, f, g, h).into(),
+    }
+}
