@@ -89,6 +89,15 @@ fn line<'a>(stdout: &'a str, step: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line for {step} in:\n{stdout}"))
 }
 
+/// The decision log's line that contains `needle`.
+fn decision(decisions: &str, needle: &str) -> String {
+    decisions
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no decision with {needle} in:\n{decisions}"))
+        .to_owned()
+}
+
 const DENIED: &str = "error PermissionDenied";
 
 #[test]
@@ -157,25 +166,24 @@ fn each_library_reaches_only_its_own_server_and_the_app_keeps_its_rights() {
     );
 
     // Every decision names the library it was made for; the app's name none.
-    let with = |needle: &str| {
-        decisions
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no decision with {needle} in:\n{decisions}"))
-            .to_owned()
-    };
-    let refused = with(&format!("\"address\":\"{app}\",\"verdict\":\"deny\""));
+    let refused = decision(
+        &decisions,
+        &format!("\"address\":\"{app}\",\"verdict\":\"deny\""),
+    );
     assert!(
         refused.contains(r#""library":"weather","use":"tcp-connect""#),
         "{refused}"
     );
-    let refused = with(&format!("\"address\":\"{app_udp}\""));
+    let refused = decision(&decisions, &format!("\"address\":\"{app_udp}\""));
     assert!(
         refused.contains(r#""library":"metrics","use":"udp-send""#)
             && refused.contains(r#""verdict":"deny""#),
         "{refused}"
     );
-    let allowed = with(&format!("\"address\":\"{app}\",\"verdict\":\"allow\""));
+    let allowed = decision(
+        &decisions,
+        &format!("\"address\":\"{app}\",\"verdict\":\"allow\""),
+    );
     assert!(allowed.contains(r#""library":null"#), "{allowed}");
 }
 
@@ -287,20 +295,22 @@ fn a_0_3_library_creates_sockets_and_looks_up_names_only_under_its_own_grant() {
         "the weather library, and the app by name"
     );
 
-    let decision = |needle: &str| {
-        decisions
-            .lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no decision with {needle} in:\n{decisions}"))
-            .to_owned()
-    };
-    let refused = decision(&format!("\"address\":\"{app}\",\"verdict\":\"deny\""));
+    let refused = decision(
+        &decisions,
+        &format!("\"address\":\"{app}\",\"verdict\":\"deny\""),
+    );
     assert!(
         refused.contains(r#""library":"weather","use":"tcp-connect""#),
         "{refused}"
     );
-    let refused = decision(r#""use":"lookup","address":"localhost","verdict":"deny""#);
+    let refused = decision(
+        &decisions,
+        r#""use":"lookup","address":"localhost","verdict":"deny""#,
+    );
     assert!(refused.contains(r#""library":"weather""#), "{refused}");
-    let allowed = decision(r#""use":"lookup","address":"localhost","verdict":"allow""#);
+    let allowed = decision(
+        &decisions,
+        r#""use":"lookup","address":"localhost","verdict":"allow""#,
+    );
     assert!(allowed.contains(r#""library":null"#), "{allowed}");
 }
