@@ -56,14 +56,15 @@ pub fn add_libraries_to_linker<T: CapnetView + 'static>(
     component: &Component,
 ) -> wasmtime::Result<Vec<String>> {
     let mut names = BTreeSet::new();
-    let mut library = |suffix: &str, interface: &str, label: &str| {
+    // The library a label names: `weather` for `weather-types`, when `interface` is `types`.
+    let mut library = |interface: &str, label: &str| {
         let name = label
-            .strip_suffix(suffix)
+            .strip_suffix(interface)
             .and_then(|n| n.strip_suffix('-'))
             .filter(|n| !n.is_empty());
         let Some(name) = name else {
             wasmtime::bail!(
-                "import \"{label}\" implements {interface}: label it LIBRARY-{suffix}, as in weather-{suffix}"
+                "import \"{label}\" implements wasi:sockets/{interface}: label it LIBRARY-{interface}, as in weather-{interface}"
             );
         };
         names.insert(name.to_owned());
@@ -72,19 +73,19 @@ pub fn add_libraries_to_linker<T: CapnetView + 'static>(
     p2::bindings::named_imports::wasi::sockets::instance_network::add_to_linker::<T, Capnet>(
         linker,
         component,
-        |label| library("instance-network", "wasi:sockets/instance-network", label),
+        |label| library("instance-network", label),
         T::capnet,
     )?;
     p3::bindings::named_imports::wasi::sockets::types::add_to_linker::<T, Capnet>(
         linker,
         component,
-        |label| library("types", "wasi:sockets/types", label),
+        |label| library("types", label),
         T::capnet,
     )?;
     p3::bindings::named_imports::wasi::sockets::ip_name_lookup::add_to_linker::<T, Capnet>(
         linker,
         component,
-        |label| library("ip-name-lookup", "wasi:sockets/ip-name-lookup", label),
+        |label| library("ip-name-lookup", label),
         T::capnet,
     )?;
     Ok(names.into_iter().collect())
