@@ -16,9 +16,13 @@
 //! capnet,capnet-run,wasmtime-wasi,wasmtime-wasi-run,native,native-std`, `--json FILE`, `--svg FILE`.
 //! `CAPNET_BENCH_CAPNET=PATH` runs another `capnet` binary than `target/release/capnet`.
 //!
-//! `--soak [--minutes N]` runs the soak instead (see `soak.rs`): N minutes (default 10) of mixed
-//! TCP, UDP and lookups through one guest under `capnet run`, with that process's memory and
-//! file descriptors at the start, periodically and at the end, and a PASS or FAIL line.
+//! `--soak [--minutes N] [--rounds N] [--host capnet|wasmtime-wasi]` runs the soak instead (see
+//! `soak.rs`): N minutes (default 10) of mixed TCP, UDP and lookups through one guest under
+//! `capnet run`, with that process's memory (the guest's linear memory apart), file descriptors
+//! and threads at the start, periodically and at the end, and a PASS or FAIL line.
+//!
+//! `--run-wasmtime-wasi COMPONENT ARGS...` runs a WASI 0.2 command under the baseline host alone
+//! (every network use allowed), as `capnet run` runs one, printing the guest's memory on SIGUSR1.
 //!
 //! On these 2-vCPU machines a wake-up across CPUs costs ~100 µs: run it pinned,
 //! `taskset -c 0 cargo run --release -p capnet-bench`, and say which pinning a figure is from.
@@ -115,6 +119,12 @@ fn main() {
             _ => {}
         }
     }
+    // A command under the baseline host (the child of a soak under it).
+    if let [flag, component, guest_args @ ..] = args.as_slice()
+        && flag == "--run-wasmtime-wasi"
+    {
+        servers::run_command_baseline(Path::new(component), guest_args);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -130,21 +140,14 @@ fn main() {
         return;
     }
     if args.first().is_some_and(|a| a == "--soak") {
-        let minutes = match args.get(1..) {
-            Some([]) | None => 10.0,
-            Some([flag, n]) if flag == "--minutes" => match n.parse::<f64>() {
-                Ok(n) if n > 0.0 => n,
-                _ => {
-                    eprintln!("capnet-bench: --minutes takes a positive number");
-                    std::process::exit(2);
-                }
-            },
-            Some(other) => {
-                eprintln!("capnet-bench: --soak takes only --minutes N, not {other:?}");
+        let options = match soak::Options::parse(&args[1..]) {
+            Ok(options) => options,
+            Err(problem) => {
+                eprintln!("capnet-bench: --soak: {problem}");
                 std::process::exit(2);
             }
         };
-        let passed = soak::run(&runtime, minutes);
+        let passed = soak::run(&runtime, &options);
         std::process::exit(if passed { 0 } else { 1 });
     }
     let options = match Options::parse(args.into_iter()) {

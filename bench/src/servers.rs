@@ -5,7 +5,7 @@
 
 use capnet::CapnetCtx;
 use capnet::policy::{Policy, Verdict};
-use capnet_cli::host::{self, CommandHost};
+use capnet_cli::host::{self, CommandHost, GuestMemory};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -268,32 +268,38 @@ fn baseline(
     let baseline = Baseline {
         wasi: wasi.build(),
         table: ResourceTable::new(),
+        memory: GuestMemory::default(),
     };
     (baseline, baseline_linker(engine, guest.is_p3()))
 }
 
+/// Runs the command to its end; whether it ended with success.
 async fn run_baseline(
     engine: &Engine,
     linker: &Linker<Baseline>,
     component: &Component,
     baseline: Baseline,
-) {
+) -> bool {
     let mut store = wasmtime::Store::new(engine, baseline);
+    store.limiter(|baseline| &mut baseline.memory);
     if host::is_p3_command(engine, component) {
         let command =
             wasmtime_wasi::p3::bindings::Command::instantiate_async(&mut store, component, linker)
                 .await
                 .unwrap();
-        let _ = store
+        let result = store
             .run_concurrent(async move |store| command.wasi_cli_run().call_run(store).await)
             .await;
-        return;
+        return matches!(result, Ok(Ok(Ok(()))));
     }
     let command =
         wasmtime_wasi::p2::bindings::Command::instantiate_async(&mut store, component, linker)
             .await
             .unwrap();
-    let _ = command.wasi_cli_run().call_run(&mut store).await;
+    matches!(
+        command.wasi_cli_run().call_run(&mut store).await,
+        Ok(Ok(()))
+    )
 }
 
 /// The child of [`process`] for [`Server::BaselineRun`]: the baseline host serving `guest` on
@@ -311,6 +317,32 @@ pub fn serve_baseline(guest: Guest) {
         .build()
         .unwrap()
         .block_on(run_baseline(engine, &linker, &component, baseline));
+}
+
+/// `capnet-bench --run-wasmtime-wasi COMPONENT ARGS...`, the child of the soak under `--host
+/// wasmtime-wasi`: a WASI 0.2 command under the baseline host with every network use allowed,
+/// its stdio inherited, printing its memory on SIGUSR1 as `capnet run` does. Exits 0 when the
+/// command succeeds, else 1.
+pub fn run_command_baseline(component: &std::path::Path, args: &[String]) -> ! {
+    let engine = &crate::engine();
+    let compiled = crate::compile(engine, component);
+    let name = component
+        .file_stem()
+        .map_or("command".into(), |n| n.to_string_lossy());
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.arg(name).args(args).inherit_stdio();
+    // Any 0.2 guest: the linker of one.
+    let (baseline, linker) = baseline(wasi, engine, Guest::Echo);
+    let memory = baseline.memory.clone();
+    let succeeded = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            host::print_memory_on_sigusr1(memory).unwrap();
+            run_baseline(engine, &linker, &compiled, baseline).await
+        });
+    std::process::exit(if succeeded { 0 } else { 1 })
 }
 
 /// Starts `guest` under `capnet run`, under the baseline host (this binary again, with
@@ -434,6 +466,8 @@ fn baseline_linker(engine: &Engine, p3: bool) -> Linker<Baseline> {
 struct Baseline {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// What the guest's linear memory takes, as `capnet run` counts it.
+    memory: GuestMemory,
 }
 
 impl WasiView for Baseline {

@@ -674,6 +674,38 @@ fn sighup_reloads_the_policy_file_and_a_broken_file_keeps_the_policy_in_force() 
 }
 
 #[test]
+fn sigusr1_prints_the_guests_linear_memory_apart_and_the_guest_keeps_serving() {
+    let mut child = capnet()
+        .args(["run", "--allow-listen", "127.0.0.1:0"])
+        .arg(guest("echo-server"))
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = listening(&mut child);
+    let stderr = lines_from(child.stderr.take().expect("piped stderr"));
+    let status = Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = line_with(&stderr, "capnet: guest memory ");
+    let kib = |label: &str| -> u64 {
+        let rest = &line[line.find(label).unwrap_or_else(|| panic!("{line}")) + label.len()..];
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    let (guest_kib, resident_kib) = (kib("guest memory "), kib("process resident "));
+    // Whole 64 KiB wasm pages, and within what the process holds.
+    assert!(guest_kib >= 64 && guest_kib % 64 == 0, "{line}");
+    assert!(resident_kib > guest_kib, "{line}");
+    // The signal's default action would have ended the process.
+    assert_eq!(echoed(addr, "after"), "after");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
 fn revoke_on_reload_closes_the_connections_the_reloaded_policy_refuses() {
     use std::io::{Read as _, Write as _};
     let policy = policy_file("revoke-reload", "[allow]\nlisten = [\"127.0.0.1:0\"]\n");

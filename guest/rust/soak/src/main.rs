@@ -103,6 +103,10 @@ fn echo_tcp(addr: SocketAddr, payload: &[u8]) -> Result<(), Failure> {
 }
 
 /// Sends `payload` from a new socket and reads the same bytes back.
+///
+/// Each receive leaves the datagram's bytes allocated in this guest's memory: std's
+/// `recv_from` is wasi-libc's `recvfrom`, whose generated bindings free the list of datagrams
+/// but not each one's `data` (README, "Fuzzing and soak"). Kept as users write it.
 fn echo_udp(addr: SocketAddr, payload: &[u8]) -> Result<(), Failure> {
     let socket = UdpSocket::bind("127.0.0.1:0").or_fail("bind", "127.0.0.1:0")?;
     socket.send_to(payload, addr).or_fail("send", addr)?;

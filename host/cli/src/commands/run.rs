@@ -27,6 +27,9 @@ any:443, a named set (loopback, private, link-local, metadata, public), example.
 *.example.com (connect, udp-send, lookup). PORTS: 443, 8000-8100, *, or a list joined by ';'
 (10.0.0.1:80;443). No port means any port.
 
+SIGUSR1 prints the guest's memory (its linear memory) and the process's resident memory to
+stderr; SIGHUP reloads --policy.
+
 Examples:
   capnet run --allow-listen 127.0.0.1:8080 server.wasm 127.0.0.1:8080
   capnet run --allow-connect 10.0.0.0/8:443 --deny-connect 10.0.0.5 client.wasm
@@ -221,7 +224,10 @@ impl RunOpts {
             reload_on_hangup(self.policy_source(), capnet.policy_handle())?;
         }
         let host = CommandHost::new(wasi.build(), capnet);
+        let memory = host.guest_memory();
+        host::print_memory_on_sigusr1(memory.clone())?;
         let exit = host::run_command(&engine, &linker, &component, host).await;
+        tracing::debug!(target: "capnet::cli", "the guest's linear memory reached {} KiB", memory.bytes() / 1024);
         if let Some((file, recorder)) = learning {
             write_learned(&file, &recorder).map_err(|e| wasmtime::format_err!(e))?;
         }
