@@ -77,18 +77,25 @@ export function isClosed(thrown) {
   return error !== null && typeof error === "object" && error.tag === "closed";
 }
 
-/** The WIT name of what an import threw. */
+/** The WIT name of what an import threw, or of a 0.3 `error-code` (a variant there). */
 export function codeName(thrown) {
   const error = witError(thrown);
   if (typeof error === "string") return error;
   if (error && error.tag === "closed") return "closed";
   if (error && error.tag === "last-operation-failed") return error.val.toDebugString();
+  if (error && error.tag === "other") return error.val == null ? "other" : `other(${error.val})`;
+  if (error && typeof error.tag === "string") return error.tag;
   return String(error);
+}
+
+/** Prints `text` to stderr. */
+export function printError(text) {
+  writeAll(stderrStream(), utf8(text));
 }
 
 /** Prints `error: OPERATION ADDR: CAUSE` to stderr and ends the program with failure. */
 export function fail(operation, addr, error) {
-  writeAll(stderrStream(), utf8(`error: ${operation} ${addr}: ${codeName(error)}\n`));
+  printError(`error: ${operation} ${addr}: ${codeName(error)}\n`);
   throw new Exit(false);
 }
 

@@ -140,6 +140,17 @@ fn component(path: &Path) -> (Component, Linker<CommandHost>) {
         .clone()
 }
 
+/// The names the component at `path` exports (`wasi:cli/run@0.3.0`, ...), from the compiled
+/// copy the runner uses.
+pub fn exports(path: &Path) -> Vec<String> {
+    let (component, _) = component(path);
+    component
+        .component_type()
+        .exports(&runtime().engine)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
 /// A policy from `(verdict, use word, target)` rules, e.g. `(Verdict::Allow, "listen", "127.0.0.1:0")`.
 pub fn policy(rules: &[(Verdict, &str, &str)]) -> Policy {
     let mut builder = Policy::builder();

@@ -1,14 +1,20 @@
 //! The Python, JavaScript and C guests (`guest/python`, `guest/js`, `guest/c`, built by
 //! `scripts/build-guests`) on capnet, over real loopback sockets: each language's echo server
 //! answers real clients, and each language's client reaches an allowed server and is refused,
-//! with `access-denied` and no connection, at a denied one.
+//! with `access-denied` and no connection, at a denied one. Python and JavaScript have WASI 0.3
+//! guests too (`guest/python/p3`, `guest/js/p3`: async programs on `wasi:sockets@0.3.0`), which
+//! run the same tests, and serve their connections at once.
 //!
 //! Every language runs the same tests (the `language!` macro); a guest that is missing or
 //! broken fails them, never skips them.
 
 use capnet::policy::Verdict::Allow;
-use capnet_tests::{Running, assert_unreached, ctx, lang_guest, pattern, policy, pong_server};
+use capnet_tests::{
+    PATIENCE, Running, assert_unreached, ctx, exports, guest, lang_guest, pattern, policy,
+    pong_server,
+};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -184,6 +190,113 @@ macro_rules! language {
 language!(python, "python");
 language!(js, "js");
 language!(c, "c");
+language!(python_p3, "python-p3");
+language!(js_p3, "js-p3");
+
+/// The Python and JavaScript 0.3 guests are WASI 0.3 commands: their one entry point is
+/// `wasi:cli/run@0.3.0`, so capnet runs them on its 0.3 front.
+#[test]
+fn python_and_js_p3_guests_export_the_0_3_entry_point_only() {
+    for lang in ["python-p3", "js-p3"] {
+        for name in ["echo-server", "tcp-client"] {
+            let exports = exports(&lang_guest(lang, name));
+            let runs: Vec<&String> = exports
+                .iter()
+                .filter(|e| e.starts_with("wasi:cli/run@"))
+                .collect();
+            assert_eq!(runs, ["wasi:cli/run@0.3.0"], "{lang}-{name}: {exports:?}");
+        }
+    }
+}
+
+/// A 0.3 echo server (an asyncio task, an async function, per connection) serves its
+/// connections at once: each of five clients has its first part echoed while all five are
+/// open and none has ended its side. A server that served one connection at a time would
+/// never answer the second.
+async fn p3_echo_server_serves_connections_at_once(lang: &str) {
+    const CLIENTS: usize = 5;
+    let policy = policy(&[(Allow, "listen", "127.0.0.1:0")]);
+    let server = Running::start_path(
+        &lang_guest(lang, "echo-server"),
+        &["127.0.0.1:0", &CLIENTS.to_string()],
+        ctx(policy),
+    );
+    let addr = server.listening().await;
+    let mut streams = Vec::new();
+    for i in 0..CLIENTS {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(&pattern(1000, i as u64)).await.unwrap();
+        streams.push(stream);
+    }
+    for (i, stream) in streams.iter_mut().enumerate().rev() {
+        let mut first = [0u8; 1000];
+        tokio::time::timeout(PATIENCE, stream.read_exact(&mut first))
+            .await
+            .unwrap_or_else(|_| panic!("client {i} got no echo while the others were open"))
+            .unwrap();
+        assert!(
+            first == pattern(1000, i as u64)[..],
+            "client {i}'s first part"
+        );
+    }
+    for (i, mut stream) in streams.into_iter().enumerate() {
+        let rest = pattern(64 * 1024, 100 + i as u64);
+        stream.write_all(&rest).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        stream.read_to_end(&mut back).await.unwrap();
+        assert!(back == rest, "client {i}'s rest comes back intact");
+    }
+    let done = server.finish().await;
+    assert_eq!(done.code, 0, "stderr: {}", done.stderr);
+    assert_eq!(done.stdout, format!("listening on {addr}\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_p3_echo_server_serves_connections_at_once() {
+    p3_echo_server_serves_connections_at_once("python-p3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_p3_echo_server_serves_connections_at_once() {
+    p3_echo_server_serves_connections_at_once("js-p3").await;
+}
+
+/// 0.3 guests of Python, JavaScript and Rust talk to each other and to 0.2 guests, each on
+/// its own front of the same host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p3_clients_and_servers_of_different_languages_talk_to_each_other() {
+    let p3 = |lang, name| (format!("{lang} 0.3"), lang_guest(lang, name));
+    let pairs: [((String, PathBuf), (String, PathBuf)); 4] = [
+        (p3("python-p3", "tcp-client"), p3("js-p3", "echo-server")),
+        (
+            p3("js-p3", "tcp-client"),
+            ("rust 0.3".into(), guest("p3-echo-server")),
+        ),
+        (
+            ("rust 0.3".into(), guest("p3-tcp-client")),
+            p3("python-p3", "echo-server"),
+        ),
+        (
+            ("c 0.2".into(), lang_guest("c", "tcp-client")),
+            p3("js-p3", "echo-server"),
+        ),
+    ];
+    for ((client_name, client), (server_name, server)) in pairs {
+        let listen = policy(&[(Allow, "listen", "127.0.0.1:0")]);
+        let server_run = Running::start_path(&server, &["127.0.0.1:0", "1"], ctx(listen));
+        let addr = server_run.listening().await;
+        let connect = policy(&[(Allow, "connect", &addr.to_string())]);
+        let message = format!("from {client_name} to {server_name}");
+        let done = Running::start_path(&client, &[&addr.to_string(), &message], ctx(connect))
+            .finish()
+            .await;
+        assert_eq!(done.code, 0, "{client_name} client: {}", done.stderr);
+        assert_eq!(done.stdout, message, "{server_name} server echoed it");
+        let served = server_run.finish().await;
+        assert_eq!(served.code, 0, "{server_name} server: {}", served.stderr);
+    }
+}
 
 /// Guests of different languages talk to each other through capnet: a Python client to a C
 /// server, a C client to a JavaScript server, a JavaScript client to a Python server.
