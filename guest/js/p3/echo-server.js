@@ -51,11 +51,14 @@ async function main() {
   }
   guest.print(`listening on ${bound}\n`);
 
-  const serving = [];
-  while (maxConns === null || serving.length < maxConns) {
+  // The connections being served: one leaves the set when it ends, so a server that runs
+  // forever does not keep one per connection it ever had.
+  const serving = new Set();
+  for (let count = 0; maxConns === null || count < maxConns; count++) {
     const accepted = await connections.read(1);
     if (accepted.length === 0) break;
-    serving.push(echo(accepted[0]));
+    const serve = echo(accepted[0]).finally(() => serving.delete(serve));
+    serving.add(serve);
   }
   await Promise.all(serving);
   connections.drop();

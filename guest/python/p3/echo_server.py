@@ -53,12 +53,18 @@ async def serve(family, local, text, max_conns):
             except Err as error:
                 guest.fail("local-address", text, error)
             print(f"listening on {bound}", flush=True)
-            serving = []
-            while max_conns is None or len(serving) < max_conns:
+            # The connections being served: a task leaves the set when it ends, so a server
+            # that runs forever does not keep one per connection it ever had.
+            serving = set()
+            count = 0
+            while max_conns is None or count < max_conns:
                 accepted = await connections.read(1)
                 if not accepted:
                     break
-                serving.append(asyncio.create_task(echo(accepted[0])))
+                count += 1
+                task = asyncio.create_task(echo(accepted[0]))
+                serving.add(task)
+                task.add_done_callback(serving.discard)
             await asyncio.gather(*serving)
 
 
@@ -69,8 +75,11 @@ async def echo(client):
         from_peer, received = client.receive()
         to_peer, outgoing = wit_world.byte_stream()
         sent = client.send(outgoing)
-        with from_peer, received, sent:
-            with to_peer:
+        with received, sent:
+            # Both streams end before their futures are awaited: ending `to_peer` ends the
+            # sending side, and closing `from_peer` (when the peer stopped reading first) ends
+            # the receiving side, so neither future waits on the other direction.
+            with from_peer, to_peer:
                 while not from_peer.writer_dropped and not to_peer.reader_dropped:
                     chunk = await from_peer.read(64 * 1024)
                     if chunk:
