@@ -185,7 +185,8 @@ impl<T: CapnetView + 'static> HostTcpSocketWithStore<T> for Capnet {
     ) -> SocketResult<StreamReader<Resource<TcpSocket>>> {
         let view = store.get();
         let listening = view.table.get_mut(&socket)?;
-        listening.start_listen()?;
+        let grant = listening.created_under().unwrap_or(&view.ctx.root).clone();
+        listening.listen_binding(&grant)?;
         listening.finish_listen()?;
         let acceptor = listening.acceptor()?;
         StreamReader::new(&mut store, Accepted(acceptor)).map_err(SocketError::trap)

@@ -52,8 +52,7 @@ impl HostUdpSocket for CapnetCtxView<'_> {
     ) -> SocketResult<()> {
         let socket = self.table.get_mut(&socket)?;
         let grant = socket.created_under().unwrap_or(&self.ctx.root).clone();
-        socket.bind_ephemeral(&grant)?;
-        Ok(socket.set_remote(Some(remote.into()))?)
+        Ok(socket.connect(&grant, remote.into())?)
     }
 
     fn disconnect(&mut self, socket: Resource<UdpSocket>) -> SocketResult<()> {
@@ -118,8 +117,8 @@ impl<T: CapnetView + 'static> HostUdpSocketWithStore<T> for Capnet {
             let view = access.get();
             let socket = view.table.get_mut(&socket)?;
             let grant = socket.created_under().unwrap_or(&view.ctx.root).clone();
-            socket.bind_ephemeral(&grant)?;
-            SocketResult::Ok(socket.sender(remote.map(SocketAddr::from), data.len())?)
+            let dest = remote.map(SocketAddr::from);
+            SocketResult::Ok(socket.sender_binding(&grant, dest, data.len())?)
         })?;
         match dest {
             Some(dest) => udp.send_to(&data, dest).await?,

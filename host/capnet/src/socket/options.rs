@@ -36,9 +36,14 @@ pub(super) fn receive_buffer_size(sock: SockRef<'_>) -> Result<u64, ErrorCode> {
     Ok(as_set(sock.recv_buffer_size()?))
 }
 
-/// Sets the receive buffer size: 0 is invalid; large values are clamped.
-pub(super) fn set_receive_buffer_size(sock: SockRef<'_>, value: u64) -> Result<(), ErrorCode> {
-    Ok(sock.set_recv_buffer_size(buffer_size(value)?)?)
+/// Sets the receive buffer size: 0 is invalid, whatever state the socket is in; large values
+/// are clamped.
+pub(super) fn set_receive_buffer_size(
+    sock: Result<SockRef<'_>, ErrorCode>,
+    value: u64,
+) -> Result<(), ErrorCode> {
+    let size = buffer_size(value)?;
+    Ok(sock?.set_recv_buffer_size(size)?)
 }
 
 /// `send-buffer-size`: the size as the guest set it (see [`as_set`]).
@@ -57,9 +62,14 @@ fn as_set(kept: usize) -> u64 {
     }
 }
 
-/// Sets the send buffer size: 0 is invalid; large values are clamped.
-pub(super) fn set_send_buffer_size(sock: SockRef<'_>, value: u64) -> Result<(), ErrorCode> {
-    Ok(sock.set_send_buffer_size(buffer_size(value)?)?)
+/// Sets the send buffer size: 0 is invalid, whatever state the socket is in; large values are
+/// clamped.
+pub(super) fn set_send_buffer_size(
+    sock: Result<SockRef<'_>, ErrorCode>,
+    value: u64,
+) -> Result<(), ErrorCode> {
+    let size = buffer_size(value)?;
+    Ok(sock?.set_send_buffer_size(size)?)
 }
 
 fn buffer_size(value: u64) -> Result<usize, ErrorCode> {

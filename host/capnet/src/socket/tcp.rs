@@ -319,12 +319,40 @@ impl TcpSocket {
 
     /// `start-listen`, with the `tcp-listen` right for the bound address (none for pre-opens).
     pub fn start_listen(&mut self) -> Result<(), ErrorCode> {
+        self.listen_checked(true)
+    }
+
+    /// 0.3's `listen`, which binds an unbound socket first: to the unspecified address of its
+    /// family and an ephemeral port, as the 0.3 WIT docs ask. Both rights are asked for that
+    /// address before the bind, `tcp-listen` then `tcp-bind`, so a refused listen leaves the
+    /// socket unbound. A listener on every interface is what the rules must name
+    /// (`listen 0.0.0.0:0`): a right for loopback, or to connect, never covers it.
+    pub fn listen_binding(&mut self, grant: &Grant) -> Result<(), ErrorCode> {
+        if !matches!(self.state, State::Unbound(_)) {
+            return self.start_listen();
+        }
+        let any = match self.family {
+            Family::V4 => SocketAddr::from(([0, 0, 0, 0], 0)),
+            Family::V6 => SocketAddr::from(([0u16; 8], 0)),
+        };
+        grant.check(Use::TcpListen, any)?;
+        // No pre-open is ever adopted here: the guest named no address.
+        self.start_bind(grant, any, &mut Preopens::default())?;
+        self.finish_bind()?;
+        self.listen_checked(false)
+    }
+
+    /// `start-listen`; `check` asks for the `tcp-listen` right (a caller that asked already
+    /// passes false).
+    fn listen_checked(&mut self, check: bool) -> Result<(), ErrorCode> {
         match &self.state {
             State::Bound(Bound::Fresh(socket)) => {
                 let (Some(grant), Some(local)) = (&self.grant, self.requested) else {
                     return Err(ErrorCode::InvalidState);
                 };
-                grant.check(Use::TcpListen, local)?;
+                if check {
+                    grant.check(Use::TcpListen, local)?;
+                }
                 socket.listen(backlog_arg(self.backlog))?;
             }
             State::Bound(Bound::Preopened(_)) => {}
@@ -524,7 +552,7 @@ impl TcpSocket {
 
     /// `set-receive-buffer-size`: 0 is invalid; large values are clamped.
     pub fn set_receive_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
-        options::set_receive_buffer_size(self.sock_ref()?, value)
+        options::set_receive_buffer_size(self.sock_ref(), value)
     }
 
     /// `send-buffer-size`.
@@ -534,7 +562,7 @@ impl TcpSocket {
 
     /// `set-send-buffer-size`: 0 is invalid; large values are clamped.
     pub fn set_send_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
-        options::set_send_buffer_size(self.sock_ref()?, value)
+        options::set_send_buffer_size(self.sock_ref(), value)
     }
 
     /// `shutdown`.

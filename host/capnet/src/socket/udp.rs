@@ -41,6 +41,8 @@ pub struct UdpSocket {
     created_under: Option<Grant>,
     /// The peer the current streams are limited to.
     remote: Option<SocketAddr>,
+    /// The address the bind gave the socket, port included; see [`UdpSocket::keep_port`].
+    bound_at: Option<SocketAddr>,
     /// The socket's count against the instance's `sockets` limit.
     held: Option<Held>,
 }
@@ -83,6 +85,7 @@ impl UdpSocket {
             grant: None,
             created_under: None,
             remote: None,
+            bound_at: None,
             held: None,
         })
     }
@@ -110,6 +113,7 @@ impl UdpSocket {
             grant.check(Use::UdpBind, local)?;
         }
         SockRef::from(&*self.socket).bind(&local.into())?;
+        self.bound_at = Some(self.socket.local_addr()?);
         self.state = State::BindStarted;
         self.grant = Some(grant.clone());
         Ok(())
@@ -141,6 +145,7 @@ impl UdpSocket {
         if self.remote.is_some() {
             disconnect(&self.socket)?;
             self.remote = None;
+            self.keep_port()?;
         }
         if let Some(peer) = remote {
             connect(&self.socket, peer)?;
@@ -179,6 +184,61 @@ impl UdpSocket {
         };
         self.start_bind(grant, any)?;
         self.finish_bind()
+    }
+
+    /// Linux lets go of a port the system chose (a bind to port 0, or an ephemeral one) when
+    /// a connected UDP socket is disconnected, and would pick another at the next send or
+    /// connect. The WIT keeps the local address for the socket's life, so the socket is bound
+    /// to it again (the port was free a moment ago; if another socket took it in between,
+    /// the call fails with `address-in-use`).
+    fn keep_port(&self) -> Result<(), ErrorCode> {
+        let Some(bound_at) = self.bound_at else {
+            return Ok(());
+        };
+        if self.socket.local_addr()?.port() == 0 {
+            SockRef::from(&*self.socket).bind(&bound_at.into())?;
+        }
+        Ok(())
+    }
+
+    /// 0.3's `connect`: limits the socket to `remote`, binding an unbound socket to an
+    /// ephemeral port first. The address and the `udp-send` right are checked before that
+    /// bind, so a refused connect leaves the socket unbound.
+    pub fn connect(&mut self, grant: &Grant, remote: SocketAddr) -> Result<(), ErrorCode> {
+        if self.state == State::Unbound {
+            addr::validate_remote(self.family, &remote)?;
+            // Quiet when allowed: `set_remote` decides again and logs it.
+            if !grant.permits(Use::UdpSend, remote) {
+                grant.check(Use::UdpSend, remote)?;
+            }
+            self.bind_ephemeral(grant)?;
+        }
+        self.set_remote(Some(remote))
+    }
+
+    /// 0.3's `send`: [`UdpSocket::sender`], binding an unbound socket to an ephemeral port
+    /// first. The size, the destination and its `udp-send` right are checked before that
+    /// bind, so a refused send leaves the socket unbound.
+    pub fn sender_binding(
+        &mut self,
+        grant: &Grant,
+        dest: Option<SocketAddr>,
+        len: usize,
+    ) -> Result<(Arc<tokio::net::UdpSocket>, Option<SocketAddr>), ErrorCode> {
+        if self.state == State::Unbound {
+            if len > MAX_DATAGRAM {
+                return Err(ErrorCode::DatagramTooLarge);
+            }
+            // An unbound socket has no peer: the destination is required.
+            let dest = dest.ok_or(ErrorCode::InvalidArgument)?;
+            addr::validate_remote(self.family, &dest)?;
+            // Quiet when allowed: `sender` decides again and logs it.
+            if !grant.permits(Use::UdpSend, dest) {
+                grant.check(Use::UdpSend, dest)?;
+            }
+            self.bind_ephemeral(grant)?;
+        }
+        self.sender(dest, len)
     }
 
     /// Limits the socket to `remote`, or lifts the limit (`None`), with the same checks as
@@ -254,7 +314,7 @@ impl UdpSocket {
 
     /// `set-receive-buffer-size`: 0 is invalid; large values are clamped.
     pub fn set_receive_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
-        options::set_receive_buffer_size(SockRef::from(&*self.socket), value)
+        options::set_receive_buffer_size(Ok(SockRef::from(&*self.socket)), value)
     }
 
     /// `send-buffer-size`.
@@ -264,7 +324,7 @@ impl UdpSocket {
 
     /// `set-send-buffer-size`: 0 is invalid; large values are clamped.
     pub fn set_send_buffer_size(&self, value: u64) -> Result<(), ErrorCode> {
-        options::set_send_buffer_size(SockRef::from(&*self.socket), value)
+        options::set_send_buffer_size(Ok(SockRef::from(&*self.socket)), value)
     }
 }
 
@@ -842,5 +902,25 @@ mod tests {
             "the send right is enough to limit the stream"
         );
         assert_eq!(denials.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    /// Linux gives back a port the system chose when a connected socket is disconnected; the
+    /// socket keeps it (0.2's `%stream` to another peer disconnects first, as 0.3's
+    /// `disconnect` does), on the unspecified address as on a bound one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disconnecting_keeps_the_port_the_system_chose() {
+        let g = grant();
+        let peers = ["127.0.0.1:9", "127.0.0.1:10"].map(|p| p.parse::<SocketAddr>().unwrap());
+        for local in ["127.0.0.1:0", "0.0.0.0:0"] {
+            let mut s = UdpSocket::new(Family::V4).unwrap();
+            s.start_bind(&g, local.parse().unwrap()).unwrap();
+            s.finish_bind().unwrap();
+            let bound = s.local_address().unwrap();
+            s.set_remote(Some(peers[0])).unwrap();
+            s.set_remote(Some(peers[1])).unwrap();
+            assert_eq!(s.local_address().unwrap().port(), bound.port(), "{local}");
+            s.set_remote(None).unwrap();
+            assert_eq!(s.local_address().unwrap(), bound, "{local}, disconnected");
+        }
     }
 }
