@@ -270,38 +270,3 @@ async fn p3_lookup_resolves_an_allowed_name_and_is_refused_another() {
         "0.3's lookup error type has access-denied, the code a policy's refusal is"
     );
 }
-
-/// Runs p3-tcp-states on `loopback` under a policy of loopback TCP and fails with its report
-/// if a rule is broken.
-async fn tcp_state_rules_hold(loopback: &str) {
-    let policy = policy(&[
-        (Allow, "listen", "127.0.0.1"),
-        (Allow, "listen", "::1"),
-        (Allow, "connect", "127.0.0.1"),
-        (Allow, "connect", "::1"),
-    ]);
-    let done = Running::start("p3-tcp-states", &[loopback], ctx(policy))
-        .finish()
-        .await;
-    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
-    let lines: Vec<&str> = done.stdout.lines().collect();
-    assert!(
-        !lines.is_empty() && lines.iter().all(|l| l.starts_with("ok: ")),
-        "checked no rule or printed something else:\n{}",
-        done.stdout
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn p3_tcp_state_rules_hold_over_ipv4_loopback() {
-    tcp_state_rules_hold("127.0.0.1").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn p3_tcp_state_rules_hold_over_ipv6_loopback() {
-    if std::net::TcpListener::bind("[::1]:0").is_ok() {
-        tcp_state_rules_hold("::1").await;
-    } else {
-        println!("skipped: this machine has no ::1");
-    }
-}

@@ -8,6 +8,8 @@ mod bindings {
     wit_bindgen::generate!({ path: "../wit", world: "imports", generate_all });
 }
 
+pub mod table;
+
 pub use bindings::{wasi, wit_stream};
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
