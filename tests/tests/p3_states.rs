@@ -303,6 +303,20 @@ fn tcp_expected(loopback: &str) -> Expected {
         e.row("accepted", &format!("inherits {option}"), read);
     }
 
+    // A connect in flight: the docs name `connecting` for connect and the backlog size.
+    let c = "connecting";
+    e.row(c, "get-local-address", "ok loopback:ephemeral");
+    for call in ["get-remote-address", "bind", "connect", "listen", "send"] {
+        e.row(c, call, is);
+    }
+    e.row(c, "get-is-listening", "false");
+    e.row(c, "receive", ended);
+    e.row(c, "set-listen-backlog-size 16", is);
+    e.row(c, "set-hop-limit 42", "ok");
+    e.row(c, "get-hop-limit after set", "ok 42");
+    e.row(c, "set-keep-alive-enabled true", "ok");
+    e.row(c, "get-keep-alive-enabled after set", "ok true");
+
     let a = "arguments";
     let invalid = "invalid-argument";
     for (only, call, result) in [

@@ -6,7 +6,7 @@
 //! Each row runs on a fresh socket brought to its state, so no row depends on another.
 //! The states: `unbound`, `bound`, `listening`, `connected` (a client), `accepted` (from a
 //! listen stream), `peer-closed` (a client whose peer closed) and `closed` (after a refused
-//! connect). Addresses print as `loopback:ephemeral`, `unspecified:ephemeral`, `as bound`,
+//! connect); `connecting` (a connect in flight) has rows of its own. Addresses print as `loopback:ephemeral`, `unspecified:ephemeral`, `as bound`,
 //! `the listener` or `the client`. The `arguments` rows try the addresses the docs name; the
 //! `policy` rows need the test's policy (`LOOPBACK:1` denied for bind and connect).
 //!
@@ -546,6 +546,74 @@ async fn argument_rows(env: &Env) -> Made<()> {
     Ok(())
 }
 
+/// A socket whose connect is in flight: the listener's accept queue (backlog 1, never
+/// read) is full, so the kernel drops the handshake's first packet and retries. Every call
+/// but the options' is `invalid-state` while the connect runs.
+async fn connecting_rows(env: &Env) -> Made<()> {
+    let listener = env.tcp()?;
+    ok("backlog", listener.set_listen_backlog_size(1))?;
+    ok("bind", listener.bind(to_wit(env.at(0))))?;
+    let _queue = ok("listen", listener.listen())?;
+    let addr = from_wit(ok("local", listener.get_local_address())?);
+    // Fill the queue until a connect no longer completes (two suffice on Linux).
+    let mut queued = Vec::new();
+    for _ in 0..16 {
+        let socket = env.tcp()?;
+        {
+            let mut connecting = std::pin::pin!(socket.connect(to_wit(addr)));
+            if within(200, connecting.as_mut()).await.is_none() {
+                // The connect stays in flight while `connecting` lives.
+                return connecting_calls(env, &socket, addr).await;
+            }
+        }
+        queued.push(socket);
+    }
+    Err("the listener's queue never filled".to_owned())
+}
+
+async fn connecting_calls(env: &Env, socket: &TcpSocket, addr: SocketAddr) -> Made<()> {
+    const STATE: &str = "connecting";
+    let s = socket;
+    let local = s
+        .get_local_address()
+        .map(|a| env.describe_alone(from_wit(a)));
+    row(STATE, "get-local-address", value(local));
+    row(STATE, "get-remote-address", code(s.get_remote_address()));
+    row(STATE, "get-is-listening", s.get_is_listening());
+    row(STATE, "bind", code(s.bind(to_wit(env.at(0)))));
+    let again = within(2000, s.connect(to_wit(addr))).await;
+    row(STATE, "connect", again.map_or("pending".to_owned(), code));
+    row(STATE, "listen", code(s.listen()));
+    let (_writer, outgoing) = wit_stream::new::<u8>();
+    let sending = s.send(outgoing);
+    let sent = within(2000, async { sending.await }).await;
+    row(STATE, "send", sent.map_or("pending".to_owned(), code));
+    let (bytes, done) = s.receive();
+    row(
+        STATE,
+        "receive",
+        read_out(bytes, async { done.await }, 300).await,
+    );
+    row(
+        STATE,
+        "set-listen-backlog-size 16",
+        code(s.set_listen_backlog_size(16)),
+    );
+    row(STATE, "set-hop-limit 42", code(s.set_hop_limit(42)));
+    row(STATE, "get-hop-limit after set", value(s.get_hop_limit()));
+    row(
+        STATE,
+        "set-keep-alive-enabled true",
+        code(s.set_keep_alive_enabled(true)),
+    );
+    row(
+        STATE,
+        "get-keep-alive-enabled after set",
+        value(s.get_keep_alive_enabled()),
+    );
+    Ok(())
+}
+
 /// What an accepted socket takes from its listener (the docs list these properties).
 async fn inherited_rows(env: &Env) -> Made<()> {
     const STATE: &str = "accepted";
@@ -696,6 +764,7 @@ async fn all_rows(env: &Env) -> Made<()> {
     for state in STATES {
         state_rows(env, state).await?;
     }
+    connecting_rows(env).await?;
     inherited_rows(env).await?;
     argument_rows(env).await?;
     policy_rows(env).await
