@@ -35,7 +35,8 @@ impl From<Core> for ErrorCode {
             Core::RemoteUnreachable => ErrorCode::RemoteUnreachable,
             Core::ConnectionRefused => ErrorCode::ConnectionRefused,
             Core::ConnectionReset => ErrorCode::ConnectionReset,
-            Core::ConnectionAborted => ErrorCode::ConnectionAborted,
+            // 0.2 has no `connection-broken`; a write to a peer that is gone was always this.
+            Core::ConnectionAborted | Core::ConnectionBroken => ErrorCode::ConnectionAborted,
             Core::DatagramTooLarge => ErrorCode::DatagramTooLarge,
             Core::NameUnresolvable => ErrorCode::NameUnresolvable,
             Core::TemporaryResolverFailure => ErrorCode::TemporaryResolverFailure,
@@ -53,7 +54,8 @@ pub fn code_name(code: ErrorCode) -> &'static str {
 mod tests {
     use super::*;
 
-    /// Every core code reaches the guest as the 0.2 code of the same name.
+    /// Every core code reaches the guest as the 0.2 code of the same name, but
+    /// `connection-broken`, which 0.2 lacks.
     #[test]
     fn every_core_code_becomes_the_02_code_of_its_name() {
         let all = [
@@ -82,5 +84,7 @@ mod tests {
         for core in all {
             assert_eq!(code_name(core.into()), core.as_str());
         }
+        let broken = ErrorCode::from(Core::ConnectionBroken);
+        assert_eq!(code_name(broken), "connection-aborted");
     }
 }

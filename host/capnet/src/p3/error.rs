@@ -31,6 +31,7 @@ impl From<Core> for ErrorCode {
             Core::ConnectionRefused => ErrorCode::ConnectionRefused,
             Core::ConnectionReset => ErrorCode::ConnectionReset,
             Core::ConnectionAborted => ErrorCode::ConnectionAborted,
+            Core::ConnectionBroken => ErrorCode::ConnectionBroken,
             Core::DatagramTooLarge => ErrorCode::DatagramTooLarge,
             Core::Unknown => ErrorCode::Other(None),
             Core::WouldBlock

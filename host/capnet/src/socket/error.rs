@@ -43,6 +43,8 @@ pub enum ErrorCode {
     ConnectionReset,
     /// The connection was aborted.
     ConnectionAborted,
+    /// The connection takes no more writes: the peer is gone (`EPIPE`).
+    ConnectionBroken,
     /// The datagram is too large to send.
     DatagramTooLarge,
     /// The name does not resolve.
@@ -74,6 +76,7 @@ impl ErrorCode {
             ErrorCode::ConnectionRefused => "connection-refused",
             ErrorCode::ConnectionReset => "connection-reset",
             ErrorCode::ConnectionAborted => "connection-aborted",
+            ErrorCode::ConnectionBroken => "connection-broken",
             ErrorCode::DatagramTooLarge => "datagram-too-large",
             ErrorCode::NameUnresolvable => "name-unresolvable",
             ErrorCode::TemporaryResolverFailure => "temporary-resolver-failure",
@@ -107,9 +110,8 @@ pub fn error_code_of(error: &io::Error) -> ErrorCode {
         io::ErrorKind::AddrNotAvailable => ErrorCode::AddressNotBindable,
         io::ErrorKind::ConnectionRefused => ErrorCode::ConnectionRefused,
         io::ErrorKind::ConnectionReset => ErrorCode::ConnectionReset,
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
-            ErrorCode::ConnectionAborted
-        }
+        io::ErrorKind::ConnectionAborted => ErrorCode::ConnectionAborted,
+        io::ErrorKind::BrokenPipe => ErrorCode::ConnectionBroken,
         io::ErrorKind::TimedOut => ErrorCode::Timeout,
         io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkUnreachable
@@ -143,7 +145,8 @@ fn errno_code(errno: i32) -> Option<ErrorCode> {
         | libc::ENONET => ErrorCode::RemoteUnreachable,
         libc::ECONNREFUSED => ErrorCode::ConnectionRefused,
         libc::ECONNRESET => ErrorCode::ConnectionReset,
-        libc::ECONNABORTED | libc::EPIPE => ErrorCode::ConnectionAborted,
+        libc::ECONNABORTED => ErrorCode::ConnectionAborted,
+        libc::EPIPE => ErrorCode::ConnectionBroken,
         libc::EMSGSIZE => ErrorCode::DatagramTooLarge,
         _ => return None,
     })
@@ -181,7 +184,7 @@ mod tests {
             (libc::ECONNREFUSED, ErrorCode::ConnectionRefused),
             (libc::ECONNRESET, ErrorCode::ConnectionReset),
             (libc::ECONNABORTED, ErrorCode::ConnectionAborted),
-            (libc::EPIPE, ErrorCode::ConnectionAborted),
+            (libc::EPIPE, ErrorCode::ConnectionBroken),
             (libc::EMSGSIZE, ErrorCode::DatagramTooLarge),
             (libc::EIO, ErrorCode::Unknown),
         ];

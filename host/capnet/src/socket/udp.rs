@@ -225,20 +225,16 @@ impl UdpSocket {
         dest: Option<SocketAddr>,
         len: usize,
     ) -> Result<(Arc<tokio::net::UdpSocket>, Option<SocketAddr>), ErrorCode> {
-        if self.state == State::Unbound {
-            if len > MAX_DATAGRAM {
-                return Err(ErrorCode::DatagramTooLarge);
-            }
-            // An unbound socket has no peer: the destination is required.
-            let dest = dest.ok_or(ErrorCode::InvalidArgument)?;
-            addr::validate_remote(self.family, &dest)?;
-            // Quiet when allowed: `sender` decides again and logs it.
-            if !grant.permits(Use::UdpSend, dest) {
-                grant.check(Use::UdpSend, dest)?;
-            }
-            self.bind_ephemeral(grant)?;
+        if self.state != State::Unbound {
+            return self.sender(dest, len);
         }
-        self.sender(dest, len)
+        if len > MAX_DATAGRAM {
+            return Err(ErrorCode::DatagramTooLarge);
+        }
+        // An unbound socket has no peer: the destination is required, and decided once.
+        let dest = destination(self.family, grant, None, dest)?;
+        self.bind_ephemeral(grant)?;
+        Ok((self.socket.clone(), dest))
     }
 
     /// Limits the socket to `remote`, or lifts the limit (`None`), with the same checks as
