@@ -15,7 +15,8 @@
 //!   connected, or after a failed connect (closed).
 //! - `listen` binds an unbound socket implicitly (the unspecified address, a free port); it
 //!   is `invalid-state` when listening or connected.
-//! - `send` and `receive` are `invalid-state` unless connected, and a second one is too.
+//! - `send` and `receive` are `invalid-state` unless connected, and a second one is too; a
+//!   write the peer's system refused (`EPIPE`) ends `send` with `connection-broken`.
 //! - Every option setter refuses 0 with `invalid-argument`, in any state; the getters read
 //!   back what was set (buffer sizes included: Linux keeps double, the host halves it); an
 //!   accepted socket inherits its listener's options. `set-listen-backlog-size` is
@@ -302,6 +303,13 @@ fn tcp_expected(loopback: &str) -> Expected {
     for (option, _, read) in options {
         e.row("accepted", &format!("inherits {option}"), read);
     }
+
+    // A write after the peer's system reset the connection (EPIPE).
+    e.row(
+        "peer-closed",
+        "send, a write, then another after the peer's reset",
+        "taken, refused, connection-broken",
+    );
 
     // A connect in flight: the docs name `connecting` for connect and the backlog size.
     let c = "connecting";

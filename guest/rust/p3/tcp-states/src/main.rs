@@ -614,6 +614,28 @@ async fn connecting_calls(env: &Env, socket: &TcpSocket, addr: SocketAddr) -> Ma
     Ok(())
 }
 
+/// Writing to a peer that closed: the first write goes out and the peer's system answers it
+/// with a reset, so the next one finds the connection broken.
+async fn broken_rows(env: &Env) -> Made<()> {
+    let made = env.make("peer-closed").await?;
+    let (mut writer, outgoing) = wit_stream::new::<u8>();
+    let sending = made.socket.send(outgoing);
+    let first = writer.write_all(b"a".to_vec()).await;
+    let _ = within(100, std::future::pending::<()>()).await;
+    let second = writer.write_all(b"b".to_vec()).await;
+    drop(writer);
+    let ended = within(2000, async { sending.await }).await;
+    let result = ended.map_or("pending".to_owned(), code);
+    let taken = |left: &Vec<u8>| if left.is_empty() { "taken" } else { "refused" };
+    let call = "send, a write, then another after the peer's reset";
+    row(
+        "peer-closed",
+        call,
+        format!("{}, {}, {result}", taken(&first), taken(&second)),
+    );
+    Ok(())
+}
+
 /// What an accepted socket takes from its listener (the docs list these properties).
 async fn inherited_rows(env: &Env) -> Made<()> {
     const STATE: &str = "accepted";
@@ -765,6 +787,7 @@ async fn all_rows(env: &Env) -> Made<()> {
         state_rows(env, state).await?;
     }
     connecting_rows(env).await?;
+    broken_rows(env).await?;
     inherited_rows(env).await?;
     argument_rows(env).await?;
     policy_rows(env).await
