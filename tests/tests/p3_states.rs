@@ -16,7 +16,8 @@
 //! - `listen` binds an unbound socket implicitly (the unspecified address, a free port); it
 //!   is `invalid-state` when listening or connected.
 //! - `send` and `receive` are `invalid-state` unless connected, and a second one is too; a
-//!   write the peer's system refused (`EPIPE`) ends `send` with `connection-broken`.
+//!   write the peer's system refused (`EPIPE`) ends `send` with `connection-broken`, a reset
+//!   ends `receive` with `connection-reset`.
 //! - Every option setter refuses 0 with `invalid-argument`, in any state; the getters read
 //!   back what was set (buffer sizes included: Linux keeps double, the host halves it); an
 //!   accepted socket inherits its listener's options. `set-listen-backlog-size` is
@@ -26,7 +27,7 @@
 //! - UDP: `connect` and `send` bind implicitly; `disconnect` is `invalid-state` unless
 //!   connected; `send` needs an address unless connected, and a connected socket takes only
 //!   its peer's (`invalid-argument`); `receive` is `invalid-state` until bound; a connected
-//!   socket hears only its peer. The local address stays the same through connect and
+//!   socket hears only its peer, and `connection-refused` when its peer's port is closed. The local address stays the same through connect and
 //!   disconnect (the port the system chose included).
 //!
 //! capnet's own rules beside the docs: a policy denial is `access-denied`, checked before
@@ -311,6 +312,13 @@ fn tcp_expected(loopback: &str) -> Expected {
         "taken, refused, connection-broken",
     );
 
+    // A peer that closed with bytes unread reset the connection.
+    e.row(
+        "connected",
+        "receive after the peer's reset",
+        "ends connection-reset",
+    );
+
     // A connect in flight: the docs name `connecting` for connect and the backlog size.
     let c = "connecting";
     e.row(c, "get-local-address", "ok loopback:ephemeral");
@@ -507,6 +515,13 @@ fn udp_expected(loopback: &str) -> Expected {
         e.row(state, "send to another peer, the datagram", "arrives");
     }
     e.row("connected", "send to the peer named", "ok");
+    // The peer's system answers with a port-unreachable error, which receive reports.
+    e.row("connected", "send to a closed port", "ok");
+    e.row(
+        "connected",
+        "send to a closed port, then receive",
+        "connection-refused",
+    );
     e.row(
         "connected",
         "send to the peer named, the datagram",

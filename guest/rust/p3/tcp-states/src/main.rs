@@ -292,7 +292,7 @@ async fn state_rows(env: &Env, state: &str) -> Made<()> {
     row(
         state,
         "receive",
-        read_out(bytes, async { done.await }, 300).await,
+        read_out(bytes, async { done.await }, 1000).await,
     );
 
     let made = env.make(state).await?;
@@ -301,7 +301,7 @@ async fn state_rows(env: &Env, state: &str) -> Made<()> {
     row(
         state,
         "receive twice",
-        read_out(bytes, async { done.await }, 300).await,
+        read_out(bytes, async { done.await }, 1000).await,
     );
 
     option_rows(env, state).await
@@ -592,7 +592,7 @@ async fn connecting_calls(env: &Env, socket: &TcpSocket, addr: SocketAddr) -> Ma
     row(
         STATE,
         "receive",
-        read_out(bytes, async { done.await }, 300).await,
+        read_out(bytes, async { done.await }, 1000).await,
     );
     row(
         STATE,
@@ -633,6 +633,20 @@ async fn broken_rows(env: &Env) -> Made<()> {
         call,
         format!("{}, {}, {result}", taken(&first), taken(&second)),
     );
+
+    // A peer that closes with bytes unread resets the connection.
+    let (_listener, mut accepted, addr) = env.listener()?;
+    let client = env.tcp()?;
+    ok("connect", client.connect(to_wit(addr)).await)?;
+    let peer = accepted.next().await.ok_or("the listen stream ended")?;
+    let (mut writer, outgoing) = wit_stream::new::<u8>();
+    let _sending = client.send(outgoing);
+    writer.write_all(b"never read".to_vec()).await;
+    let _ = within(100, std::future::pending::<()>()).await;
+    drop(peer);
+    let (bytes, done) = client.receive();
+    let received = read_out(bytes, async { done.await }, 2000).await;
+    row("connected", "receive after the peer's reset", received);
     Ok(())
 }
 

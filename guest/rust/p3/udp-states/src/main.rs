@@ -479,6 +479,15 @@ async fn argument_rows(env: &Env) -> Made<()> {
     let sent = socket.send(big, Some(to_wit(env.peer.addr))).await;
     row(STATE, "send 65535 bytes", code(sent));
 
+    // A connected socket hears of a closed port (an ICMP error) at its next receive.
+    let socket = env.udp()?;
+    let closed = peer(env.ip)?.addr;
+    ok("connect", socket.connect(to_wit(closed)))?;
+    let sent = socket.send(b"anyone?".to_vec(), None).await;
+    row("connected", "send to a closed port", code(sent));
+    let heard = heard(env, None, &socket).await;
+    row("connected", "send to a closed port, then receive", heard);
+
     // A connected socket takes its peer's address, and no other.
     let made = env.make("connected").await?;
     drain(&env.peer).await;
