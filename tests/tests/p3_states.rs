@@ -583,6 +583,17 @@ fn udp_expected(loopback: &str) -> Expected {
         "send from a bound socket to a denied address",
         "access-denied",
     );
+    // A refused connect leaves the peer the socket had.
+    e.row(
+        p,
+        "connect a connected socket to a denied address",
+        "access-denied",
+    );
+    e.row(
+        p,
+        "connect a connected socket to a denied address, then get-remote-address",
+        "ok the peer",
+    );
     e
 }
 

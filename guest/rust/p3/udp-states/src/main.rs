@@ -546,6 +546,16 @@ async fn policy_rows(env: &Env) -> Made<()> {
         "send from a bound socket to a denied address",
         code(sent),
     );
+    // A refused connect leaves a connected socket with the peer it had.
+    let made = env.make("connected").await?;
+    let refused = made.socket.connect(to_wit(denied));
+    row(
+        STATE,
+        "connect a connected socket to a denied address",
+        code(refused),
+    );
+    let call = "connect a connected socket to a denied address, then get-remote-address";
+    row(STATE, call, env.remote(&made));
     Ok(())
 }
 
