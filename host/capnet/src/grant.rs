@@ -11,6 +11,7 @@ mod learn;
 pub use learn::{Learned, LearnedTarget, Recorder};
 
 use crate::limit::{Held, Holders, Usage};
+use crate::rate::Bucket;
 use crate::revoke::{Closable, Opened, Registry};
 use crate::socket::ErrorCode;
 use crate::socket::lookup::Resolver;
@@ -117,10 +118,14 @@ struct Slot {
 
 impl PolicyHandle {
     pub(crate) fn new(policy: Arc<Policy>, recorder: Option<Arc<Recorder>>) -> Self {
+        let usage = Arc::new(Usage::default());
+        usage
+            .bucket
+            .set_rate(policy.limits().get(Limit::BytesPerSecond));
         Self(Arc::new(Slot {
             policy: RwLock::new(policy),
             opened: Registry::default(),
-            usage: Arc::default(),
+            usage,
             library_usage: Mutex::default(),
             recorder,
         }))
@@ -148,8 +153,23 @@ impl PolicyHandle {
         let rules = policy.rules().len();
         let old = std::mem::replace(
             &mut *self.0.policy.write().unwrap_or_else(|e| e.into_inner()),
-            policy,
+            policy.clone(),
         );
+        // The rates live in the buckets, which the data path reads without the policy.
+        // After the swap: a library's bucket made meanwhile read the new policy or is set here.
+        self.0
+            .usage
+            .bucket
+            .set_rate(policy.limits().get(Limit::BytesPerSecond));
+        let libraries = self
+            .0
+            .library_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (name, usage) in libraries.iter() {
+            usage.bucket.set_rate(library_rate(&policy, name));
+        }
+        drop(libraries);
         tracing::info!(target: "capnet::policy", rules, "policy replaced");
         old
     }
@@ -184,6 +204,13 @@ impl PolicyHandle {
             key,
         }
     }
+}
+
+/// The `bytes-per-second` a policy sets for library `name`, if any.
+fn library_rate(policy: &Policy, name: &str) -> Option<u64> {
+    policy
+        .library(name)
+        .and_then(|p| p.limits().get(Limit::BytesPerSecond))
 }
 
 /// Keeps a listener or connection in its instance's registry while it lives.
@@ -278,15 +305,20 @@ impl Grant {
     /// import of `instance-network` hands out.
     pub(crate) fn library(&self, name: &str) -> Grant {
         let name: Arc<str> = Arc::from(name);
-        let usage = self
-            .policy
-            .0
-            .library_usage
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name.clone())
-            .or_default()
-            .clone();
+        let usage = {
+            let mut libraries = self
+                .policy
+                .0
+                .library_usage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let usage = libraries.entry(name.clone()).or_default();
+            // Read under the lock: a reload sets every bucket after its swap, this one too.
+            usage
+                .bucket
+                .set_rate(library_rate(&self.policy.read(), &name));
+            usage.clone()
+        };
         let rules = ScopeRules::Library(name.clone());
         self.narrowed(name.clone(), rules, Some((name, usage)))
     }
@@ -394,6 +426,30 @@ impl Grant {
         }
     }
 
+    /// The `bytes-per-second` buckets this grant's bytes are counted in: the instance's, and
+    /// its library's when the grant is a library's.
+    #[inline]
+    pub(crate) fn buckets(&self) -> (&Bucket, Option<&Bucket>) {
+        (
+            &self.policy.0.usage.bucket,
+            self.library_usage().map(|usage| &usage.bucket),
+        )
+    }
+
+    /// The instance's name, for logs.
+    pub(crate) fn instance_name(&self) -> &str {
+        &self.instance
+    }
+
+    /// The library this grant is, or lies within, for logs.
+    pub(crate) fn library_name(&self) -> Option<&str> {
+        self.scope
+            .as_ref()
+            .and_then(|s| s.library.as_ref())
+            .map(|(name, _)| &**name)
+    }
+
+    #[inline]
     fn library_usage(&self) -> Option<&Arc<Usage>> {
         self.scope
             .as_ref()
@@ -408,7 +464,8 @@ impl Grant {
         let instance = policy
             .limits()
             .get(limit)
-            .unwrap_or_else(|| limit.default_value());
+            .or_else(|| limit.default_value())
+            .unwrap_or(u64::MAX);
         let library = self
             .scope
             .as_ref()

@@ -50,6 +50,7 @@ mod grant;
 mod limit;
 mod p2;
 mod p3;
+mod rate;
 mod revoke;
 mod socket;
 pub mod trappable;
