@@ -5,9 +5,9 @@
 //! second may move that much at once, and over any longer stretch it moves no more than the
 //! rate. Nothing is refused past it; the data path waits: a read reads only what the bucket
 //! holds and a write is permitted only that much, so unread bytes stay in the kernel, whose
-//! window then holds the peer back. A waiter wakes when the bucket holds an eighth of a
-//! second's bytes again, so a stream under its rate makes a few calls a second, not one per
-//! byte that trickles in.
+//! window then holds the peer back. A stream that emptied the bucket waits until it holds an
+//! eighth of a second's bytes again, so a stream under its rate makes a few calls a second,
+//! not one for each few bytes that trickle back in.
 //!
 //! The bucket is the generic cell rate algorithm: one atomic, the moment the bucket would be
 //! full again. Looking costs one load and taking one compare-and-swap, per level. Takes may
@@ -79,21 +79,22 @@ impl Bucket {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// What the bucket holds at `now`, at `rate` (not 0).
-    fn look(&self, rate: u64, now: Instant) -> Level {
+    /// What the bucket holds at `now`, at `rate` (not 0). For a `drained` looker (one that
+    /// emptied it) it is empty until it holds an eighth of a second's bytes, and at least
+    /// one; otherwise a byte will do. Empty, it says when the eighth is back: a waiter that
+    /// wakes then finds enough, drained or not.
+    fn look(&self, rate: u64, now: Instant, drained: bool) -> Level {
         let full_at = self.full_at.load(Ordering::Acquire);
         let owed = full_at.saturating_sub(self.nanos(now));
         let spare = SECOND.saturating_sub(owed);
+        let refill = REFILL.max(SECOND.div_ceil(rate)).min(SECOND);
         let holds = u128::from(spare) * u128::from(rate) / u128::from(SECOND);
-        match u64::try_from(holds).unwrap_or(u64::MAX) {
-            0 => {
-                // Wake when it holds an eighth of a second, and at least one byte.
-                let needed = REFILL.max(SECOND.div_ceil(rate)).min(SECOND);
-                let at = full_at.saturating_sub(SECOND - needed);
-                Level::EmptyUntil(self.epoch + Duration::from_nanos(at))
-            }
-            n => Level::Holds(n),
+        let holds = u64::try_from(holds).unwrap_or(u64::MAX);
+        if holds == 0 || (drained && spare < refill) {
+            let at = full_at.saturating_sub(SECOND - refill);
+            return Level::EmptyUntil(self.epoch + Duration::from_nanos(at));
         }
+        Level::Holds(holds)
     }
 
     /// Takes `bytes` at `rate` (not 0), into debt if the bucket holds fewer.
@@ -115,13 +116,17 @@ impl Bucket {
 pub(crate) struct Meter {
     grant: Grant,
     sleep: Option<Pin<Box<Sleep>>>,
-    /// Whether the last look found a bucket empty: a wait is logged when it begins.
+    /// Whether this meter's last move took all a bucket held, or found one empty: then it
+    /// waits for the refill rather than move the few bytes that trickle back meanwhile.
+    drained: bool,
+    /// Whether a wait was logged and has not ended: each wait is logged once.
     waiting: bool,
 }
 
 impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Meter")
+            .field("drained", &self.drained)
             .field("waiting", &self.waiting)
             .finish_non_exhaustive()
     }
@@ -133,6 +138,7 @@ impl Meter {
         Self {
             grant,
             sleep: None,
+            drained: false,
             waiting: false,
         }
     }
@@ -164,7 +170,7 @@ impl Meter {
             let Some(bucket) = bucket.filter(|_| rate != 0) else {
                 continue;
             };
-            match bucket.look(rate, now) {
+            match bucket.look(rate, now, self.drained) {
                 Level::Holds(n) => allowed = allowed.min(n),
                 Level::EmptyUntil(at) => {
                     if empty.is_none_or(|(later, _, _)| at > later) {
@@ -176,9 +182,12 @@ impl Meter {
         match empty {
             None => {
                 self.waiting = false;
-                Ok(usize::try_from(allowed).unwrap_or(usize::MAX))
+                let allowed = usize::try_from(allowed).unwrap_or(usize::MAX);
+                self.drained = allowed < want;
+                Ok(allowed)
             }
             Some((at, rate, by_library)) => {
+                self.drained = true;
                 if !self.waiting {
                     self.waiting = true;
                     self.log_wait(rate, by_library, at.saturating_duration_since(now));
@@ -260,68 +269,65 @@ impl Meter {
 mod tests {
     use super::*;
 
-    fn bucket(rate: u64) -> Bucket {
+    fn bucket(rate: u64) -> (Bucket, Instant) {
         let b = Bucket::default();
         b.set_rate(Some(rate));
-        b
+        let t0 = b.epoch + Duration::from_secs(10);
+        (b, t0)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]
     fn a_full_bucket_holds_one_second_and_refills_at_its_rate() {
-        let b = bucket(1000);
-        let t0 = b.epoch + Duration::from_secs(10);
-        assert_eq!(b.look(1000, t0), Level::Holds(1000));
+        let (b, t0) = bucket(1000);
+        assert_eq!(b.look(1000, t0, false), Level::Holds(1000));
         b.take(1000, t0, 1000);
         // Empty: a waiter wakes when an eighth of a second's bytes are back.
+        assert_eq!(b.look(1000, t0, false), Level::EmptyUntil(t0 + ms(125)));
+        assert_eq!(b.look(1000, t0 + ms(125), true), Level::Holds(125));
+        assert_eq!(b.look(1000, t0 + ms(5000), true), Level::Holds(1000));
+    }
+
+    #[test]
+    fn a_drained_looker_waits_for_an_eighth_of_a_second_not_the_first_bytes_back() {
+        let (b, t0) = bucket(1000);
+        b.take(1000, t0, 1000);
+        assert_eq!(b.look(1000, t0 + ms(10), false), Level::Holds(10));
         assert_eq!(
-            b.look(1000, t0),
-            Level::EmptyUntil(t0 + Duration::from_millis(125))
-        );
-        assert_eq!(
-            b.look(1000, t0 + Duration::from_millis(125)),
-            Level::Holds(125)
-        );
-        assert_eq!(
-            b.look(1000, t0 + Duration::from_secs(5)),
-            Level::Holds(1000)
+            b.look(1000, t0 + ms(10), true),
+            Level::EmptyUntil(t0 + ms(125))
         );
     }
 
     #[test]
     fn debt_is_waited_off_before_the_next_byte() {
-        let b = bucket(1000);
-        let t0 = b.epoch + Duration::from_secs(10);
+        let (b, t0) = bucket(1000);
         // A 3000-byte datagram on a 1000-byte bucket: sent, then two seconds of debt.
         b.take(1000, t0, 3000);
         assert_eq!(
-            b.look(1000, t0 + Duration::from_millis(1999)),
-            Level::EmptyUntil(t0 + Duration::from_millis(2125))
+            b.look(1000, t0 + ms(1999), false),
+            Level::EmptyUntil(t0 + ms(2125))
         );
-        assert_eq!(
-            b.look(1000, t0 + Duration::from_millis(2125)),
-            Level::Holds(125)
-        );
+        assert_eq!(b.look(1000, t0 + ms(2125), true), Level::Holds(125));
     }
 
     #[test]
     fn a_slow_rate_wakes_when_a_whole_byte_is_back() {
-        let b = bucket(2);
-        let t0 = b.epoch + Duration::from_secs(10);
+        let (b, t0) = bucket(2);
         b.take(2, t0, 2);
         // An eighth of a second is a quarter of a byte: wait for half a second instead.
-        let Level::EmptyUntil(at) = b.look(2, t0) else {
-            panic!("empty")
-        };
-        assert_eq!(at, t0 + Duration::from_millis(500));
-        assert_eq!(b.look(2, at), Level::Holds(1));
+        assert_eq!(b.look(2, t0, false), Level::EmptyUntil(t0 + ms(500)));
+        assert_eq!(b.look(2, t0 + ms(500), true), Level::Holds(1));
     }
 
     #[test]
     fn a_new_rate_finds_the_bucket_as_full_in_seconds_as_the_old_left_it() {
-        let b = bucket(1000);
-        let t0 = b.epoch + Duration::from_secs(10);
+        let (b, t0) = bucket(1000);
         b.take(1000, t0, 500);
         b.set_rate(Some(10_000));
-        assert_eq!(b.look(b.rate(), t0), Level::Holds(5000));
+        assert_eq!(b.look(b.rate(), t0, false), Level::Holds(5000));
     }
 }
