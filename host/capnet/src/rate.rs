@@ -15,8 +15,8 @@
 //! left): the debt is waited off before the next byte moves, so the rate holds on average.
 //!
 //! The rate itself is kept in the bucket, set when the policy is made and at each reload
-//! ([`crate::PolicyHandle::replace`]), so that with no rate the data path reads one relaxed
-//! atomic per level and branches, and never reads the policy.
+//! ([`crate::PolicyHandle::replace`]), so that with no rate a read or write loads one relaxed
+//! atomic per level (a plain load) and branches, and never reads the policy.
 
 use crate::grant::Grant;
 use std::future::Future as _;
@@ -121,6 +121,8 @@ pub(crate) struct Meter {
     drained: bool,
     /// Whether a wait was logged and has not ended: each wait is logged once.
     waiting: bool,
+    /// Whether the last look found a rate: without one, [`Meter::charge`] has nothing to do.
+    limited: bool,
 }
 
 impl std::fmt::Debug for Meter {
@@ -140,6 +142,7 @@ impl Meter {
             sleep: None,
             drained: false,
             waiting: false,
+            limited: false,
         }
     }
 
@@ -156,7 +159,8 @@ impl Meter {
     fn look(&mut self, want: usize) -> Result<usize, Instant> {
         let (instance, library) = self.grant.buckets();
         let (instance_rate, library_rate) = (instance.rate(), library.map_or(0, Bucket::rate));
-        if instance_rate == 0 && library_rate == 0 {
+        self.limited = instance_rate != 0 || library_rate != 0;
+        if !self.limited {
             return Ok(want);
         }
         let now = Instant::now();
@@ -247,13 +251,15 @@ impl Meter {
         }
     }
 
-    /// Counts `bytes` that moved against every bucket with a rate.
+    /// Counts `bytes` that moved, after a look allowed them, against every bucket with a
+    /// rate. Bytes a look allowed with no rate stay uncounted should a reload set one
+    /// between the two.
     pub(crate) fn charge(&self, bytes: usize) {
-        let (instance, library) = self.grant.buckets();
-        let (instance_rate, library_rate) = (instance.rate(), library.map_or(0, Bucket::rate));
-        if (instance_rate == 0 && library_rate == 0) || bytes == 0 {
+        if !self.limited || bytes == 0 {
             return;
         }
+        let (instance, library) = self.grant.buckets();
+        let (instance_rate, library_rate) = (instance.rate(), library.map_or(0, Bucket::rate));
         let now = Instant::now();
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
         if instance_rate != 0 {

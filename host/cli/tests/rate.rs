@@ -121,3 +121,27 @@ fn library_limit_flag_holds_that_library_to_its_bytes_per_second() {
         "the wait names the library:\n{stderr}"
     );
 }
+
+#[test]
+fn policy_check_shows_the_rate_of_the_instance_and_of_a_library() {
+    let dir = std::env::temp_dir().join(format!("capnet-cli-rate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.toml");
+    std::fs::write(
+        &file,
+        "[limits]\nbytes-per-second = 1000000\n[library.weather.limits]\nbytes-per-second = 4096\n",
+    )
+    .unwrap();
+    let out = capnet()
+        .args(["policy", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("lookups 64, bytes-per-second 1000000\n")
+            && stdout.contains("library weather: 0 allow, 0 deny rules, within the app's; limits: bytes-per-second 4096\n"),
+        "{stdout}"
+    );
+}
