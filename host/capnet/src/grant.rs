@@ -153,25 +153,32 @@ impl PolicyHandle {
         let rules = policy.rules().len();
         let old = std::mem::replace(
             &mut *self.0.policy.write().unwrap_or_else(|e| e.into_inner()),
-            policy.clone(),
+            policy,
         );
-        // The rates live in the buckets, which the data path reads without the policy.
-        // After the swap: a library's bucket made meanwhile read the new policy or is set here.
-        self.0
-            .usage
-            .bucket
-            .set_rate(policy.limits().get(Limit::BytesPerSecond));
+        self.set_rates();
+        tracing::info!(target: "capnet::policy", rules, "policy replaced");
+        old
+    }
+
+    /// Sets every bucket's rate from the current policy: the data path reads the rates
+    /// there, never the policy. Under the library lock and then the policy's read lock, the
+    /// order [`Grant::library`] takes them in: of two reloads, the one that sets last reads
+    /// the policy the last swap left, and a library's bucket made meanwhile is set either
+    /// there or here.
+    fn set_rates(&self) {
         let libraries = self
             .0
             .library_usage
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let policy = self.read();
+        self.0
+            .usage
+            .bucket
+            .set_rate(policy.limits().get(Limit::BytesPerSecond));
         for (name, usage) in libraries.iter() {
             usage.bucket.set_rate(library_rate(&policy, name));
         }
-        drop(libraries);
-        tracing::info!(target: "capnet::policy", rules, "policy replaced");
-        old
     }
 
     /// As [`PolicyHandle::replace`], and then revokes what the new policy refuses: every
@@ -313,7 +320,7 @@ impl Grant {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let usage = libraries.entry(name.clone()).or_default();
-            // Read under the lock: a reload sets every bucket after its swap, this one too.
+            // Under the lock, as a reload sets the rates (`PolicyHandle::set_rates`).
             usage
                 .bucket
                 .set_rate(library_rate(&self.policy.read(), &name));

@@ -572,10 +572,7 @@ impl OutgoingDatagramStream {
                 }
                 Ok(false) => break,
                 Err(_) if sent > 0 => break,
-                Err(code) => {
-                    self.meter.charge(bytes);
-                    return Err(code.into());
-                }
+                Err(code) => return Err(code.into()),
             }
         }
         self.meter.charge(bytes);
