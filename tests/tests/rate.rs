@@ -86,6 +86,53 @@ async fn a_0_3_tcp_guest_reads_no_faster_than_its_rate() {
     a_sink_reads_no_faster_than_its_rate("p3-sink-server").await;
 }
 
+/// Echoes `len` bytes off a TCP echo guest: what it reads it writes back, so twice the bytes
+/// draw on its bucket, half of them through `check-write` (0.2) or the send stream (0.3).
+async fn an_echo_writes_no_faster_than_its_rate(guest: &str) {
+    const RATE: usize = 100_000;
+    const LEN: usize = 125_000;
+    let server = Running::start(
+        guest,
+        &["127.0.0.1:0", "1"],
+        ctx(listen_policy(&format!(
+            "[limits]\nbytes-per-second = {RATE}\n"
+        ))),
+    );
+    let addr = server.listening().await;
+    let start = Instant::now();
+    let stream = TcpStream::connect(addr)
+        .await
+        .expect("the echo server accepts");
+    let (mut from, mut to) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        to.write_all(&vec![5u8; LEN]).await.unwrap();
+        to.shutdown().await.unwrap();
+    });
+    let mut back = Vec::new();
+    from.read_to_end(&mut back).await.unwrap();
+    let took = start.elapsed();
+    writer.await.unwrap();
+    assert_eq!(back.len(), LEN, "every byte came back");
+    report(guest, 2 * LEN, RATE, took);
+    assert!(
+        took >= least_time(2 * LEN, RATE, 0),
+        "{} bytes at {RATE} B/s took only {took:?}",
+        2 * LEN
+    );
+    let done = server.finish().await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_2_tcp_guest_writes_no_faster_than_its_rate() {
+    an_echo_writes_no_faster_than_its_rate("echo-server").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_3_tcp_guest_writes_no_faster_than_its_rate() {
+    an_echo_writes_no_faster_than_its_rate("p3-echo-server").await;
+}
+
 /// Echoes `count` datagrams of `size` bytes off a UDP echo guest, one at a time: the guest
 /// receives and sends each, so twice the bytes move through its bucket.
 async fn a_udp_echo_moves_no_faster_than_its_rate(guest: &str) {
