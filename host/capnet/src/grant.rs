@@ -443,6 +443,11 @@ impl Grant {
         )
     }
 
+    /// What holds those buckets, for a stream to keep one step away.
+    pub(crate) fn usages(&self) -> (Arc<Usage>, Option<Arc<Usage>>) {
+        (self.policy.0.usage.clone(), self.library_usage().cloned())
+    }
+
     /// The instance's name, for logs.
     pub(crate) fn instance_name(&self) -> &str {
         &self.instance

@@ -19,8 +19,10 @@
 //! atomic per level (a plain load) and branches, and never reads the policy.
 
 use crate::grant::Grant;
+use crate::limit::Usage;
 use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -114,6 +116,11 @@ impl Bucket {
 /// a timer that wakes it when there is more. The timer is made at the first wait of a
 /// poll-driven stream and reset after that, never made again.
 pub(crate) struct Meter {
+    /// The instance's usage and the library's, whose buckets are one step away: with no
+    /// rate, a look is a load of each rate and a branch.
+    instance: Arc<Usage>,
+    library: Option<Arc<Usage>>,
+    /// For the log of a wait.
     grant: Grant,
     sleep: Option<Pin<Box<Sleep>>>,
     /// Whether this meter's last move took all a bucket held, or found one empty: then it
@@ -137,7 +144,10 @@ impl std::fmt::Debug for Meter {
 impl Meter {
     /// A meter of `grant`'s buckets.
     pub(crate) fn new(grant: Grant) -> Self {
+        let (instance, library) = grant.usages();
         Self {
+            instance,
+            library,
             grant,
             sleep: None,
             drained: false,
@@ -157,7 +167,8 @@ impl Meter {
     /// How many of `want` bytes may move now: `want` when no rate is set, else no more than
     /// every bucket holds; `Err` with when to look again when one is empty.
     fn look(&mut self, want: usize) -> Result<usize, Instant> {
-        let (instance, library) = self.grant.buckets();
+        let instance = &self.instance.bucket;
+        let library = self.library.as_deref().map(|usage| &usage.bucket);
         let (instance_rate, library_rate) = (instance.rate(), library.map_or(0, Bucket::rate));
         self.limited = instance_rate != 0 || library_rate != 0;
         if !self.limited {
@@ -258,7 +269,8 @@ impl Meter {
         if !self.limited || bytes == 0 {
             return;
         }
-        let (instance, library) = self.grant.buckets();
+        let instance = &self.instance.bucket;
+        let library = self.library.as_deref().map(|usage| &usage.bucket);
         let (instance_rate, library_rate) = (instance.rate(), library.map_or(0, Bucket::rate));
         let now = Instant::now();
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
