@@ -11,6 +11,7 @@ mod learn;
 pub use learn::{Learned, LearnedTarget, Recorder};
 
 use crate::limit::{Held, Holders, Usage};
+use crate::rate::Bucket;
 use crate::revoke::{Closable, Opened, Registry};
 use crate::socket::ErrorCode;
 use crate::socket::lookup::Resolver;
@@ -117,10 +118,14 @@ struct Slot {
 
 impl PolicyHandle {
     pub(crate) fn new(policy: Arc<Policy>, recorder: Option<Arc<Recorder>>) -> Self {
+        let usage = Arc::new(Usage::default());
+        usage
+            .bucket
+            .set_rate(policy.limits().get(Limit::BytesPerSecond));
         Self(Arc::new(Slot {
             policy: RwLock::new(policy),
             opened: Registry::default(),
-            usage: Arc::default(),
+            usage,
             library_usage: Mutex::default(),
             recorder,
         }))
@@ -150,8 +155,30 @@ impl PolicyHandle {
             &mut *self.0.policy.write().unwrap_or_else(|e| e.into_inner()),
             policy,
         );
+        self.set_rates();
         tracing::info!(target: "capnet::policy", rules, "policy replaced");
         old
+    }
+
+    /// Sets every bucket's rate from the current policy: the data path reads the rates
+    /// there, never the policy. Under the library lock and then the policy's read lock, the
+    /// order [`Grant::library`] takes them in: of two reloads, the one that sets last reads
+    /// the policy the last swap left, and a library's bucket made meanwhile is set either
+    /// there or here.
+    fn set_rates(&self) {
+        let libraries = self
+            .0
+            .library_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let policy = self.read();
+        self.0
+            .usage
+            .bucket
+            .set_rate(policy.limits().get(Limit::BytesPerSecond));
+        for (name, usage) in libraries.iter() {
+            usage.bucket.set_rate(library_rate(&policy, name));
+        }
     }
 
     /// As [`PolicyHandle::replace`], and then revokes what the new policy refuses: every
@@ -184,6 +211,13 @@ impl PolicyHandle {
             key,
         }
     }
+}
+
+/// The `bytes-per-second` a policy sets for library `name`, if any.
+fn library_rate(policy: &Policy, name: &str) -> Option<u64> {
+    policy
+        .library(name)
+        .and_then(|p| p.limits().get(Limit::BytesPerSecond))
 }
 
 /// Keeps a listener or connection in its instance's registry while it lives.
@@ -278,15 +312,20 @@ impl Grant {
     /// import of `instance-network` hands out.
     pub(crate) fn library(&self, name: &str) -> Grant {
         let name: Arc<str> = Arc::from(name);
-        let usage = self
-            .policy
-            .0
-            .library_usage
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name.clone())
-            .or_default()
-            .clone();
+        let usage = {
+            let mut libraries = self
+                .policy
+                .0
+                .library_usage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let usage = libraries.entry(name.clone()).or_default();
+            // Under the lock, as a reload sets the rates (`PolicyHandle::set_rates`).
+            usage
+                .bucket
+                .set_rate(library_rate(&self.policy.read(), &name));
+            usage.clone()
+        };
         let rules = ScopeRules::Library(name.clone());
         self.narrowed(name.clone(), rules, Some((name, usage)))
     }
@@ -394,6 +433,35 @@ impl Grant {
         }
     }
 
+    /// The `bytes-per-second` buckets this grant's bytes are counted in: the instance's, and
+    /// its library's when the grant is a library's.
+    #[inline]
+    pub(crate) fn buckets(&self) -> (&Bucket, Option<&Bucket>) {
+        (
+            &self.policy.0.usage.bucket,
+            self.library_usage().map(|usage| &usage.bucket),
+        )
+    }
+
+    /// What holds those buckets, for a stream to keep one step away.
+    pub(crate) fn usages(&self) -> (Arc<Usage>, Option<Arc<Usage>>) {
+        (self.policy.0.usage.clone(), self.library_usage().cloned())
+    }
+
+    /// The instance's name, for logs.
+    pub(crate) fn instance_name(&self) -> &str {
+        &self.instance
+    }
+
+    /// The library this grant is, or lies within, for logs.
+    pub(crate) fn library_name(&self) -> Option<&str> {
+        self.scope
+            .as_ref()
+            .and_then(|s| s.library.as_ref())
+            .map(|(name, _)| &**name)
+    }
+
+    #[inline]
     fn library_usage(&self) -> Option<&Arc<Usage>> {
         self.scope
             .as_ref()
@@ -408,7 +476,8 @@ impl Grant {
         let instance = policy
             .limits()
             .get(limit)
-            .unwrap_or_else(|| limit.default_value());
+            .or_else(|| limit.default_value())
+            .unwrap_or(u64::MAX);
         let library = self
             .scope
             .as_ref()

@@ -52,6 +52,7 @@ mod library;
 mod limit;
 mod p2;
 mod p3;
+mod rate;
 mod revoke;
 mod socket;
 pub mod trappable;

@@ -4,13 +4,15 @@
 //! ends ([`Held`] drops). The limits themselves are read from the current policy at each
 //! take, so a reload that lowers one refuses the next take, never what is already open.
 
+use crate::rate::Bucket;
 use capnet_policy::{Limit, Limits};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 
-/// The limits counted per holder; the others ([`Limit::StreamBuffer`], [`Limit::Datagrams`])
-/// shape each call and are read where the call is served.
+/// The limits counted per holder; [`Limit::StreamBuffer`] and [`Limit::Datagrams`] shape each
+/// call and are read where the call is served; [`Limit::BytesPerSecond`] is the holder's
+/// [`Bucket`].
 const COUNTED: [Limit; 3] = [Limit::Sockets, Limit::Connections, Limit::Lookups];
 
 /// What one instance, or one library of it, holds open now.
@@ -20,6 +22,8 @@ pub(crate) struct Usage {
     /// Wakers of 0.3 listen streams waiting for a socket to be given back.
     waiting: Mutex<Vec<Waker>>,
     anyone_waiting: AtomicBool,
+    /// The bytes it may still move under `bytes-per-second`.
+    pub(crate) bucket: Bucket,
 }
 
 fn slot(limit: Limit) -> usize {
@@ -117,7 +121,8 @@ impl Held {
         }
         let max = instance_limits
             .get(limit)
-            .unwrap_or_else(|| limit.default_value());
+            .or_else(|| limit.default_value())
+            .unwrap_or(u64::MAX);
         if !instance.try_take(limit, max) {
             if let Some(usage) = &library {
                 usage.untake(limit);

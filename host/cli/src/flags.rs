@@ -111,7 +111,8 @@ const LIMIT_FLAGS: [(&str, bool, &str, &str); 2] = [
         "KEY=VALUE",
         "Limit what the component holds at once: sockets, connections, stream-buffer (bytes), \
          datagrams (per call) or lookups (in flight), as in sockets=256; past a limit the guest \
-         gets new-socket-limit (temporary-resolver-failure for lookups)",
+         gets new-socket-limit (temporary-resolver-failure for lookups). bytes-per-second \
+         (unset by default) bounds the TCP and UDP bytes moved: past it reads and writes wait",
     ),
     (
         "library-limit",

@@ -253,6 +253,18 @@ pub enum ErrorKind {
         /// The largest value allowed.
         max: u64,
     },
+    /// A limit's value in a file that is not a whole number.
+    #[error(
+        "limit {limit} = {value} is not a whole number (write one without units, as in {limit} = {example})"
+    )]
+    LimitNotANumber {
+        /// The limit's name.
+        limit: &'static str,
+        /// The value as given.
+        value: String,
+        /// A value to show.
+        example: u64,
+    },
     /// A `--limit` or `--library-limit` value not of the shape `KEY=VALUE` or
     /// `NAME.KEY=VALUE`.
     #[error("\"{given}\" is not {shape} (write {example})")]

@@ -65,7 +65,9 @@ struct RawLibrary {
 
 /// A `[limits]` table as written: names checked after parsing, so an unknown one is
 /// reported at its own place.
-type RawLimits = BTreeMap<Spanned<String>, Spanned<i64>>;
+/// Values are read as any TOML value so that one that is not a number (`"10MB"`) is reported
+/// with its limit's name and an example, not as a bare type mismatch.
+type RawLimits = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 type Table = BTreeMap<Spanned<String>, Vec<Spanned<String>>>;
 
@@ -194,8 +196,26 @@ fn collect_limits(
                 ErrorKind::UnknownLimit(key.into_inner()),
             ));
         };
-        let checked = crate::limits::check_value(limit, i128::from(*value.get_ref()))
-            .map_err(|kind| PolicyError::new(at(origin, text, value.span().start), None, kind))?;
+        let place = || at(origin, text, value.span().start);
+        let number = match value.get_ref() {
+            toml::Value::Integer(n) => *n,
+            other => {
+                let value = match other {
+                    toml::Value::String(s) => format!("{s:?}"),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => format!("a {}", other.type_str()),
+                };
+                let kind = ErrorKind::LimitNotANumber {
+                    limit: limit.name(),
+                    value,
+                    example: limit.example(),
+                };
+                return Err(PolicyError::new(place(), None, kind));
+            }
+        };
+        let checked = crate::limits::check_value(limit, i128::from(number))
+            .map_err(|kind| PolicyError::new(place(), None, kind))?;
         file.limits
             .push((library.map(str::to_owned), limit, checked));
     }

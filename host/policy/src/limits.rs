@@ -7,6 +7,8 @@
 //! sockets = 256
 //! lookups = 8
 //!
+//! bytes-per-second = 1000000      # unset by default: no rate
+//!
 //! [library.weather.limits]         # a library's own, counted inside the instance's
 //! connections = 4
 //! ```
@@ -27,16 +29,20 @@ pub enum Limit {
     Datagrams,
     /// Name lookups in flight at once.
     Lookups,
+    /// Bytes moved over the network per second: TCP bytes written and read, UDP datagram
+    /// bytes sent and received. Unset by default; past it the data path waits.
+    BytesPerSecond,
 }
 
 impl Limit {
     /// Every limit, in the order files and messages list them.
-    pub const ALL: [Limit; 5] = [
+    pub const ALL: [Limit; 6] = [
         Limit::Sockets,
         Limit::Connections,
         Limit::StreamBuffer,
         Limit::Datagrams,
         Limit::Lookups,
+        Limit::BytesPerSecond,
     ];
 
     /// The key in a `[limits]` table and in `--limit KEY=VALUE`.
@@ -47,6 +53,7 @@ impl Limit {
             Limit::StreamBuffer => "stream-buffer",
             Limit::Datagrams => "datagrams",
             Limit::Lookups => "lookups",
+            Limit::BytesPerSecond => "bytes-per-second",
         }
     }
 
@@ -57,14 +64,21 @@ impl Limit {
 
     /// The value an instance gets when nothing sets one: more than a busy server uses, few
     /// enough that the host keeps descriptors and memory for itself and other instances.
-    pub fn default_value(self) -> u64 {
+    /// `None` for `bytes-per-second`: a rate is the operator's choice, none is imposed.
+    pub fn default_value(self) -> Option<u64> {
         match self {
-            Limit::Sockets => 8192,
-            Limit::Connections => 8192,
-            Limit::StreamBuffer => 64 * 1024,
-            Limit::Datagrams => 64,
-            Limit::Lookups => 64,
+            Limit::Sockets => Some(8192),
+            Limit::Connections => Some(8192),
+            Limit::StreamBuffer => Some(64 * 1024),
+            Limit::Datagrams => Some(64),
+            Limit::Lookups => Some(64),
+            Limit::BytesPerSecond => None,
         }
+    }
+
+    /// A value messages show as an example: the default, or one megabyte a second.
+    pub(crate) fn example(self) -> u64 {
+        self.default_value().unwrap_or(1_000_000)
     }
 
     /// The largest value a file or flag may set; the host works in 32 bits for counts.
@@ -72,6 +86,9 @@ impl Limit {
         match self {
             Limit::StreamBuffer => 64 * 1024 * 1024,
             Limit::Datagrams => 1024,
+            // 1 TB/s: far above any link, small enough that the bucket's arithmetic in
+            // nanoseconds never overflows.
+            Limit::BytesPerSecond => 1_000_000_000_000,
             _ => u64::from(u32::MAX),
         }
     }
@@ -84,8 +101,8 @@ impl fmt::Display for Limit {
 }
 
 /// A value per [`Limit`], or none where this level sets none: an instance's limits have every
-/// value (defaults fill what the policy leaves out); a library's only those its table sets,
-/// and the instance's apply to it as well.
+/// value that has a default (defaults fill what the policy leaves out); a library's only
+/// those its table sets, and the instance's apply to it as well.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits([Option<u64>; Limit::ALL.len()]);
 
@@ -93,11 +110,11 @@ impl Limits {
     /// No limit set at this level.
     pub const NONE: Limits = Limits([None; Limit::ALL.len()]);
 
-    /// Every limit at its [`Limit::default_value`].
+    /// Every limit at its [`Limit::default_value`]; those without one stay unset.
     pub fn defaults() -> Limits {
         let mut limits = Limits::NONE;
         for limit in Limit::ALL {
-            limits.0[limit as usize] = Some(limit.default_value());
+            limits.0[limit as usize] = limit.default_value();
         }
         limits
     }
@@ -162,7 +179,12 @@ mod tests {
         let merged = Limits::defaults().overridden_by(&mine);
         assert_eq!(merged.get(Limit::Sockets), Some(3));
         assert_eq!(merged.get(Limit::Lookups), Some(64));
-        assert_eq!(merged.iter().count(), Limit::ALL.len());
+        assert_eq!(
+            merged.get(Limit::BytesPerSecond),
+            None,
+            "no rate unless one is set"
+        );
+        assert_eq!(merged.iter().count(), Limit::ALL.len() - 1);
     }
 
     #[test]
@@ -171,5 +193,8 @@ mod tests {
         assert!(check_value(Limit::Sockets, -1).is_err());
         assert!(check_value(Limit::Datagrams, 1025).is_err());
         assert_eq!(check_value(Limit::Datagrams, 1024).ok(), Some(1024));
+        assert!(check_value(Limit::BytesPerSecond, 0).is_err());
+        assert!(check_value(Limit::BytesPerSecond, 1_000_000_000_001).is_err());
+        assert_eq!(check_value(Limit::BytesPerSecond, 1).ok(), Some(1));
     }
 }

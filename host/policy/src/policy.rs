@@ -251,7 +251,7 @@ impl Policy {
     }
 
     /// How much an instance under this policy may hold at once: every [`Limit`], the
-    /// policy's values or the defaults. For a library's policy ([`Policy::library`]), only
+    /// policy's values or the defaults (`bytes-per-second` has none: no rate unless set). For a library's policy ([`Policy::library`]), only
     /// the limits its own table sets; the instance's apply to the library as well.
     ///
     /// ```
@@ -261,7 +261,7 @@ impl Policy {
     ///     .toml("policy.toml", "[limits]\nsockets = 16\n[library.weather.limits]\nlookups = 2\n")?
     ///     .build();
     /// assert_eq!(policy.limits().get(Limit::Sockets), Some(16));
-    /// assert_eq!(policy.limits().get(Limit::Lookups), Some(Limit::Lookups.default_value()));
+    /// assert_eq!(policy.limits().get(Limit::Lookups), Limit::Lookups.default_value());
     /// let weather = policy.library("weather").unwrap().limits();
     /// assert_eq!((weather.get(Limit::Lookups), weather.get(Limit::Sockets)), (Some(2), None));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -612,7 +612,14 @@ impl PolicyBuilder {
         let limit = Limit::from_name(key).ok_or_else(|| {
             PolicyError::new(place(), None, ErrorKind::UnknownLimit(key.to_owned()))
         })?;
-        let value: i128 = value.trim().parse().map_err(|_| shape())?;
+        let value: i128 = value.trim().parse().map_err(|_| {
+            let kind = ErrorKind::LimitNotANumber {
+                limit: limit.name(),
+                value: value.trim().to_owned(),
+                example: limit.example(),
+            };
+            PolicyError::new(place(), None, kind)
+        })?;
         let value = crate::limits::check_value(limit, value)
             .map_err(|kind| PolicyError::new(place(), None, kind))?;
         self.limits_of(name).set(limit, value);

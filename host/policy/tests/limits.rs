@@ -16,9 +16,17 @@ fn an_instance_gets_every_default_the_file_leaves_out() {
     assert_eq!(limits.get(Limit::Sockets), Some(100));
     assert_eq!(limits.get(Limit::StreamBuffer), Some(4096));
     for limit in [Limit::Connections, Limit::Datagrams, Limit::Lookups] {
-        assert_eq!(limits.get(limit), Some(limit.default_value()), "{limit}");
+        assert_eq!(limits.get(limit), limit.default_value(), "{limit}");
     }
-    assert_eq!(Policy::deny_all().limits().iter().count(), Limit::ALL.len());
+    assert_eq!(
+        limits.get(Limit::BytesPerSecond),
+        None,
+        "no rate unless one is set"
+    );
+    assert_eq!(
+        Policy::deny_all().limits().iter().count(),
+        Limit::ALL.len() - 1
+    );
 }
 
 #[test]
@@ -49,7 +57,7 @@ fn bad_limits_name_their_line_and_column() {
     );
     assert_eq!(
         load("# c\n[limits]\nfiles = 3\n").unwrap_err(),
-        "policy.toml:3:1: unknown limit \"files\" (valid: sockets, connections, stream-buffer, datagrams, lookups)"
+        "policy.toml:3:1: unknown limit \"files\" (valid: sockets, connections, stream-buffer, datagrams, lookups, bytes-per-second)"
     );
     assert!(
         load("[library.weather.limits]\ndatagrams = 5000\n")
@@ -58,11 +66,73 @@ fn bad_limits_name_their_line_and_column() {
                 "policy.toml:2:13: limit datagrams = 5000 is out of range (write 1 to 1024;"
             )
     );
-    assert!(
-        load("[limits]\nsockets = \"many\"\n")
-            .unwrap_err()
-            .starts_with("policy.toml:2:11: "),
+    assert_eq!(
+        load("[limits]\nsockets = \"many\"\n").unwrap_err(),
+        "policy.toml:2:11: limit sockets = \"many\" is not a whole number (write one without units, as in sockets = 8192)",
         "a value that is not a number is refused at its place"
+    );
+}
+
+#[test]
+fn a_rate_is_unset_unless_a_table_or_flag_sets_it() {
+    let policy = load(
+        "[limits]\nbytes-per-second = 1000000\n\
+         [library.weather.limits]\nbytes-per-second = 4096\n\
+         [library.metrics.limits]\nsockets = 2\n",
+    )
+    .unwrap();
+    assert_eq!(policy.limits().get(Limit::BytesPerSecond), Some(1_000_000));
+    let rate = |name| {
+        policy
+            .library(name)
+            .unwrap()
+            .limits()
+            .get(Limit::BytesPerSecond)
+    };
+    assert_eq!((rate("weather"), rate("metrics")), (Some(4096), None));
+    let flagged = Policy::builder()
+        .limit_flag("--limit", false, "bytes-per-second=5000")
+        .unwrap()
+        .limit_flag("--library-limit", true, "weather.bytes-per-second=100")
+        .unwrap()
+        .build();
+    assert_eq!(flagged.limits().get(Limit::BytesPerSecond), Some(5000));
+    assert_eq!(
+        flagged
+            .library("weather")
+            .unwrap()
+            .limits()
+            .get(Limit::BytesPerSecond),
+        Some(100)
+    );
+}
+
+#[test]
+fn a_rate_that_is_zero_too_large_or_has_units_is_refused_saying_what_to_write() {
+    assert_eq!(
+        load("[limits]\nbytes-per-second = 0\n").unwrap_err(),
+        "policy.toml:2:20: limit bytes-per-second = 0 is out of range (write 1 to 1000000000000; to forbid a use, write a deny rule)"
+    );
+    assert!(
+        load("[limits]\nbytes-per-second = 1000000000001\n")
+            .unwrap_err()
+            .contains("is out of range (write 1 to 1000000000000;")
+    );
+    assert_eq!(
+        load("[library.weather.limits]\nbytes-per-second = \"10MB\"\n").unwrap_err(),
+        "policy.toml:2:20: limit bytes-per-second = \"10MB\" is not a whole number (write one without units, as in bytes-per-second = 1000000)"
+    );
+    assert_eq!(
+        load("[limits]\nbytes-per-second = 1.5e6\n").unwrap_err(),
+        "policy.toml:2:20: limit bytes-per-second = 1500000 is not a whole number (write one without units, as in bytes-per-second = 1000000)"
+    );
+    let flag = Policy::builder()
+        .limit_flag("--limit", false, "bytes-per-second=10MB")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        flag,
+        "--limit: limit bytes-per-second = 10MB is not a whole number (write one without units, as in bytes-per-second = 1000000)"
     );
 }
 

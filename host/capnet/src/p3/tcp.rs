@@ -3,7 +3,9 @@
 //! `connect` waits on the core's handshake; `listen` hands out a stream of accepted sockets
 //! (each peer checked as under 0.2); `send` and `receive` move bytes between the tokio socket
 //! and guest memory directly, one `send` or `recv` per stream operation, with no task or
-//! channel between them and no buffer of ours.
+//! channel between them and no buffer of ours. Under a `bytes-per-second` rate each
+//! operation moves no more than the grant's buckets hold, and waits (`Pending`, woken by a
+//! timer the stream keeps) while they are empty.
 
 use crate::Capnet;
 use crate::ctx::{CapnetCtxView, CapnetView};
@@ -12,6 +14,7 @@ use crate::p3::bindings::sockets::types::{
     Duration, ErrorCode, HostTcpSocket, HostTcpSocketWithStore, IpAddressFamily, IpSocketAddress,
 };
 use crate::p3::error::{SocketError, SocketResult};
+use crate::rate::Meter;
 use crate::socket::ErrorCode as Core;
 use crate::socket::stream::Connection;
 use crate::socket::tcp::{Acceptor, TcpSocket};
@@ -206,8 +209,9 @@ impl<T: CapnetView + 'static> HostTcpSocketWithStore<T> for Capnet {
         match conn {
             Ok(conn) => {
                 let (done, result) = oneshot::channel();
+                let meter = conn.meter();
                 let side = Side::new(conn, done, Connection::shutdown_send);
-                data.pipe(&mut store, Sender(side))?;
+                data.pipe(&mut store, Sender(side, meter))?;
                 FutureReader::new(&mut store, result)
             }
             Err(code) => {
@@ -236,8 +240,9 @@ impl<T: CapnetView + 'static> HostTcpSocketWithStore<T> for Capnet {
         match conn {
             Ok(conn) => {
                 let (done, result) = oneshot::channel();
+                let meter = conn.meter();
                 let side = Side::new(conn, done, Connection::shutdown_receive);
-                let bytes = StreamReader::new(&mut store, Receiver(side))?;
+                let bytes = StreamReader::new(&mut store, Receiver(side, meter))?;
                 Ok((bytes, FutureReader::new(&mut store, result)?))
             }
             Err(code) => Ok((
@@ -322,7 +327,7 @@ impl Drop for Side {
 
 /// Reads a connection into the guest's `stream<u8>`; at the end, or when the guest drops the
 /// stream, the receiving side shuts down.
-struct Receiver(Side);
+struct Receiver(Side, Meter);
 
 impl<D: 'static> StreamProducer<D> for Receiver {
     type Item = u8;
@@ -346,13 +351,22 @@ impl<D: 'static> StreamProducer<D> for Receiver {
                 Poll::Pending => Poll::Pending,
             };
         }
+        // Past the rate the bytes stay in the kernel until the buckets refill.
+        let allowed = match self.1.poll_allowance(cx, RECEIVE_CHUNK) {
+            Poll::Ready(n) => n,
+            Poll::Pending if finish => return Poll::Ready(Ok(StreamResult::Cancelled)),
+            Poll::Pending => return Poll::Pending,
+        };
         let mut dst = dst.as_direct(store, RECEIVE_CHUNK);
-        match conn.poll_receive(cx, dst.remaining()) {
+        let buf = dst.remaining();
+        let len = buf.len().min(allowed);
+        match conn.poll_receive(cx, &mut buf[..len]) {
             Poll::Ready(Ok(0)) => {
                 self.0.end(Ok(()));
                 Poll::Ready(Ok(StreamResult::Dropped))
             }
             Poll::Ready(Ok(n)) => {
+                self.1.charge(n);
                 dst.mark_written(n);
                 Poll::Ready(Ok(StreamResult::Completed))
             }
@@ -368,7 +382,7 @@ impl<D: 'static> StreamProducer<D> for Receiver {
 
 /// Writes the guest's `stream<u8>` to a connection; when the guest ends the stream, a FIN
 /// follows the bytes sent.
-struct Sender(Side);
+struct Sender(Side, Meter);
 
 impl<D: 'static> StreamConsumer<D> for Sender {
     type Item = u8;
@@ -387,8 +401,14 @@ impl<D: 'static> StreamConsumer<D> for Sender {
         if src.remaining().is_empty() {
             return Poll::Ready(Ok(StreamResult::Completed));
         }
-        match conn.poll_send(cx, src.remaining()) {
+        let allowed = match self.1.poll_allowance(cx, src.remaining().len()) {
+            Poll::Ready(n) => n,
+            Poll::Pending if finish => return Poll::Ready(Ok(StreamResult::Cancelled)),
+            Poll::Pending => return Poll::Pending,
+        };
+        match conn.poll_send(cx, &src.remaining()[..allowed]) {
             Poll::Ready(Ok(n)) => {
+                self.1.charge(n);
                 src.mark_read(n);
                 Poll::Ready(Ok(StreamResult::Completed))
             }

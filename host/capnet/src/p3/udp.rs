@@ -2,7 +2,8 @@
 //!
 //! `send` checks its destination against `udp-send` and `receive` drops datagrams from
 //! sources `udp-receive` refuses, as under 0.2; a first send or a connect binds an unbound
-//! socket to an ephemeral port.
+//! socket to an ephemeral port. Under a `bytes-per-second` rate both wait while the grant's
+//! buckets are empty.
 
 use crate::Capnet;
 use crate::ctx::{CapnetCtxView, CapnetView};
@@ -113,25 +114,21 @@ impl<T: CapnetView + 'static> HostUdpSocketWithStore<T> for Capnet {
         data: Vec<u8>,
         remote: Option<IpSocketAddress>,
     ) -> SocketResult<()> {
-        let (udp, dest) = store.with(|mut access| {
+        let sender = store.with(|mut access| {
             let view = access.get();
             let socket = view.table.get_mut(&socket)?;
             let grant = socket.created_under().unwrap_or(&view.ctx.root).clone();
             let dest = remote.map(SocketAddr::from);
             SocketResult::Ok(socket.sender_binding(&grant, dest, data.len())?)
         })?;
-        match dest {
-            Some(dest) => udp.send_to(&data, dest).await?,
-            None => udp.send(&data).await?,
-        };
-        Ok(())
+        Ok(sender.send(&data).await?)
     }
 
     async fn receive(
         store: &Accessor<T, Self>,
         socket: Resource<UdpSocket>,
     ) -> SocketResult<(Vec<u8>, IpSocketAddress)> {
-        let receiver = store
+        let mut receiver = store
             .with(|mut access| SocketResult::Ok(access.get().table.get(&socket)?.receiver()?))?;
         let mut buf = vec![0; MAX_DATAGRAM];
         let (len, from) = receiver.receive(&mut buf).await?;

@@ -7,10 +7,15 @@
 //! back to this stream (it may be blocked reading the reply, or have dropped the stream). Under
 //! `capnet run`, whose runtime has one thread, that task runs on the guest's own thread whenever
 //! the guest waits: it hands nothing to another thread.
+//!
+//! Under a `bytes-per-second` rate every read and write draws on the grant's buckets
+//! ([`Meter`]): a read reads no more than they hold and `check-write` permits no more, and
+//! while they are empty the pollables wait for them to refill before the socket.
 
 use super::poll_now;
 use crate::grant::{Grant, Registration};
 use crate::limit::Held;
+use crate::rate::Meter;
 use crate::revoke::Closable;
 use bytes::{Buf, Bytes};
 use capnet_policy::{Limit, Use};
@@ -43,6 +48,8 @@ pub struct Connection {
     /// Bytes a guest may hand over per `check-write`, the most the host buffers for it: the
     /// grant's `stream-buffer` limit.
     write_budget: usize,
+    /// The grant it was opened under, whose `bytes-per-second` buckets its bytes draw on.
+    grant: Grant,
     /// Keeps the connection findable by a revocation for as long as any holder lives.
     _registration: Registration,
     /// Its socket's and its own counts against the instance's limits.
@@ -77,9 +84,15 @@ impl Connection {
             send_taken: AtomicBool::new(false),
             receive_taken: AtomicBool::new(false),
             write_budget,
+            grant: grant.clone(),
             _registration: grant.register(use_, peer, Closable::Connection(weak.clone())),
             _held: held,
         })
+    }
+
+    /// A meter of the connection's `bytes-per-second` buckets, for one of its streams.
+    pub(crate) fn meter(&self) -> Meter {
+        Meter::new(self.grant.clone())
     }
 
     /// Claims the sending side for one 0.3 `send`: `false` when it was claimed before.
@@ -176,6 +189,7 @@ fn failed(error: io::Error) -> StreamError {
 /// The `input-stream` of a TCP connection.
 pub struct TcpReader {
     conn: Arc<Connection>,
+    meter: Meter,
     closed: bool,
     /// Whether tokio's read readiness was last cleared by a read of ours (a short read or
     /// `EAGAIN`). From then on only new bytes, the end or an error make it readable again, so
@@ -186,6 +200,7 @@ pub struct TcpReader {
 impl TcpReader {
     pub(crate) fn new(conn: Arc<Connection>) -> Self {
         Self {
+            meter: conn.meter(),
             conn,
             closed: false,
             readiness_is_fresh: false,
@@ -240,14 +255,22 @@ impl InputStream for TcpReader {
         if poll_now(|cx| self.conn.stream.poll_read_ready(cx)).is_pending() {
             return Ok(Bytes::new());
         }
-        let mut buf = Vec::with_capacity(size.min(READ_CHUNK));
+        // Past the rate the bytes stay in the kernel: the pollable waits for the refill.
+        let allowed = self.meter.allowance(size.min(READ_CHUNK));
+        if allowed == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut buf = Vec::with_capacity(allowed);
         match self.recv(&mut buf) {
             Ok(0) => {
                 self.closed = true;
                 Err(StreamError::Closed)
             }
             // `Bytes` from a `Vec` goes back into a `Vec` without a copy when lowered.
-            Ok(_) => Ok(Bytes::from(buf)),
+            Ok(n) => {
+                self.meter.charge(n);
+                Ok(Bytes::from(buf))
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
             Err(e) => {
                 self.closed = true;
@@ -273,6 +296,7 @@ impl Pollable for TcpReader {
         if self.is_closed() {
             return;
         }
+        self.meter.ready().await;
         // Ready when a byte is there to read, or at the end or an error, which the next read
         // reports: the docs promise bytes or the end. Readiness our own read cleared is exact,
         // and waiting on it costs no syscall; otherwise (a fresh connection, or a read that
@@ -288,6 +312,7 @@ impl Pollable for TcpReader {
 /// The `output-stream` of a TCP connection.
 pub struct TcpWriter {
     conn: Arc<Connection>,
+    meter: Meter,
     /// What the last `check-write` allowed and has not been written yet.
     permit: usize,
     /// The remainder of a write the kernel could not take at once.
@@ -300,6 +325,7 @@ pub struct TcpWriter {
 impl TcpWriter {
     pub(crate) fn new(conn: Arc<Connection>) -> Self {
         Self {
+            meter: conn.meter(),
             conn,
             permit: 0,
             drain: None,
@@ -367,6 +393,7 @@ impl OutputStream for TcpWriter {
             ));
         }
         self.permit -= bytes.len();
+        self.meter.charge(bytes.len());
         while !bytes.is_empty() {
             match self.conn.stream.try_write(&bytes) {
                 Ok(n) => bytes.advance(n),
@@ -396,7 +423,8 @@ impl OutputStream for TcpWriter {
             return Ok(0);
         }
         self.permit = match poll_now(|cx| self.conn.stream.poll_write_ready(cx)) {
-            Poll::Ready(Ok(())) => self.conn.write_budget,
+            // Past the rate, 0 until the buckets refill (the pollable waits for that).
+            Poll::Ready(Ok(())) => self.meter.allowance(self.conn.write_budget),
             Poll::Ready(Err(e)) => {
                 self.closed = true;
                 return Err(failed(e));
@@ -415,6 +443,9 @@ impl OutputStream for TcpWriter {
                 failed(e)
             })?;
         }
+        // At most 4096 bytes (the WIT's bound): taken whole once the buckets hold a byte.
+        self.meter.ready().await;
+        self.meter.charge(bytes.len());
         write_all(&self.conn.stream, bytes).await.map_err(|e| {
             self.closed = true;
             failed(e)
@@ -436,6 +467,7 @@ impl Pollable for TcpWriter {
         if self.closed || self.error.is_some() || self.conn.send_shut.load(Ordering::Relaxed) {
             return;
         }
+        self.meter.ready().await;
         let _ = self.conn.stream.writable().await;
     }
 }

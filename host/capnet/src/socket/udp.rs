@@ -5,12 +5,18 @@
 //! every datagram sent is checked against `udp-send` for its destination and every datagram
 //! received against `udp-receive` for its source. Refused incoming datagrams are dropped and
 //! logged; the guest never sees them.
+//!
+//! Under a `bytes-per-second` rate a datagram moves only while the grant's buckets hold a
+//! byte: `check-send` permits none and `receive` takes none from the kernel while they are
+//! empty, and the pollables wait for the refill. A datagram is never cut: one larger than
+//! what is left goes whole and the buckets owe the rest, waited off before the next.
 
 use super::addr::{self, Family};
 use super::options;
 use super::poll_now;
 use crate::grant::Grant;
 use crate::limit::Held;
+use crate::rate::Meter;
 use crate::socket::ErrorCode;
 use capnet_policy::{Limit, Use};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -155,11 +161,13 @@ impl UdpSocket {
         let batch = usize::try_from(grant.limit(Limit::Datagrams)).unwrap_or(usize::MAX);
         let incoming = IncomingDatagramStream {
             batch,
+            meter: Meter::new(grant.clone()),
             socket: self.socket.clone(),
             hearing: Hearing::new(grant.clone(), self.remote),
             scratch: vec![0; MAX_DATAGRAM].into_boxed_slice(),
         };
         let outgoing = OutgoingDatagramStream {
+            meter: Meter::new(grant.clone()),
             socket: self.socket.clone(),
             family: self.family,
             grant,
@@ -244,13 +252,8 @@ impl UdpSocket {
     }
 
     /// What one datagram of `len` bytes to `dest` (or to the connected peer, for `None`) is
-    /// sent with, after the size and `udp-send` checks: the socket and the destination to name
-    /// (`None` when connected).
-    pub fn sender(
-        &self,
-        dest: Option<SocketAddr>,
-        len: usize,
-    ) -> Result<(Arc<tokio::net::UdpSocket>, Option<SocketAddr>), ErrorCode> {
+    /// sent with, after the size and `udp-send` checks.
+    pub fn sender(&self, dest: Option<SocketAddr>, len: usize) -> Result<Sender, ErrorCode> {
         if len > MAX_DATAGRAM {
             return Err(ErrorCode::DatagramTooLarge);
         }
@@ -259,7 +262,11 @@ impl UdpSocket {
             _ => return Err(ErrorCode::InvalidState),
         };
         let dest = destination(self.family, grant, self.remote, dest)?;
-        Ok((self.socket.clone(), dest))
+        Ok(Sender {
+            socket: self.socket.clone(),
+            dest,
+            meter: Meter::if_limited(grant),
+        })
     }
 
     /// What receives the socket's datagrams, away from the socket itself: every source is
@@ -271,6 +278,7 @@ impl UdpSocket {
         };
         Ok(Receiver {
             socket: self.socket.clone(),
+            meter: Meter::if_limited(&grant),
             hearing: Hearing::new(grant, self.remote),
         })
     }
@@ -423,16 +431,48 @@ fn disconnect(socket: &tokio::net::UdpSocket) -> Result<(), ErrorCode> {
     }
 }
 
+/// Sends one datagram; see [`UdpSocket::sender`].
+pub struct Sender {
+    socket: Arc<tokio::net::UdpSocket>,
+    /// The destination to name, `None` when the socket is connected.
+    dest: Option<SocketAddr>,
+    /// The grant's buckets, when a rate was set as the call began.
+    meter: Option<Meter>,
+}
+
+impl Sender {
+    /// Sends `data` once the socket has room, and, under a rate, the buckets hold a byte.
+    pub async fn send(mut self, data: &[u8]) -> Result<(), ErrorCode> {
+        if let Some(meter) = &mut self.meter {
+            meter.ready().await;
+        }
+        match self.dest {
+            Some(dest) => self.socket.send_to(data, dest).await?,
+            None => self.socket.send(data).await?,
+        };
+        if let Some(meter) = &self.meter {
+            meter.charge(data.len());
+        }
+        Ok(())
+    }
+}
+
 /// Receives datagrams from allowed sources; see [`UdpSocket::receiver`].
 pub struct Receiver {
     socket: Arc<tokio::net::UdpSocket>,
     hearing: Hearing,
+    /// The grant's buckets, when a rate was set as the call began.
+    meter: Option<Meter>,
 }
 
 impl Receiver {
     /// The next datagram from a source the policy allows, into `buf`: its length and sender.
-    pub async fn receive(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), ErrorCode> {
+    /// Under a rate, nothing is taken from the kernel until the buckets hold a byte.
+    pub async fn receive(&mut self, buf: &mut [u8]) -> Result<(usize, SocketAddr), ErrorCode> {
         loop {
+            if let Some(meter) = &mut self.meter {
+                meter.ready().await;
+            }
             // Readable, or an error the kernel queued (an ICMP error on a connected socket).
             self.socket
                 .ready(Interest::READABLE | Interest::ERROR)
@@ -448,6 +488,9 @@ impl Receiver {
                 Err(e) => return Err(e.into()),
             };
             if let Some(peer) = self.hearing.admits(peer) {
+                if let Some(meter) = &self.meter {
+                    meter.charge(len);
+                }
                 return Ok((len, peer));
             }
         }
@@ -458,6 +501,7 @@ impl Receiver {
 pub struct IncomingDatagramStream {
     /// The most datagrams one `receive` returns: the grant's `datagrams` limit.
     batch: usize,
+    meter: Meter,
     socket: Arc<tokio::net::UdpSocket>,
     hearing: Hearing,
     /// Where a datagram lands before it is copied out at its exact size.
@@ -468,11 +512,15 @@ pub struct IncomingDatagramStream {
 pub type Datagram = (Vec<u8>, SocketAddr);
 
 impl IncomingDatagramStream {
-    /// `receive`: up to `max` waiting datagrams from peers the policy allows, never waiting.
+    /// `receive`: up to `max` waiting datagrams from peers the policy allows, never waiting;
+    /// under a rate, none while the buckets are empty, and none after those that used up
+    /// what they held.
     pub fn receive(&mut self, max: u64) -> Result<Vec<Datagram>, ErrorCode> {
         let max = usize::try_from(max).unwrap_or(usize::MAX).min(self.batch);
+        let allowed = self.meter.allowance(usize::MAX);
         let mut out = Vec::new();
-        while out.len() < max {
+        let mut bytes = 0;
+        while out.len() < max && bytes < allowed {
             let (len, peer) = match self.socket.try_recv_from(&mut self.scratch) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && out.is_empty() => {
@@ -487,8 +535,10 @@ impl IncomingDatagramStream {
             };
             if let Some(peer) = self.hearing.admits(peer) {
                 out.push((self.scratch[..len].to_vec(), peer));
+                bytes += len;
             }
         }
+        self.meter.charge(bytes);
         Ok(out)
     }
 }
@@ -498,6 +548,7 @@ impl Pollable for IncomingDatagramStream {
     /// Ready for a datagram, and for an error the kernel queued: a connected socket learns
     /// of an ICMP port-unreachable this way, and `receive` then reports `connection-refused`.
     async fn ready(&mut self) {
+        self.meter.ready().await;
         let _ = self
             .socket
             .ready(Interest::READABLE | Interest::ERROR)
@@ -507,6 +558,7 @@ impl Pollable for IncomingDatagramStream {
 
 /// The sending half of a UDP socket's streams.
 pub struct OutgoingDatagramStream {
+    meter: Meter,
     socket: Arc<tokio::net::UdpSocket>,
     family: Family,
     grant: Grant,
@@ -537,12 +589,17 @@ impl From<ErrorCode> for SendError {
 }
 
 impl OutgoingDatagramStream {
-    /// `check-send`: a batch when the socket can take datagrams now, else 0.
+    /// `check-send`: a batch when the socket can take datagrams now, else 0 (and 0 while the
+    /// buckets of a `bytes-per-second` rate are empty).
     ///
     /// A new socket can send at once, as a native one can (and as on wasmtime-wasi, which waits
     /// at creation until tokio knows it): until tokio has seen the socket writable, a batch is
     /// permitted unless the kernel already said it was full.
     pub fn check_send(&mut self) -> u64 {
+        if self.meter.allowance(1) == 0 {
+            self.permit = 0;
+            return 0;
+        }
         self.permit = match poll_now(|cx| self.socket.poll_send_ready(cx)) {
             Poll::Ready(_) => {
                 self.seen_writable = true;
@@ -555,7 +612,8 @@ impl OutgoingDatagramStream {
     }
 
     /// `send`: datagrams in order, each destination checked against `udp-send`; stops at the
-    /// first failure and reports it only when nothing was sent.
+    /// first failure and reports it only when nothing was sent. Under a rate it stops once
+    /// the datagrams sent used up what the buckets held (the last one may overdraw them).
     pub fn send<'a>(
         &mut self,
         datagrams: impl ExactSizeIterator<Item = (&'a [u8], Option<SocketAddr>)>,
@@ -567,15 +625,24 @@ impl OutgoingDatagramStream {
             return Err(SendError::Unpermitted);
         }
         self.permit = 0;
+        let allowed = self.meter.allowance(usize::MAX);
         let mut sent = 0;
+        let mut bytes = 0;
         for (data, dest) in datagrams {
+            if bytes >= allowed {
+                break;
+            }
             match self.send_one(data, dest) {
-                Ok(true) => sent += 1,
+                Ok(true) => {
+                    sent += 1;
+                    bytes += data.len();
+                }
                 Ok(false) => break,
                 Err(_) if sent > 0 => break,
                 Err(code) => return Err(code.into()),
             }
         }
+        self.meter.charge(bytes);
         Ok(sent)
     }
 
@@ -612,6 +679,7 @@ impl OutgoingDatagramStream {
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for OutgoingDatagramStream {
     async fn ready(&mut self) {
+        self.meter.ready().await;
         let _ = self.socket.writable().await;
     }
 }
@@ -764,7 +832,7 @@ mod tests {
         );
         // Writability is known once the reactor has seen the socket: wait as a guest would.
         out.ready().await;
-        assert_eq!(out.check_send(), Limit::Datagrams.default_value());
+        assert_eq!(Some(out.check_send()), Limit::Datagrams.default_value());
         assert_eq!(send(&mut out, &[]), "sent 0");
         assert_eq!(
             send(&mut out, &[(b"x", None)]),
@@ -792,7 +860,7 @@ mod tests {
         // The permit is spent by a send; more than it allowed traps.
         assert_eq!(send(&mut out, &[(b"c", Some(peer))]), "trap");
         let too_many: Vec<(&[u8], Option<SocketAddr>)> =
-            vec![(b"d", Some(peer)); Limit::Datagrams.default_value() as usize + 1];
+            vec![(b"d", Some(peer)); Limit::Datagrams.default_value().unwrap() as usize + 1];
         out.check_send();
         assert_eq!(send(&mut out, &too_many), "trap");
 

@@ -1,6 +1,6 @@
 //! `capnet policy`: check a policy file, or explain one decision.
 
-use capnet::policy::{NamedSet, Policy, Target, Use, Verdict};
+use capnet::policy::{Limit, NamedSet, Policy, Target, Use, Verdict};
 use clap::{Parser, Subcommand};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -113,7 +113,7 @@ pub fn check_summary(name: &str, policy: &Policy) -> String {
         "deny"
     };
     let _ = writeln!(out, "default: {default}");
-    let _ = writeln!(out, "limits: {}", limits_text(policy));
+    let _ = writeln!(out, "limits: {}", limits_text(policy, true));
     for (name, library) in policy.libraries() {
         let count = |v: Verdict| library.rules().iter().filter(|r| r.verdict == v).count();
         let _ = write!(
@@ -123,7 +123,7 @@ pub fn check_summary(name: &str, policy: &Policy) -> String {
             count(Verdict::Deny)
         );
         match library.limits().iter().next() {
-            Some(_) => writeln!(out, "; limits: {}", limits_text(library)),
+            Some(_) => writeln!(out, "; limits: {}", limits_text(library, false)),
             None => writeln!(out),
         }
         .ok();
@@ -131,12 +131,16 @@ pub fn check_summary(name: &str, policy: &Policy) -> String {
     out
 }
 
-/// `sockets 256, connections 8192, ...`: the limits a policy sets, in their order.
-fn limits_text(policy: &Policy) -> String {
-    let limits: Vec<String> = policy
-        .limits()
-        .iter()
-        .map(|(limit, value)| format!("{limit} {value}"))
+/// `sockets 256, connections 8192, ...`: the limits a policy sets, in their order. For the
+/// instance, a limit with no default that the policy leaves out is named `unset`, so the
+/// line shows every key there is.
+fn limits_text(policy: &Policy, instance: bool) -> String {
+    let limits: Vec<String> = Limit::ALL
+        .into_iter()
+        .filter_map(|limit| match policy.limits().get(limit) {
+            Some(value) => Some(format!("{limit} {value}")),
+            None => instance.then(|| format!("{limit} unset")),
+        })
         .collect();
     limits.join(", ")
 }
