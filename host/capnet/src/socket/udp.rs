@@ -232,7 +232,7 @@ impl UdpSocket {
         grant: &Grant,
         dest: Option<SocketAddr>,
         len: usize,
-    ) -> Result<(Arc<tokio::net::UdpSocket>, Option<SocketAddr>), ErrorCode> {
+    ) -> Result<Sender, ErrorCode> {
         if self.state != State::Unbound {
             return self.sender(dest, len);
         }
@@ -242,7 +242,11 @@ impl UdpSocket {
         // An unbound socket has no peer: the destination is required, and decided once.
         let dest = destination(self.family, grant, None, dest)?;
         self.bind_ephemeral(grant)?;
-        Ok((self.socket.clone(), dest))
+        Ok(Sender {
+            socket: self.socket.clone(),
+            dest,
+            meter: Meter::if_limited(grant),
+        })
     }
 
     /// Limits the socket to `remote`, or lifts the limit (`None`), with the same checks as
