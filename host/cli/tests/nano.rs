@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A TCP server on a port of its own that answers every connection with `reply` and counts
 /// the connections it got.
@@ -313,4 +313,47 @@ fn a_0_3_library_creates_sockets_and_looks_up_names_only_under_its_own_grant() {
         r#""use":"lookup","address":"localhost","verdict":"allow""#,
     );
     assert!(allowed.contains(r#""library":null"#), "{allowed}");
+}
+
+/// A library's limits reach its 0.3 sockets: under the library's own `bytes-per-second`, its
+/// fetch of a large reply waits off everything past the first second's burst, while the app's
+/// fetch of the same reply, through the app's imports, is not held back.
+#[test]
+fn a_0_3_librarys_bytes_per_second_slows_its_own_sockets_and_not_the_apps() {
+    const REPLY: usize = 300_000;
+    const RATE: usize = 100_000;
+    let reply: &'static str = Box::leak("w".repeat(REPLY).into_boxed_str());
+    let (addr, hits) = server(reply);
+    let policy = policy_file(
+        "p3-library-rate",
+        &format!(
+            "[allow]\nconnect = [\"loopback\"]\n\n\
+             [library.weather.allow]\nconnect = [\"{addr}\"]\n\n\
+             [library.weather.limits]\nbytes-per-second = {RATE}\n"
+        ),
+    );
+    let fetch = |step: String| {
+        let started = Instant::now();
+        let (out, _) = run_guest("p3-nano-app", &policy, std::slice::from_ref(&step));
+        let took = started.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            line(&stdout, &step).len(),
+            format!("{step}: ok ").len() + REPLY,
+            "{step} gets the whole reply"
+        );
+        took
+    };
+    let library = fetch(format!("weather={addr}"));
+    let app = fetch(format!("app={addr}"));
+    println!(
+        "{REPLY} bytes at {RATE} B/s: the library's fetch took {library:?}, the app's {app:?}"
+    );
+    // Past the one-second burst, the rest of the reply moves at no more than the rate.
+    let bound = Duration::from_secs_f64((REPLY - RATE) as f64 / RATE as f64);
+    assert!(
+        library >= bound,
+        "the library took {library:?}, under {bound:?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
