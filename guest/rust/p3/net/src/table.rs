@@ -34,3 +34,26 @@ pub fn seconds(nanos: u64) -> String {
         format!("{nanos}ns")
     }
 }
+
+/// The four rows of one setting of `socket` in `state`: its value, a set to `good`, the value
+/// read back, and a set to `bad`, which the docs refuse. TCP and UDP sockets share these
+/// setters but no trait, hence a macro.
+#[macro_export]
+macro_rules! setting_rows {
+    ($state:expr, $socket:expr, $name:literal, $get:ident, $set:ident, $good:expr, $bad:expr) => {{
+        use $crate::table::{code, row, value};
+        let (state, s) = ($state, $socket);
+        row(state, concat!("get-", $name), code(s.$get()));
+        row(
+            state,
+            &format!("set-{} {}", $name, $good),
+            code(s.$set($good)),
+        );
+        row(state, concat!("get-", $name, " after set"), value(s.$get()));
+        row(
+            state,
+            &format!("set-{} {}", $name, $bad),
+            code(s.$set($bad)),
+        );
+    }};
+}

@@ -392,72 +392,42 @@ async fn option_rows(env: &Env, state: &str) -> Made<()> {
 
     let made = env.make(state).await?;
     let s = &made.socket;
-    row(
+    p3_net::setting_rows!(
         state,
-        "get-keep-alive-count",
-        code(s.get_keep_alive_count()),
-    );
-    row(
-        state,
-        "set-keep-alive-count 5",
-        code(s.set_keep_alive_count(5)),
-    );
-    row(
-        state,
-        "get-keep-alive-count after set",
-        value(s.get_keep_alive_count()),
-    );
-    row(
-        state,
-        "set-keep-alive-count 0",
-        code(s.set_keep_alive_count(0)),
+        s,
+        "keep-alive-count",
+        get_keep_alive_count,
+        set_keep_alive_count,
+        5,
+        0
     );
 
     let made = env.make(state).await?;
     let s = &made.socket;
-    row(state, "get-hop-limit", code(s.get_hop_limit()));
-    row(state, "set-hop-limit 42", code(s.set_hop_limit(42)));
-    row(state, "get-hop-limit after set", value(s.get_hop_limit()));
-    row(state, "set-hop-limit 0", code(s.set_hop_limit(0)));
+    p3_net::setting_rows!(state, s, "hop-limit", get_hop_limit, set_hop_limit, 42, 0);
 
     let made = env.make(state).await?;
     let s = &made.socket;
-    row(
+    p3_net::setting_rows!(
         state,
-        "get-receive-buffer-size",
-        code(s.get_receive_buffer_size()),
-    );
-    row(
-        state,
-        "set-receive-buffer-size 65536",
-        code(s.set_receive_buffer_size(65536)),
-    );
-    let size = s.get_receive_buffer_size();
-    row(state, "get-receive-buffer-size after set", value(size));
-    row(
-        state,
-        "set-receive-buffer-size 0",
-        code(s.set_receive_buffer_size(0)),
+        s,
+        "receive-buffer-size",
+        get_receive_buffer_size,
+        set_receive_buffer_size,
+        65536,
+        0
     );
 
     let made = env.make(state).await?;
     let s = &made.socket;
-    row(
+    p3_net::setting_rows!(
         state,
-        "get-send-buffer-size",
-        code(s.get_send_buffer_size()),
-    );
-    row(
-        state,
-        "set-send-buffer-size 65536",
-        code(s.set_send_buffer_size(65536)),
-    );
-    let size = s.get_send_buffer_size();
-    row(state, "get-send-buffer-size after set", value(size));
-    row(
-        state,
-        "set-send-buffer-size 0",
-        code(s.set_send_buffer_size(0)),
+        s,
+        "send-buffer-size",
+        get_send_buffer_size,
+        set_send_buffer_size,
+        65536,
+        0
     );
     Ok(())
 }

@@ -321,65 +321,38 @@ async fn drain(peer: &Peer) {
 async fn option_rows(env: &Env, state: &str) -> Made<()> {
     let made = env.make(state).await?;
     let s = &made.socket;
-    row(
+    p3_net::setting_rows!(
         state,
-        "get-unicast-hop-limit",
-        code(s.get_unicast_hop_limit()),
-    );
-    row(
-        state,
-        "set-unicast-hop-limit 42",
-        code(s.set_unicast_hop_limit(42)),
-    );
-    row(
-        state,
-        "get-unicast-hop-limit after set",
-        value(s.get_unicast_hop_limit()),
-    );
-    row(
-        state,
-        "set-unicast-hop-limit 0",
-        code(s.set_unicast_hop_limit(0)),
+        s,
+        "unicast-hop-limit",
+        get_unicast_hop_limit,
+        set_unicast_hop_limit,
+        42,
+        0
     );
 
     let made = env.make(state).await?;
     let s = &made.socket;
-    row(
+    p3_net::setting_rows!(
         state,
-        "get-receive-buffer-size",
-        code(s.get_receive_buffer_size()),
-    );
-    row(
-        state,
-        "set-receive-buffer-size 65536",
-        code(s.set_receive_buffer_size(65536)),
-    );
-    let size = s.get_receive_buffer_size();
-    row(state, "get-receive-buffer-size after set", value(size));
-    row(
-        state,
-        "set-receive-buffer-size 0",
-        code(s.set_receive_buffer_size(0)),
+        s,
+        "receive-buffer-size",
+        get_receive_buffer_size,
+        set_receive_buffer_size,
+        65536,
+        0
     );
 
     let made = env.make(state).await?;
     let s = &made.socket;
-    row(
+    p3_net::setting_rows!(
         state,
-        "get-send-buffer-size",
-        code(s.get_send_buffer_size()),
-    );
-    row(
-        state,
-        "set-send-buffer-size 65536",
-        code(s.set_send_buffer_size(65536)),
-    );
-    let size = s.get_send_buffer_size();
-    row(state, "get-send-buffer-size after set", value(size));
-    row(
-        state,
-        "set-send-buffer-size 0",
-        code(s.set_send_buffer_size(0)),
+        s,
+        "send-buffer-size",
+        get_send_buffer_size,
+        set_send_buffer_size,
+        65536,
+        0
     );
     Ok(())
 }
