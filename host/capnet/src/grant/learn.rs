@@ -416,4 +416,17 @@ mod tests {
             ]
         );
     }
+
+    #[tokio::test]
+    async fn a_udp_connect_that_binds_implicitly_is_one_use_learned_once() {
+        let (ctx, recorder) = learning(Policy::deny_all());
+        let mut socket =
+            crate::socket::udp::UdpSocket::new(crate::socket::addr::Family::V4).unwrap();
+        socket.connect(&ctx.root, at("127.0.0.1:9")).unwrap();
+        let learned = seen(&recorder);
+        assert!(
+            learned.contains(&"app udp-send 127.0.0.1:9 x1".to_owned()),
+            "{learned:?}"
+        );
+    }
 }

@@ -140,23 +140,8 @@ impl UdpSocket {
         &mut self,
         remote: Option<SocketAddr>,
     ) -> Result<(IncomingDatagramStream, OutgoingDatagramStream), ErrorCode> {
-        let grant = match (&self.state, &self.grant) {
-            (State::Bound, Some(grant)) => grant.clone(),
-            _ => return Err(ErrorCode::InvalidState),
-        };
-        if let Some(peer) = remote {
-            addr::validate_remote(self.family, &peer)?;
-            grant.check(Use::UdpSend, peer)?;
-        }
-        if self.remote.is_some() {
-            disconnect(&self.socket)?;
-            self.remote = None;
-            self.keep_port()?;
-        }
-        if let Some(peer) = remote {
-            connect(&self.socket, peer)?;
-            self.remote = Some(peer);
-        }
+        let grant = self.bound_grant()?.clone();
+        self.set_remote(remote)?;
         // Datagrams one `check-send` permits and one `receive` returns at most.
         let batch = usize::try_from(grant.limit(Limit::Datagrams)).unwrap_or(usize::MAX);
         let incoming = IncomingDatagramStream {
@@ -213,15 +198,13 @@ impl UdpSocket {
     /// ephemeral port first. The address and the `udp-send` right are checked before that
     /// bind, so a refused connect leaves the socket unbound.
     pub fn connect(&mut self, grant: &Grant, remote: SocketAddr) -> Result<(), ErrorCode> {
-        if self.state == State::Unbound {
-            addr::validate_remote(self.family, &remote)?;
-            // Quiet when allowed: `set_remote` decides again and logs it.
-            if !grant.permits(Use::UdpSend, remote) {
-                grant.check(Use::UdpSend, remote)?;
-            }
-            self.bind_ephemeral(grant)?;
+        if self.state != State::Unbound {
+            return self.set_remote(Some(remote));
         }
-        self.set_remote(Some(remote))
+        addr::validate_remote(self.family, &remote)?;
+        grant.check(Use::UdpSend, remote)?;
+        self.bind_ephemeral(grant)?;
+        self.redirect(Some(remote))
     }
 
     /// 0.3's `send`: [`UdpSocket::sender`], binding an unbound socket to an ephemeral port
@@ -249,10 +232,38 @@ impl UdpSocket {
         })
     }
 
-    /// Limits the socket to `remote`, or lifts the limit (`None`), with the same checks as
-    /// `%stream`; for a front end with no datagram streams (0.3's `connect`, `disconnect`).
+    /// Limits the socket to `remote`, or lifts the limit (`None`), after the address and
+    /// `udp-send` checks: `%stream`'s first half, and all of 0.3's `connect` and `disconnect`
+    /// on a bound socket.
     pub fn set_remote(&mut self, remote: Option<SocketAddr>) -> Result<(), ErrorCode> {
-        self.stream(remote).map(drop)
+        let grant = self.bound_grant()?;
+        if let Some(peer) = remote {
+            addr::validate_remote(self.family, &peer)?;
+            grant.check(Use::UdpSend, peer)?;
+        }
+        self.redirect(remote)
+    }
+
+    /// Points the kernel's socket at `remote`, or at no peer, once the checks are done.
+    fn redirect(&mut self, remote: Option<SocketAddr>) -> Result<(), ErrorCode> {
+        if self.remote.is_some() {
+            disconnect(&self.socket)?;
+            self.remote = None;
+            self.keep_port()?;
+        }
+        if let Some(peer) = remote {
+            connect(&self.socket, peer)?;
+            self.remote = Some(peer);
+        }
+        Ok(())
+    }
+
+    /// The grant a bound socket was bound under; `invalid-state` before it is bound.
+    fn bound_grant(&self) -> Result<&Grant, ErrorCode> {
+        match (&self.state, &self.grant) {
+            (State::Bound, Some(grant)) => Ok(grant),
+            _ => Err(ErrorCode::InvalidState),
+        }
     }
 
     /// What one datagram of `len` bytes to `dest` (or to the connected peer, for `None`) is
@@ -261,10 +272,7 @@ impl UdpSocket {
         if len > MAX_DATAGRAM {
             return Err(ErrorCode::DatagramTooLarge);
         }
-        let grant = match (&self.state, &self.grant) {
-            (State::Bound, Some(grant)) => grant,
-            _ => return Err(ErrorCode::InvalidState),
-        };
+        let grant = self.bound_grant()?;
         let dest = destination(self.family, grant, self.remote, dest)?;
         Ok(Sender {
             socket: self.socket.clone(),
@@ -276,10 +284,7 @@ impl UdpSocket {
     /// What receives the socket's datagrams, away from the socket itself: every source is
     /// checked against `udp-receive`, and refused datagrams are dropped.
     pub fn receiver(&self) -> Result<Receiver, ErrorCode> {
-        let grant = match (&self.state, &self.grant) {
-            (State::Bound, Some(grant)) => grant.clone(),
-            _ => return Err(ErrorCode::InvalidState),
-        };
+        let grant = self.bound_grant()?.clone();
         Ok(Receiver {
             socket: self.socket.clone(),
             meter: Meter::if_limited(&grant),
