@@ -46,7 +46,8 @@ impl CapnetCtx {
 /// Serves every library's named imports of the sockets interfaces in `component` (see the
 /// [module docs](self) for the labels) with that library's grant, and returns the libraries'
 /// names, sorted. Call it with the component before instantiating it; [`crate::add_to_linker`]
-/// and [`crate::add_to_linker_p3`] serve the app's own imports.
+/// and [`crate::add_to_linker_p3`] serve the app's own imports. The engine reads the labels'
+/// annotations only with `Config::wasm_component_model_implements(true)`.
 ///
 /// # Errors
 /// When an import implements one of the interfaces under a label not of its form, or the
@@ -89,4 +90,67 @@ pub fn add_libraries_to_linker<T: CapnetView + 'static>(
         T::capnet,
     )?;
     Ok(names.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CapnetCtxView;
+    use wasmtime::component::ResourceTable;
+    use wasmtime::{Config, Engine};
+
+    struct Host {
+        capnet: CapnetCtx,
+        table: ResourceTable,
+    }
+
+    impl CapnetView for Host {
+        fn capnet(&mut self) -> CapnetCtxView<'_> {
+            CapnetCtxView {
+                ctx: &mut self.capnet,
+                table: &mut self.table,
+            }
+        }
+    }
+
+    /// The libraries `component` (text) names, or the error that refused it.
+    fn libraries(component: &str) -> wasmtime::Result<Vec<String>> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model_async(true)
+            .wasm_component_model_implements(true);
+        let engine = Engine::new(&config)?;
+        let component = Component::new(&engine, wat::parse_str(component)?)?;
+        add_libraries_to_linker(&mut Linker::<Host>::new(&engine), &component)
+    }
+
+    #[test]
+    fn each_librarys_labelled_imports_name_it_once_whatever_the_generation() {
+        let names = libraries(
+            r#"(component
+                (import "weather-types" (implements "wasi:sockets/types@0.3.0") (instance))
+                (import "weather-ip-name-lookup"
+                    (implements "wasi:sockets/ip-name-lookup@0.3.0") (instance))
+                (import "metrics-instance-network"
+                    (implements "wasi:sockets/instance-network@0.2.6") (instance))
+                (import "wasi:sockets/types@0.3.0" (instance))
+            )"#,
+        )
+        .unwrap();
+        assert_eq!(names, ["metrics", "weather"]);
+    }
+
+    #[test]
+    fn an_import_implementing_a_sockets_interface_under_another_label_is_refused_by_name() {
+        let error = libraries(
+            r#"(component
+                (import "weather" (implements "wasi:sockets/types@0.3.0") (instance))
+            )"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "import \"weather\" implements wasi:sockets/types: label it LIBRARY-types, as in weather-types"
+        );
+    }
 }
