@@ -657,6 +657,11 @@ async fn refused_source_is_never_heard(loopback: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p3_datagrams_from_a_refused_source_never_reach_the_guest() {
+    refused_source_is_never_heard("127.0.0.1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p3_datagrams_from_a_refused_source_never_reach_the_guest_over_ipv6() {
     if has_ipv6_loopback() {
         refused_source_is_never_heard("::1").await;
