@@ -26,6 +26,11 @@ fn listen_policy(limits: &str) -> Policy {
     policy_toml(&format!("[allow]\nlisten = [\"127.0.0.1:0\"]\n{limits}"))
 }
 
+/// [`listen_policy`] with the instance held to `rate` bytes a second.
+fn rated_listen_policy(rate: usize) -> Policy {
+    listen_policy(&format!("[limits]\nbytes-per-second = {rate}\n"))
+}
+
 /// Sends `len` bytes to a sink server, ends the stream and reads its count back: the time
 /// from connecting to the answer, which comes only once the guest has read every byte.
 async fn sink(addr: SocketAddr, len: usize) -> Duration {
@@ -58,13 +63,7 @@ fn report(what: &str, moved: usize, rate: usize, took: Duration) {
 async fn a_sink_reads_no_faster_than_its_rate(guest: &str) {
     const RATE: usize = 100_000;
     const LEN: usize = 250_000;
-    let server = Running::start(
-        guest,
-        &["127.0.0.1:0", "1"],
-        ctx(listen_policy(&format!(
-            "[limits]\nbytes-per-second = {RATE}\n"
-        ))),
-    );
+    let server = Running::start(guest, &["127.0.0.1:0", "1"], ctx(rated_listen_policy(RATE)));
     let addr = server.listening().await;
     let took = sink(addr, LEN).await;
     report(guest, LEN, RATE, took);
@@ -91,13 +90,7 @@ async fn a_0_3_tcp_guest_reads_no_faster_than_its_rate() {
 async fn an_echo_writes_no_faster_than_its_rate(guest: &str) {
     const RATE: usize = 100_000;
     const LEN: usize = 125_000;
-    let server = Running::start(
-        guest,
-        &["127.0.0.1:0", "1"],
-        ctx(listen_policy(&format!(
-            "[limits]\nbytes-per-second = {RATE}\n"
-        ))),
-    );
+    let server = Running::start(guest, &["127.0.0.1:0", "1"], ctx(rated_listen_policy(RATE)));
     let addr = server.listening().await;
     let start = Instant::now();
     let stream = TcpStream::connect(addr)
@@ -189,9 +182,7 @@ async fn a_reload_that_sets_a_rate_slows_a_connection_already_open() {
     let addr = server.listening().await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(b"before the reload").await.unwrap();
-    handle.replace(listen_policy(&format!(
-        "[limits]\nbytes-per-second = {RATE}\n"
-    )));
+    handle.replace(rated_listen_policy(RATE));
     let start = Instant::now();
     stream.write_all(&vec![7u8; LEN]).await.unwrap();
     stream.shutdown().await.unwrap();
