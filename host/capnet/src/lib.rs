@@ -10,10 +10,10 @@
 //! `wasi:sockets/network`, `instance-network`, `tcp`, `tcp-create-socket`, `udp`,
 //! `udp-create-socket` and `ip-name-lookup` (all `@0.2.12`), and `capnet:sockets/preopens` and
 //! `attenuate`. The 0.3 front (`p3/`) implements `wasi:sockets/types` and `ip-name-lookup`
-//! `@0.3.0` on the same socket core ([`add_to_linker_p3`]). In a composed app, a library's
-//! named imports (`LIBRARY-instance-network` under 0.2, `LIBRARY-types` and
-//! `LIBRARY-ip-name-lookup` under 0.3) are served with the library's own grant
-//! ([`add_libraries_to_linker`]).
+//! `@0.3.0` on the same socket core ([`add_to_linker_p3`]). In a composed app, each import that
+//! carries network authority is served with the grant of the library (or app) whose component
+//! receives it, read from the component's structure ([`Composition`],
+//! [`add_composition_to_linker`]).
 //! `wasi:io` is `wasmtime-wasi-io`'s, so sockets, clocks and stdio share one `poll`.
 //!
 //! # Embedding
@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+mod composition;
 mod ctx;
 mod grant;
 mod library;
@@ -59,9 +60,10 @@ pub mod trappable;
 mod wit_conv;
 
 pub use capnet_policy as policy;
+pub use composition::{Authority, AuthorityImport, Composition, CompositionError, Owner};
 pub use ctx::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
 pub use grant::{Learned, LearnedTarget, PolicyHandle, Recorder, Revoker};
-pub use library::{Library, add_libraries_to_linker};
+pub use library::{Library, add_composition_to_linker};
 pub use p2::bindings::sockets::network::ErrorCode;
 pub use p2::error::{SocketError, SocketResult, code_name};
 pub use p2::network::Network;
@@ -77,7 +79,7 @@ impl HasData for Capnet {
 }
 
 /// Adds capnet's `wasi:sockets@0.2.12` and `capnet:sockets` to `linker`. A composed app's
-/// libraries' named imports are added per component by [`add_libraries_to_linker`].
+/// libraries' imports are added per component by [`add_composition_to_linker`].
 ///
 /// `wasi:io` must be in the linker too, served from the same resource table that
 /// [`CapnetView::capnet`] returns; [`add_to_linker_with_wasi`] does all of it.
@@ -104,7 +106,7 @@ pub fn add_to_linker<T: CapnetView + 'static>(linker: &mut Linker<T>) -> wasmtim
 /// Adds capnet's `wasi:sockets@0.3.0` (`types`, `ip-name-lookup`) to `linker`: the same core,
 /// checks and decision logs as the 0.2 interfaces, every call decided by the instance's root
 /// grant (0.3 has no `network` handle; a composed app's libraries' own imports are added by
-/// [`add_libraries_to_linker`]). The engine needs `wasm_component_model_async`.
+/// [`add_composition_to_linker`]). The engine needs `wasm_component_model_async`.
 ///
 /// # Errors
 /// When an interface is already defined in `linker`.

@@ -1,30 +1,21 @@
-//! The libraries of a composed app: which of a component's imports are a library's own, and the
-//! grant each is served with, for both generations of `wasi:sockets`.
+//! The libraries of a composed app: each one's grant, and the linker definitions that serve a
+//! component's authority imports with their owners' grants.
 //!
-//! A composed app imports the sockets interfaces once for itself and once more for each library
-//! that must not hold the app's rights, under a label of the library's own with the component
-//! model's `(implements "…")` annotation:
-//!
-//! | generation | interface            | label                      |
-//! |------------|----------------------|----------------------------|
-//! | 0.2        | `instance-network`   | `LIBRARY-instance-network` |
-//! | 0.3        | `types`              | `LIBRARY-types`            |
-//! | 0.3        | `ip-name-lookup`     | `LIBRARY-ip-name-lookup`   |
-//!
-//! Under 0.2 a library's `network` is its capability, so the other interfaces may be shared
-//! with the app: each call takes a `network`. 0.3 has no `network` handle: a socket keeps the
-//! grant of the import that created it, and a lookup is decided by the grant of the import it
-//! came through. Either way the library is allowed a use only where the app's policy and the
-//! library's own table (`[library.LIBRARY]`) both allow it; a library the policy does not name
-//! gets nothing.
+//! Whose each import is comes from the component's structure ([`Composition`]), never from its
+//! name alone. Under 0.2 a library's `network` is its capability and its own
+//! `tcp-create-socket`/`udp-create-socket` make the sockets its limits count; 0.3 has no
+//! `network` handle, so a socket keeps the grant of the `types` import that created it and a
+//! lookup is decided by the grant of the `ip-name-lookup` import it came through. Either way a
+//! library is allowed a use only where the app's policy and the library's own table
+//! (`[library.LIBRARY]`) both allow it; a library the policy does not name gets nothing.
 
 use crate::Capnet;
+use crate::composition::{Authority, Composition, Owner};
 use crate::ctx::{CapnetCtx, CapnetView};
 use crate::grant::Grant;
 use crate::{p2, p3};
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 
 /// The library a named import serves, by name.
 #[derive(Clone, Debug)]
@@ -43,60 +34,91 @@ impl CapnetCtx {
     }
 }
 
-/// Serves every library's named imports of the sockets interfaces in `component` (see the
-/// [module docs](self) for the labels) with that library's grant, and returns the libraries'
-/// names, sorted. Call it with the component before instantiating it; [`crate::add_to_linker`]
-/// and [`crate::add_to_linker_p3`] serve the app's own imports. The engine reads the labels'
-/// annotations only with `Config::wasm_component_model_implements(true)`.
+/// Serves each authority import of the component `composition` was read from, by its exact
+/// name, with its owner's grant: the app's with the instance's, a library's with the library's.
+/// Call it on a linker for this component (a clone of a shared one, say) after
+/// [`crate::add_to_linker`] and [`crate::add_to_linker_p3`], which serve the rest.
+///
+/// Every authority import is defined by its exact name, so none is left to the linker's
+/// semver matching, where a library's import of a higher version would stand in for the app's.
+/// The linker's shadowing is turned on for these definitions and off afterwards.
 ///
 /// # Errors
-/// When an import implements one of the interfaces under a label not of its form, or the
-/// linker already defines it.
-pub fn add_libraries_to_linker<T: CapnetView + 'static>(
+/// When the linker refuses a definition.
+pub fn add_composition_to_linker<T: CapnetView + 'static>(
     linker: &mut Linker<T>,
-    component: &Component,
-) -> wasmtime::Result<Vec<String>> {
-    let mut names = BTreeSet::new();
-    // The library a label names: `weather` for `weather-types`, when `interface` is `types`.
-    let mut library = |interface: &str, label: &str| {
-        let name = label
-            .strip_suffix(interface)
-            .and_then(|n| n.strip_suffix('-'))
-            .filter(|n| !n.is_empty());
-        let Some(name) = name else {
-            wasmtime::bail!(
-                "import \"{label}\" implements wasi:sockets/{interface}: label it LIBRARY-{interface}, as in weather-{interface}"
-            );
-        };
-        names.insert(name.to_owned());
-        Ok(Library(Arc::from(name)))
-    };
-    p2::bindings::named_imports::wasi::sockets::instance_network::add_to_linker::<T, Capnet>(
-        linker,
-        component,
-        |label| library("instance-network", label),
-        T::capnet,
-    )?;
-    p3::bindings::named_imports::wasi::sockets::types::add_to_linker::<T, Capnet>(
-        linker,
-        component,
-        |label| library("types", label),
-        T::capnet,
-    )?;
-    p3::bindings::named_imports::wasi::sockets::ip_name_lookup::add_to_linker::<T, Capnet>(
-        linker,
-        component,
-        |label| library("ip-name-lookup", label),
-        T::capnet,
-    )?;
-    Ok(names.into_iter().collect())
+    composition: &Composition,
+) -> wasmtime::Result<()> {
+    use p2::bindings::named_imports::wasi::sockets as p2_named;
+    use p2::bindings::{preopens, sockets as p2_app};
+    use p3::bindings::named_imports::wasi::sockets as p3_named;
+    use p3::bindings::sockets as p3_app;
+
+    linker.allow_shadowing(true);
+    let result = composition.imports().iter().try_for_each(|import| {
+        let mut inst = linker.instance(&import.name)?;
+        let inst = &mut inst;
+        let get = T::capnet;
+        match (&import.owner, import.authority) {
+            (Owner::App, Authority::InstanceNetwork) => {
+                p2_app::instance_network::add_to_linker_instance::<T, Capnet>(inst, get)
+            }
+            (Owner::App, Authority::TcpCreateSocket) => {
+                p2_app::tcp_create_socket::add_to_linker_instance::<T, Capnet>(inst, get)
+            }
+            (Owner::App, Authority::UdpCreateSocket) => {
+                p2_app::udp_create_socket::add_to_linker_instance::<T, Capnet>(inst, get)
+            }
+            (Owner::App, Authority::Types) => {
+                p3_app::types::add_to_linker_instance::<T, Capnet>(inst, get)
+            }
+            (Owner::App, Authority::IpNameLookup) => {
+                p3_app::ip_name_lookup::add_to_linker_instance::<T, Capnet>(inst, get)
+            }
+            (Owner::App, Authority::Preopens) => {
+                preopens::add_to_linker_instance::<T, Capnet>(inst, get)
+            }
+            (Owner::Library(name), authority) => {
+                let id = Library(Arc::from(name.as_str()));
+                match authority {
+                    Authority::InstanceNetwork => {
+                        p2_named::instance_network::add_to_linker_instance::<T, Capnet>(
+                            inst, id, get,
+                        )
+                    }
+                    Authority::TcpCreateSocket => {
+                        p2_named::tcp_create_socket::add_to_linker_instance::<T, Capnet>(
+                            inst, id, get,
+                        )
+                    }
+                    Authority::UdpCreateSocket => {
+                        p2_named::udp_create_socket::add_to_linker_instance::<T, Capnet>(
+                            inst, id, get,
+                        )
+                    }
+                    Authority::Types => {
+                        p3_named::types::add_to_linker_instance::<T, Capnet>(inst, id, get)
+                    }
+                    Authority::IpNameLookup => {
+                        p3_named::ip_name_lookup::add_to_linker_instance::<T, Capnet>(inst, id, get)
+                    }
+                    Authority::Preopens => wasmtime::bail!(
+                        "import \"{}\" is capnet:sockets/preopens, which is the app's only",
+                        import.name
+                    ),
+                }
+            }
+        }
+    });
+    linker.allow_shadowing(false);
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::CapnetCtxView;
-    use wasmtime::component::ResourceTable;
+    use wasmtime::component::{Component, ResourceTable};
     use wasmtime::{Config, Engine};
 
     struct Host {
@@ -113,44 +135,27 @@ mod tests {
         }
     }
 
-    /// The libraries `component` (text) names, or the error that refused it.
-    fn libraries(component: &str) -> wasmtime::Result<Vec<String>> {
+    #[test]
+    fn authority_imports_of_several_versions_each_link_by_their_own_name() {
+        // Each is defined by its exact name, the library's @0.2.99 beside the app's @0.2.0
+        // and the @0.2.12 the linker already has, shadowing turned on only for them.
+        let wat = r#"(component
+            (import "wasi:sockets/instance-network@0.2.0" (instance))
+            (import "weather-instance-network"
+                (implements "wasi:sockets/instance-network@0.2.99") (instance))
+        )"#;
         let mut config = Config::new();
         config
             .wasm_component_model_async(true)
             .wasm_component_model_implements(true);
-        let engine = Engine::new(&config)?;
-        let component = Component::new(&engine, wat::parse_str(component)?)?;
-        add_libraries_to_linker(&mut Linker::<Host>::new(&engine), &component)
-    }
-
-    #[test]
-    fn each_librarys_labelled_imports_name_it_once_whatever_the_generation() {
-        let names = libraries(
-            r#"(component
-                (import "weather-types" (implements "wasi:sockets/types@0.3.0") (instance))
-                (import "weather-ip-name-lookup"
-                    (implements "wasi:sockets/ip-name-lookup@0.3.0") (instance))
-                (import "metrics-instance-network"
-                    (implements "wasi:sockets/instance-network@0.2.6") (instance))
-                (import "wasi:sockets/types@0.3.0" (instance))
-            )"#,
-        )
-        .unwrap();
-        assert_eq!(names, ["metrics", "weather"]);
-    }
-
-    #[test]
-    fn an_import_implementing_a_sockets_interface_under_another_label_is_refused_by_name() {
-        let error = libraries(
-            r#"(component
-                (import "weather" (implements "wasi:sockets/types@0.3.0") (instance))
-            )"#,
-        )
-        .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "import \"weather\" implements wasi:sockets/types: label it LIBRARY-types, as in weather-types"
-        );
+        let engine = Engine::new(&config).unwrap();
+        let wasm = wat::parse_str(wat).unwrap();
+        let composition = Composition::read(&wasm).unwrap();
+        let mut linker = Linker::<Host>::new(&engine);
+        crate::add_to_linker(&mut linker).unwrap();
+        add_composition_to_linker(&mut linker, &composition).unwrap();
+        let component = Component::new(&engine, &wasm).unwrap();
+        linker.instantiate_pre(&component).unwrap();
+        assert_eq!(composition.libraries(), ["weather"]);
     }
 }

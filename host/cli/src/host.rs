@@ -219,20 +219,19 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CommandHost>> {
     Ok(linker)
 }
 
-/// A linker for `component`: [`linker`] plus, for a composed app, each library's named
-/// import of `instance-network` served with that library's grant. Returns the libraries'
-/// names too.
+/// A linker for the component `composition` was read from ([`capnet::Composition::read`]):
+/// [`linker`] plus each import that carries network authority served with the grant of the app
+/// or library whose component receives it. Returns the libraries' names too.
 ///
 /// # Errors
-/// When an interface cannot be defined, or a library's import is not labelled
-/// `LIBRARY-instance-network`.
+/// When an interface cannot be defined.
 pub fn linker_for(
     engine: &Engine,
-    component: &Component,
+    composition: &capnet::Composition,
 ) -> wasmtime::Result<(Linker<CommandHost>, Vec<String>)> {
     let mut linker = linker(engine)?;
-    let libraries = capnet::add_libraries_to_linker(&mut linker, component)?;
-    Ok((linker, libraries))
+    capnet::add_composition_to_linker(&mut linker, composition)?;
+    Ok((linker, composition.libraries().to_vec()))
 }
 
 /// How a command ended.

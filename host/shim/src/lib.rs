@@ -173,6 +173,8 @@ async fn start(
 
     // A 0.2 engine first, and the one with the async ABI only for a 0.3 component, as under
     // `capnet run`. No compiled-code cache: a container's file system is its own.
+    let composition = capnet::Composition::read(bytes)
+        .map_err(|e| wasmtime::Error::from(e).context(format!("cannot load component {name}")))?;
     let load = |abi| -> wasmtime::Result<_> {
         let engine = host::engine_for(abi, None)?;
         let component = Component::new(&engine, bytes)?;
@@ -181,7 +183,7 @@ async fn start(
     let (engine, component) = load(host::Abi::P2)
         .or_else(|_| load(host::Abi::P3))
         .map_err(|e| e.context(format!("cannot load component {name}")))?;
-    let (linker, libraries) = host::linker_for(&engine, &component)?;
+    let (linker, libraries) = host::linker_for(&engine, &composition)?;
     let capnet = capnet.build();
     host::report_libraries(
         &capnet.policy_handle().current(),

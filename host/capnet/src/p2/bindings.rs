@@ -1,5 +1,6 @@
 //! Bindings generated from `wit/`: `wasi:sockets@0.2.12` and `capnet:sockets`, and the named
-//! imports of `instance-network` that carry a library's grant.
+//! imports of `instance-network`, `tcp-create-socket` and `udp-create-socket` that carry a
+//! library's grant.
 //!
 //! `wasi:io` maps to `wasmtime-wasi-io`'s resources and `wasi:clocks` to `wasmtime-wasi`'s, so
 //! one `poll` waits on sockets, clocks and stdio together. `error-code` is trappable: a guest
@@ -25,9 +26,12 @@ mod generated {
             "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::socket::lookup::ResolveAddressStream,
             "capnet:sockets/attenuate.revoker": crate::grant::Revoker,
         },
-        // A library's own `instance-network`, imported under a label of its own.
+        // A library's own imports of the interfaces that carry authority (see
+        // `crate::composition`): the import decides whose grant serves the call.
         named_imports: {
             "wasi:sockets/instance-network": crate::library::Library,
+            "wasi:sockets/tcp-create-socket": crate::library::Library,
+            "wasi:sockets/udp-create-socket": crate::library::Library,
         },
         trappable_error_type: {
             "wasi:sockets/network.error-code" => crate::p2::error::SocketError,

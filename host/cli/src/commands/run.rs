@@ -195,20 +195,25 @@ impl RunOpts {
 
         // A 0.2 engine first: a 0.3 component does not load there, and loads on the engine
         // that also takes the async ABI (which 0.2 components would pay for on every call).
+        let cannot_load = |e: wasmtime::Error| {
+            e.context(format!(
+                "cannot load component {}",
+                self.component.display()
+            ))
+        };
+        let wasm = std::fs::read(&self.component).map_err(|e| cannot_load(e.into()))?;
+        // Who holds each network import is read before anything compiles, so a composition
+        // capnet refuses says so at once.
+        let composition = capnet::Composition::read(&wasm).map_err(|e| cannot_load(e.into()))?;
         let load = |abi| -> wasmtime::Result<_> {
             let engine = self.engine(abi)?;
-            let component = Component::from_file(&engine, &self.component)?;
+            let component = Component::new(&engine, &wasm)?;
             Ok((engine, component))
         };
         let (engine, component) = load(host::Abi::P2)
             .or_else(|_| load(host::Abi::P3))
-            .map_err(|e| {
-                e.context(format!(
-                    "cannot load component {}",
-                    self.component.display()
-                ))
-            })?;
-        let (linker, libraries) = host::linker_for(&engine, &component)?;
+            .map_err(cannot_load)?;
+        let (linker, libraries) = host::linker_for(&engine, &composition)?;
         let capnet = capnet.build();
         let current = capnet.policy_handle().current();
         // Learning, a library with no table of its own gets one written.
