@@ -249,10 +249,10 @@ impl Flows {
             };
             data = &data[consumed..];
             match payload {
-                Payload::Version { encoding, .. } => {
-                    if encoding != wasmparser::Encoding::Component {
-                        return Ok(Self::default());
-                    }
+                Payload::Version { encoding, .. }
+                    if encoding != wasmparser::Encoding::Component =>
+                {
+                    return Ok(Self::default());
                 }
                 Payload::ModuleSection {
                     unchecked_range, ..
