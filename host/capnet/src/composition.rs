@@ -107,8 +107,13 @@ impl Authority {
 pub struct AuthorityImport {
     /// The import's name in the component (a label or an interface name).
     pub name: String,
-    /// The interface it implements.
+    /// The interface it implements, with its version (`wasi:sockets/types@0.3.0`).
+    pub interface: String,
+    /// Which of the authority interfaces that is.
     pub authority: Authority,
+    /// Whether its owner was named by the import's label (`weather-types`) rather than found
+    /// from the structure alone (an unlabelled import only the library receives).
+    pub labelled: bool,
     /// Whose grant serves it.
     pub owner: Owner,
 }
@@ -476,12 +481,12 @@ impl Flows {
                     ),
                 }
             };
-            authority.push((index, kind, label));
+            authority.push((index, kind, label, interface.to_owned()));
         }
 
         // Each party's name, from the labels it receives.
         let mut names: Vec<BTreeSet<String>> = vec![BTreeSet::new(); self.parties.len()];
-        for (index, _, label) in &authority {
+        for (index, _, label, _) in &authority {
             if let Some(label) = label {
                 for party in &self.receivers[*index] {
                     names[*party as usize].insert(label.clone());
@@ -524,7 +529,7 @@ impl Flows {
 
         let mut imports = Vec::new();
         let mut libraries = BTreeSet::new();
-        for (index, kind, label) in authority {
+        for (index, kind, label, interface) in authority {
             let name = &self.imports[index].0;
             let mut owners = BTreeSet::new();
             for party in &self.receivers[index] {
@@ -543,7 +548,7 @@ impl Flows {
                 ),
                 (Some(owner), None) => owner,
                 // Nothing receives it: the label's library, else the app.
-                (None, _) => label.map_or(Owner::App, Owner::Library),
+                (None, _) => label.clone().map_or(Owner::App, Owner::Library),
             };
             if let (Authority::Preopens, Owner::Library(library)) = (kind, &owner) {
                 refuse!(
@@ -555,7 +560,9 @@ impl Flows {
             }
             imports.push(AuthorityImport {
                 name: name.clone(),
+                interface,
                 authority: kind,
+                labelled: label.is_some(),
                 owner,
             });
         }
