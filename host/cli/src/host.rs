@@ -234,6 +234,100 @@ pub fn linker_for(
     Ok((linker, composition.libraries().to_vec()))
 }
 
+/// Refuses, saying what it is instead, a file that is not a component: text, a core module,
+/// or anything without WebAssembly's magic number. The message follows the file's name.
+///
+/// # Errors
+/// When `wasm` is not a component binary.
+pub fn check_is_component(wasm: &[u8]) -> Result<(), String> {
+    const MAGIC: &[u8] = b"\0asm";
+    match wasm.get(..8) {
+        Some([b'\0', b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        Some([b'\0', b'a', b's', b'm', 1, 0, 0, 0]) => Err(
+            "is a core WebAssembly module (what wasm32-wasip1 builds), not a component: capnet runs \
+             components, as Rust's wasm32-wasip2 target and `wasm-tools component new` make them"
+                .to_owned(),
+        ),
+        _ if wasm.is_empty() => Err("is empty, not a WebAssembly component".to_owned()),
+        _ if !wasm.starts_with(MAGIC) && std::str::from_utf8(wasm).is_ok() => {
+            let text = String::from_utf8_lossy(wasm);
+            let what = if text.trim_start().starts_with('(') {
+                "WebAssembly text; capnet runs binary components (`wasm-tools parse` makes one)"
+            } else {
+                "text, not a WebAssembly component"
+            };
+            Err(format!("is {what}"))
+        }
+        _ => Err("is not a WebAssembly component (no \\0asm header of a component)".to_owned()),
+    }
+}
+
+/// Refuses a component capnet run cannot start: one that exports no `wasi:cli/run`.
+///
+/// # Errors
+/// When `component` exports neither `wasi:cli/run@0.2.x` nor `@0.3.x`.
+pub fn check_is_command(engine: &Engine, component: &Component) -> Result<(), String> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    if exports
+        .iter()
+        .any(|name| name.starts_with("wasi:cli/run@0."))
+    {
+        return Ok(());
+    }
+    let list = if exports.is_empty() {
+        "nothing".to_owned()
+    } else {
+        exports.join(", ")
+    };
+    Err(format!(
+        "exports {list}, not wasi:cli/run (0.2 or 0.3): capnet run starts commands, as Rust's \
+         `fn main` on wasm32-wasip2 builds them"
+    ))
+}
+
+/// Compiles `wasm` (or loads it from the engine's cache). With `progress`, a compile that takes
+/// more than a second says so on stderr, and how long it took, on one line.
+///
+/// # Errors
+/// When the engine refuses the component.
+pub fn compile(
+    engine: &Engine,
+    wasm: &[u8],
+    name: &str,
+    progress: bool,
+) -> wasmtime::Result<Component> {
+    if !progress {
+        return Component::new(engine, wasm);
+    }
+    let started = std::time::Instant::now();
+    let (done, waiting) = std::sync::mpsc::channel::<()>();
+    let name = name.to_owned();
+    let announcer = std::thread::spawn(move || {
+        let slow = waiting
+            .recv_timeout(std::time::Duration::from_secs(1))
+            .is_err();
+        if slow {
+            eprint!(
+                "capnet: compiling {name} (a first start; later starts load it from the cache)..."
+            );
+        }
+        slow
+    });
+    let component = Component::new(engine, wasm);
+    let _ = done.send(());
+    if announcer.join().unwrap_or(false) {
+        match &component {
+            Ok(_) => eprintln!(" {:.1} s", started.elapsed().as_secs_f64()),
+            Err(_) => eprintln!(" failed"),
+        }
+    }
+    component
+}
+
 /// How a command ended.
 #[derive(Debug)]
 pub enum Exit {

@@ -874,3 +874,53 @@ fn a_limit_flag_stops_the_guest_with_new_socket_limit_and_logs_the_limit() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused_saying_what_it_is() {
+    let dir = std::env::temp_dir().join(format!("capnet-not-components-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: [(&str, &[u8], &str); 4] = [
+        (
+            "notes.txt",
+            b"hello\n",
+            "is text, not a WebAssembly component",
+        ),
+        ("server.wat", b"(component)\n", "is WebAssembly text"),
+        (
+            "server.wasm",
+            b"\0asm\x01\0\0\0",
+            "is a core WebAssembly module (what wasm32-wasip1 builds)",
+        ),
+        ("empty.wasm", b"", "is empty"),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = capnet().arg("run").arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{} {expected}", path.display())),
+            "{name}: {stderr}"
+        );
+    }
+    let missing = dir.join("missing.wasm");
+    let out = capnet().arg("run").arg(&missing).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot read {}: No such file", missing.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_component_that_is_not_a_command_is_refused_naming_what_it_exports() {
+    // The nano example's weather library: a component, but it exports an interface, no `run`.
+    let out = capnet().arg("run").arg(guest("weather")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("exports capnet:example/weather@0.1.0, not wasi:cli/run (0.2 or 0.3)"),
+        "{stderr}"
+    );
+}

@@ -8,11 +8,11 @@ use crate::learn::LearnFile;
 use capnet::policy::{Policy, PolicyBuilder};
 use capnet::{CapnetCtx, PolicyHandle, Recorder};
 use clap::Parser;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use wasmtime::component::Component;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// Exit code of a guest that trapped: 128 + SIGABRT, as a native program that aborts.
@@ -94,6 +94,9 @@ pub struct RunOpts {
     /// Compile the component afresh and keep nothing on disk.
     #[arg(long)]
     no_cache: bool,
+    /// Say nothing of capnet's own progress (the line a long first compile prints).
+    #[arg(short, long)]
+    quiet: bool,
 
     /// The component to run.
     component: PathBuf,
@@ -193,26 +196,27 @@ impl RunOpts {
                 .map_err(|e| wasmtime::format_err!("--dir {spec}: {e}"))?;
         }
 
-        // A 0.2 engine first: a 0.3 component does not load there, and loads on the engine
-        // that also takes the async ABI (which 0.2 components would pay for on every call).
-        let cannot_load = |e: wasmtime::Error| {
-            e.context(format!(
-                "cannot load component {}",
-                self.component.display()
-            ))
-        };
-        let wasm = std::fs::read(&self.component).map_err(|e| cannot_load(e.into()))?;
+        let shown = self.component.display().to_string();
+        let cannot_load = |e: wasmtime::Error| e.context(format!("cannot load component {shown}"));
+        let wasm = std::fs::read(&self.component)
+            .map_err(|e| wasmtime::format_err!("cannot read {shown}: {e}"))?;
+        host::check_is_component(&wasm).map_err(|e| wasmtime::format_err!("{shown} {e}"))?;
         // Who holds each network import is read before anything compiles, so a composition
         // capnet refuses says so at once.
         let composition = capnet::Composition::read(&wasm).map_err(|e| cannot_load(e.into()))?;
+        // A 0.2 engine first: a 0.3 component does not load there, and loads on the engine
+        // that also takes the async ABI (which 0.2 components would pay for on every call).
+        let progress = !self.quiet && std::io::stderr().is_terminal();
         let load = |abi| -> wasmtime::Result<_> {
             let engine = self.engine(abi)?;
-            let component = Component::new(&engine, &wasm)?;
+            let component = host::compile(&engine, &wasm, &shown, progress)?;
             Ok((engine, component))
         };
         let (engine, component) = load(host::Abi::P2)
             .or_else(|_| load(host::Abi::P3))
             .map_err(cannot_load)?;
+        host::check_is_command(&engine, &component)
+            .map_err(|e| wasmtime::format_err!("{shown} {e}"))?;
         let (linker, libraries) = host::linker_for(&engine, &composition)?;
         let capnet = capnet.build();
         let current = capnet.policy_handle().current();
