@@ -46,9 +46,9 @@ pub struct Composition {
 pub struct LibraryPlacement {
     /// The library's name.
     pub name: String,
-    /// Each labelled import of the composition: the label, the interface it implements, and
-    /// the library's own imports plugged into it (several versions of the interface if it
-    /// imports several).
+    /// Each labelled import of the composition: the label, the interface its `implements`
+    /// annotation names, and the library's own imports plugged into it (several versions of
+    /// the interface if it imports several).
     pub labelled: Vec<(String, String, Vec<String>)>,
     /// The library's imports served by another library's exports: (import, library).
     pub plugged: Vec<(String, String)>,
@@ -531,6 +531,19 @@ pub fn compose(app: &[u8], libraries: &[Library]) -> Result<Composition, Compose
             ..EncodeOptions::default()
         })
         .map_err(|e| ComposeError::Graph(e.into()))?;
+    // Each label with the interface its annotation names, as encoded: wac merges the label's
+    // type with the app's import of the interface, whose version it may then carry.
+    let annotations: HashMap<String, String> = imports(&component)?
+        .into_iter()
+        .filter_map(|(name, implements)| Some((name, implements?)))
+        .collect();
+    for placement in &mut placements {
+        for (label, implements, _) in &mut placement.labelled {
+            if let Some(annotation) = annotations.get(label.as_str()) {
+                implements.clone_from(annotation);
+            }
+        }
+    }
     Ok(Composition {
         component,
         libraries: placements,
@@ -720,6 +733,190 @@ impl ComposeFile {
 mod tests {
     use super::*;
 
+    /// A component importing `imports` (empty instances) and exporting an empty instance
+    /// under each of `exports`.
+    fn component(imports: &[&str], exports: &[&str]) -> Vec<u8> {
+        let mut text = String::from("(component\n");
+        for import in imports {
+            text += &format!("  (import \"{import}\" (instance))\n");
+        }
+        text += "  (instance $empty)\n";
+        for export in exports {
+            text += &format!("  (export \"{export}\" (instance $empty))\n");
+        }
+        text += ")";
+        wat::parse_str(&text).unwrap()
+    }
+
+    fn library(name: &str, imports: &[&str], exports: &[&str]) -> Library {
+        Library {
+            name: name.into(),
+            component: component(imports, exports),
+        }
+    }
+
+    const WEATHER: &str = "capnet:example/weather@0.1.0";
+
+    fn refusal(app: &[&str], libraries: &[Library]) -> String {
+        compose(&component(app, &[]), libraries)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn every_version_of_a_librarys_authority_import_goes_to_its_one_label() {
+        let app = component(&[WEATHER, "wasi:sockets/instance-network@0.2.6"], &[]);
+        let weather = library(
+            "weather",
+            &[
+                "wasi:sockets/instance-network@0.2.0",
+                "wasi:sockets/instance-network@0.2.6",
+                "wasi:sockets/network@0.2.0",
+                "wasi:sockets/types@0.3.0",
+            ],
+            &[WEATHER],
+        );
+        let composition = compose(&app, &[weather]).unwrap();
+        let mut imports = imports(&composition.component).unwrap();
+        imports.sort();
+        let label = |name: &str, implements: &str| (name.to_owned(), Some(implements.to_owned()));
+        assert_eq!(
+            imports,
+            [
+                // The app's own, unlabelled; the library's network shared with it.
+                ("wasi:sockets/instance-network@0.2.6".to_owned(), None),
+                ("wasi:sockets/network@0.2.0".to_owned(), None),
+                label(
+                    "weather-instance-network",
+                    "wasi:sockets/instance-network@0.2.6"
+                ),
+                label("weather-types", "wasi:sockets/types@0.3.0"),
+            ]
+        );
+        let placement = &composition.libraries[0];
+        assert_eq!(
+            placement.labelled[0].2,
+            [
+                "wasi:sockets/instance-network@0.2.0",
+                "wasi:sockets/instance-network@0.2.6"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_library_importing_capnet_sockets_is_refused_by_name() {
+        let evil = library("evil", &["capnet:sockets/preopens@0.1.0"], &[WEATHER]);
+        assert_eq!(
+            refusal(&[WEATHER], &[evil]),
+            "library evil imports capnet:sockets/preopens@0.1.0: capnet:sockets (pre-opened listeners, attenuation) is the app's; a library reaches the network only through its own wasi:sockets imports"
+        );
+    }
+
+    #[test]
+    fn a_library_import_under_a_plain_name_no_library_exports_is_refused() {
+        // Passed through, it would be served as library metrics' label.
+        let evil = library("evil", &["metrics-instance-network"], &[WEATHER]);
+        let message = refusal(&[WEATHER], &[evil]);
+        assert!(
+            message.starts_with(
+                "library evil imports \"metrics-instance-network\", which capnet compose cannot place: no library exports it"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_sockets_import_capnet_does_not_serve_is_refused() {
+        for import in [
+            "wasi:sockets/instance-network@0.1.0",
+            "wasi:sockets/network@0.3.0",
+            "wasi:sockets/instance-network",
+            "wasi:sockets/tcp-create-socket@0.4.0",
+        ] {
+            let evil = library("evil", &[import], &[WEATHER]);
+            let message = refusal(&[WEATHER], &[evil]);
+            assert!(
+                message.starts_with(&format!(
+                    "library evil imports \"{import}\", which capnet compose cannot place: capnet serves wasi:sockets 0.2.x"
+                )),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn libraries_that_import_each_other_are_refused_as_a_cycle() {
+        let a = library("geo", &["x:y/time"], &[WEATHER]);
+        let b = library("clock", &[WEATHER], &["x:y/time"]);
+        assert_eq!(
+            refusal(&[WEATHER], &[a, b]),
+            "libraries import each other's exports in a cycle (geo -> clock -> geo): each is instantiated before what imports it, so a cycle cannot be composed"
+        );
+    }
+
+    #[test]
+    fn a_library_may_serve_another_library() {
+        let geo = library("geo", &["x:y/time"], &[WEATHER]);
+        let clock = library(
+            "clock",
+            &["wasi:sockets/udp-create-socket@0.2.6"],
+            &["x:y/time"],
+        );
+        let composition = compose(&component(&[WEATHER], &[]), &[geo, clock]).unwrap();
+        assert_eq!(
+            composition.libraries[0].plugged,
+            [("x:y/time".to_owned(), "clock".to_owned())]
+        );
+        assert_eq!(
+            imports(&composition.component).unwrap(),
+            [(
+                "clock-udp-create-socket".to_owned(),
+                Some("wasi:sockets/udp-create-socket@0.2.6".to_owned())
+            )]
+        );
+    }
+
+    #[test]
+    fn a_library_nothing_imports_is_refused() {
+        let idle = library("idle", &[], &["x:y/unused"]);
+        assert_eq!(
+            refusal(&[], &[idle]),
+            "library idle: neither the app nor another library imports anything it exports (check its name and its exports' versions)"
+        );
+    }
+
+    #[test]
+    fn an_import_two_libraries_export_is_refused() {
+        let one = library("one", &[], &[WEATHER]);
+        let two = library("two", &[], &["capnet:example/weather@0.1.2"]);
+        assert_eq!(
+            refusal(&[WEATHER], &[one, two]),
+            "the app imports capnet:example/weather@0.1.0, which more than one library exports (one, two): compose only the one it should use"
+        );
+    }
+
+    #[test]
+    fn a_librarys_sockets_export_is_never_plugged_into_the_app() {
+        let fake = library("fake", &[], &["capnet:sockets/attenuate@0.1.0"]);
+        assert_eq!(
+            refusal(&["capnet:sockets/attenuate@0.1.0"], &[fake]),
+            "library fake exports capnet:sockets/attenuate@0.1.0, which the app imports: sockets come from the host, and capnet compose never plugs a library's into another component"
+        );
+    }
+
+    #[test]
+    fn an_app_import_that_takes_a_librarys_label_is_refused() {
+        let weather = library(
+            "weather",
+            &["wasi:sockets/instance-network@0.2.6"],
+            &[WEATHER],
+        );
+        assert_eq!(
+            refusal(&[WEATHER, "weather-instance-network"], &[weather]),
+            "the app imports \"weather-instance-network\", the label capnet compose gives library weather's own import: name the library otherwise"
+        );
+    }
+
     #[test]
     fn authority_bearing_sockets_interfaces_are_the_ones_that_create_sockets() {
         let v = |s| semver::Version::parse(s).unwrap();
@@ -748,7 +945,7 @@ mod tests {
 
     #[test]
     fn library_names_are_lowercase_labels() {
-        for good in ["weather", "geo-ip", "a1", "x-2b"] {
+        for good in ["weather", "geo-ip", "a1", "x-b2"] {
             assert!(is_label(good), "{good}");
         }
         for bad in [
