@@ -86,8 +86,7 @@ impl ComposeOpts {
                 })
             })
             .collect::<wasmtime::Result<Vec<_>>>()?;
-        let composition =
-            compose::compose(&app, &libraries).map_err(|e| wasmtime::Error::new(e))?;
+        let composition = compose::compose(&app, &libraries).map_err(wasmtime::Error::new)?;
         write(&plan.output, &composition.component)?;
         for library in &composition.libraries {
             for (label, interface, imports) in &library.labelled {
