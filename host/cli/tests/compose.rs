@@ -3,7 +3,8 @@
 //! its own table. Real servers count what reaches them: the library reaches its own server and
 //! nothing arrives from it at the app's, which the app reaches. Also: a library that imports
 //! capnet:sockets is refused by name, a library importing instance-network at two versions
-//! gets both into its label, and libraries and apps of other languages compose the same way.
+//! gets both into its label, and libraries and apps of other languages (Python, JavaScript)
+//! compose the same way.
 
 mod support;
 
@@ -305,5 +306,23 @@ fn the_rust_library_composed_into_a_python_app_keeps_to_its_grant() {
     let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
     assert_eq!(own, "ok sunny");
     assert!(apps.starts_with("error PermissionDenied"), "{apps}");
+    assert_eq!(app, "ok the app's own");
+}
+
+#[test]
+fn a_javascript_library_composed_into_the_rust_app_keeps_to_its_grant() {
+    let dir = scratch("js-library");
+    let out = dir.join("mixed.wasm");
+    compose_ok(
+        &guest("nano-app"),
+        &[
+            ("weather", lang_guest("js", "nano-weather")),
+            ("metrics", guest("metrics")),
+        ],
+        &out,
+    );
+    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
+    assert_eq!(own, "ok sunny");
+    assert_eq!(apps, "error access-denied");
     assert_eq!(app, "ok the app's own");
 }
