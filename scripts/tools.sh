@@ -1,10 +1,9 @@
-# Sourced by build-guests and compose-nano: the pinned versions of the tools that build guests,
+# Sourced by build-guests: the pinned versions of the tools that build guests,
 # and `install_crate`, which `cargo install`s one at its version unless that version is there.
 # The shared CARGO_TARGET_DIR is for the project; installs build in cargo's own temporary
 # directory.
 WASM_TOOLS_VERSION=1.263.0
 WIT_BINDGEN_VERSION=0.63.0
-WAC_VERSION=0.12.0
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 
 install_crate() { # crate binary version [cargo install flags]

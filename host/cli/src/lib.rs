@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod commands;
+pub mod compose;
 pub mod decision_log;
 pub mod flags;
 pub mod host;

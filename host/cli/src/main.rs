@@ -1,5 +1,6 @@
 //! `capnet`: run WebAssembly components with network sockets granted by policy.
 
+use capnet_cli::commands::compose::ComposeOpts;
 use capnet_cli::commands::policy::PolicyOpts;
 use capnet_cli::commands::run::RunOpts;
 use capnet_cli::decision_log::DecisionLogSpec;
@@ -22,13 +23,14 @@ struct Cli {
 enum Command {
     Run(Box<RunOpts>),
     Policy(PolicyOpts),
+    Compose(ComposeOpts),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let decisions = match &cli.command {
         Command::Run(opts) => opts.log_decisions.clone(),
-        Command::Policy(_) => None,
+        Command::Policy(_) | Command::Compose(_) => None,
     };
     if let Err(e) = init_logging(cli.verbose, decisions.as_ref()) {
         eprintln!("error: --log-decisions: {e}");
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(opts) => (*opts).run(),
         Command::Policy(opts) => opts.run(),
+        Command::Compose(opts) => opts.run(),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 //! One module per subcommand, each an options struct whose doc comment is its help.
 
+pub mod compose;
 pub mod policy;
 pub mod run;

@@ -5,7 +5,7 @@
 //! - `app=ADDR`: the app fetches from ADDR itself, with the same code.
 //!
 //! A line reads `STEP: ok REPLY` or `STEP: error STEP: CODE` with the WIT error code. Composed
-//! (guest/rust/p3/nano/compose.wac), the library's sockets and lookups are decided by its own
+//! (guest/rust/p3/nano/compose.toml), the library's sockets and lookups are decided by its own
 //! grant and the app's by the app's. Exits 0 when every step ran, whatever they returned; the
 //! program is the component's `wasi:cli/run@0.3.0`.
 

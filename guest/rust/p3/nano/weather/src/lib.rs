@@ -2,7 +2,7 @@
 //! nothing capnet-specific in it.
 //!
 //! Composed into an app with its `types` and `ip-name-lookup` imports kept apart under labels
-//! of its own (guest/rust/p3/nano/compose.wac), every socket it creates and every name it looks
+//! of its own (guest/rust/p3/nano/compose.toml), every socket it creates and every name it looks
 //! up is decided by the library's grant, not the app's.
 
 #[allow(missing_docs, clippy::all)]
