@@ -326,3 +326,54 @@ fn a_javascript_library_composed_into_the_rust_app_keeps_to_its_grant() {
     assert_eq!(apps, "error access-denied");
     assert_eq!(app, "ok the app's own");
 }
+
+#[test]
+fn a_0_2_library_that_also_imports_0_3_sockets_holds_its_own_grant_through_both() {
+    // The attack: a library of a 0.2 app imports wasi:sockets/types@0.3.0 besides std's 0.2
+    // sockets, hoping its 0.3 import passes through to the app's grant. Composed, it is the
+    // library's (weather-types); loaded, capnet finds it reaches the library alone.
+    let dir = scratch("p3-in-p2");
+    let out = dir.join("p3-in-p2.wasm");
+    let stderr = compose_ok(
+        &guest("nano-app"),
+        &[
+            ("weather", guest("hostile_p3_in_p2")),
+            ("metrics", guest("metrics")),
+        ],
+        &out,
+    );
+    assert!(
+        stderr.contains("library weather: weather-types implements wasi:sockets/types@0.3.0"),
+        "{stderr}"
+    );
+    // The app may listen on loopback, so a bind decided by its grant would reach the kernel
+    // (and find the app's server's port taken); the library's grant refuses it first.
+    let (weather, weather_hits) = server("sunny");
+    let (app, app_hits) = server("the app's own");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[allow]\nconnect = [\"loopback\"]\nlisten = [\"loopback\"]\n\n\
+             [library.weather.allow]\nconnect = [\"{weather}\"]\n"
+        ),
+    )
+    .unwrap();
+    let steps = [
+        format!("weather={app}"),
+        format!("app={app}"),
+        format!("weather={weather}"),
+    ];
+    let stdout = run(&policy, &out, &steps);
+    assert_eq!(
+        line(&stdout, &steps[0]),
+        "ok std: error PermissionDenied: Permission denied (os error 2); p3: error bind: access-denied"
+    );
+    assert_eq!(line(&stdout, &steps[1]), "ok the app's own");
+    assert_eq!(
+        line(&stdout, &steps[2]),
+        "ok std: ok sunny; p3: error bind: access-denied"
+    );
+    assert_eq!(app_hits.load(Ordering::SeqCst), 1, "only the app: {stdout}");
+    assert_eq!(weather_hits.load(Ordering::SeqCst), 1, "{stdout}");
+}

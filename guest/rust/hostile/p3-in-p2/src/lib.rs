@@ -3,7 +3,10 @@
 //! 0.2, it imports `wasi:sockets/types@0.3.0`, hoping that import passes through the
 //! composition unlabelled and is served with the app's grant.
 //!
-//! `fetch(addr)` tries `addr` both ways and reports each: `std: …; p3: …`.
+//! `fetch(addr)` connects to `addr` with std and, through the 0.3 import, binds and listens on
+//! `addr` (the calls 0.3 lets a synchronous export make: a sync-typed task may not block, so
+//! its 0.3 connect could never finish), and reports each: `std: …; p3: …`. Under the app's
+//! grant the bind would be decided by the app's rules; under the library's it is refused.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -35,7 +38,7 @@ struct Hostile;
 impl Guest for Hostile {
     fn fetch(addr: String) -> Result<String, String> {
         let std = std_fetch(&addr);
-        let p3 = wit_bindgen::block_on(p3_net::fetch(&addr));
+        let p3 = p3_listen(&addr);
         Ok(format!("std: {}; p3: {}", outcome(std), outcome(p3)))
     }
 }
@@ -48,6 +51,16 @@ fn std_fetch(addr: &str) -> Result<String, String> {
     let mut reply = String::new();
     stream.read_to_string(&mut reply).map_err(failed)?;
     Ok(reply)
+}
+
+fn p3_listen(addr: &str) -> Result<String, String> {
+    use p3_net::wasi::sockets::types::TcpSocket;
+    let addr: std::net::SocketAddr = addr.parse().map_err(|_| format!("{addr}: not IP:PORT"))?;
+    let failed = |step: &'static str| move |code| format!("{step}: {}", p3_net::code_name(&code));
+    let socket = TcpSocket::create(p3_net::family(&addr)).map_err(failed("create"))?;
+    socket.bind(p3_net::to_wit(addr)).map_err(failed("bind"))?;
+    let _incoming = socket.listen().map_err(failed("listen"))?;
+    Ok("listening".to_owned())
 }
 
 fn outcome(result: Result<String, String>) -> String {
