@@ -442,9 +442,16 @@ pub struct Pinned<'a> {
     pub from_dns: bool,
 }
 
-/// The range the DNS rebinding defence guards that `ip` (normalised) lies in, by its word:
-/// `unspecified`, `loopback`, `private`, `link-local` or `metadata`.
-fn guarded_range(ip: IpAddr) -> Option<&'static str> {
+/// The range the DNS rebinding defence guards that `ip` lies in, by its word: `unspecified`,
+/// `loopback`, `private`, `link-local` or `metadata`; `None` for a public address.
+///
+/// ```
+/// assert_eq!(capnet_policy::guarded_range("::ffff:10.0.0.1".parse()?), Some("private"));
+/// assert_eq!(capnet_policy::guarded_range("93.184.216.34".parse()?), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn guarded_range(ip: IpAddr) -> Option<&'static str> {
+    let ip = normalize(ip);
     if ip.is_unspecified() {
         return Some("unspecified");
     }
