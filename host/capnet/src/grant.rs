@@ -861,9 +861,9 @@ impl Grant {
                 );
                 return Ok(());
             }
-            Some(None) => "no rule grants any of these uses".to_owned(),
+            Some(None) => format!("no rule grants any of {missing}"),
             Some(Some(scope)) => format!(
-                "the app grants some of these uses; {} grants none",
+                "the app grants some of {missing}; {} grants none",
                 scope.whose_rules()
             ),
         };
@@ -875,7 +875,7 @@ impl Grant {
             capnet.addr = "any",
             capnet.verdict = "deny",
             capnet.rule = &*lacking,
-            "denied {call}: access-denied ({missing}: {lacking})"
+            "denied {call}: access-denied ({lacking})"
         );
         Err(ErrorCode::AccessDenied)
     }

@@ -412,7 +412,7 @@ async fn a_library_with_no_udp_right_is_refused_its_socket_and_its_ephemeral_bin
     );
     log.line(&[
         WEATHER,
-        "the app grants some of these uses; library weather's table grants none",
+        "the app grants some of udp-bind+udp-send+udp-receive; library weather's table grants none",
     ]);
     let mut apps = UdpSocket::create(&ctx.root, Family::V4, "create-udp-socket").unwrap();
     assert_eq!(
