@@ -83,6 +83,16 @@ impl Scope {
     }
 }
 
+/// Whose rules lack every use of a kind ([`Grant::check_kind`]).
+enum Lacking<'p> {
+    /// The app's policy grants none of them.
+    App,
+    /// This scope's rules grant none of those the app grants.
+    Scope(&'p Scope),
+    /// A scope has no rules to grant with: revoked, or a library the policy does not name.
+    NoRules(Because<'p>),
+}
+
 /// Numbers derived grants in logs, per process.
 static DERIVED: AtomicU64 = AtomicU64::new(1);
 
@@ -110,14 +120,15 @@ impl Because<'_> {
         matches!(self, Because::Decision(d) if d.is_allowed()) || matches!(self, Because::Learned)
     }
 
-    /// Whether a rule, a revocation or a missing table denied it, not only a default.
+    /// Whether a rule or a revocation denied it, not a default (nor a library table a
+    /// learning run has yet to write).
     fn denied_by_rule(&self) -> bool {
         match self {
             Because::Decision(d) | Because::Narrowed { by: d, .. } => {
                 !d.is_allowed() && d.reason == Reason::Rule
             }
-            Because::Revoked(_) | Because::NoSuchLibrary(_) => true,
-            Because::Learned => false,
+            Because::Revoked(_) => true,
+            Because::NoSuchLibrary(_) | Because::Learned => false,
         }
     }
 }
@@ -861,11 +872,12 @@ impl Grant {
                 );
                 return Ok(());
             }
-            Some(None) => format!("no rule grants any of {missing}"),
-            Some(Some(scope)) => format!(
+            Some(Lacking::App) => format!("no rule grants any of {missing}"),
+            Some(Lacking::Scope(scope)) => format!(
                 "the app grants some of {missing}; {} grants none",
                 scope.whose_rules()
             ),
+            Some(Lacking::NoRules(because)) => because.to_string(),
         };
         tracing::info!(
             target: "capnet::policy",
@@ -881,18 +893,20 @@ impl Grant {
     }
 
     /// `None` when some use of `uses` is granted by the app's policy and by every scope of
-    /// the chain; else whose rules grant none of them: the app's (`Some(None)`) or a scope's.
-    fn lacks_every<'p>(&'p self, root: &'p Policy, uses: &[Use]) -> Option<Option<&'p Scope>> {
-        let mut layers = vec![(Some(root), None)];
+    /// the chain; else whose rules lack them all.
+    fn lacks_every<'p>(&'p self, root: &'p Policy, uses: &[Use]) -> Option<Lacking<'p>> {
+        let mut layers = vec![(root, None)];
         let mut next = self.scope.as_deref();
         while let Some(scope) = next {
-            layers.push((scope.rules(root).ok(), Some(scope)));
+            match scope.rules(root) {
+                Ok(rules) => layers.push((rules, Some(scope))),
+                Err(because) => return Some(Lacking::NoRules(because)),
+            }
             next = scope.parent.as_deref();
         }
-        let grants = |layer: Option<&Policy>, u: Use| layer.is_some_and(|p| p.grants_any(u));
         if uses
             .iter()
-            .any(|u| layers.iter().all(|(layer, _)| grants(*layer, *u)))
+            .any(|u| layers.iter().all(|(layer, _)| layer.grants_any(*u)))
         {
             return None;
         }
@@ -900,10 +914,10 @@ impl Grant {
         // the innermost scope is the one that narrowed them away.
         let culprit = layers
             .iter()
-            .find(|(layer, _)| !uses.iter().any(|u| grants(*layer, *u)))
+            .find(|(layer, _)| !uses.iter().any(|u| layer.grants_any(*u)))
             .or(layers.last())
             .and_then(|(_, scope)| *scope);
-        Some(culprit)
+        Some(culprit.map_or(Lacking::App, Lacking::Scope))
     }
 
     /// `tcp-accept` on a listener the runtime pre-opened: the operator handed the guest this

@@ -437,6 +437,17 @@ async fn a_library_with_no_udp_right_is_refused_its_socket_and_its_ephemeral_bin
         "an ephemeral bind, covered by udp-send or udp-receive",
     ]);
 
+    // A library the policy does not name is told so.
+    let stranger = ctx.root.library("stranger");
+    assert_eq!(
+        UdpSocket::create(&stranger, Family::V4, "udp-socket.create").err(),
+        Some(ErrorCode::AccessDenied)
+    );
+    log.line(&[
+        r#"capnet.library="stranger""#,
+        "no rule: the policy has no [library.stranger] table",
+    ]);
+
     // Pre-opened or not, TCP needs a right in the library's own table.
     let tcp_less = ctx.root.library("metrics");
     assert_eq!(

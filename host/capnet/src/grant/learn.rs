@@ -378,6 +378,24 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_clients_ephemeral_bind_is_allowed_and_never_learned() {
+        // Its sends are learned, and they cover the bind in the next run.
+        let (ctx, recorder) = learning(Policy::deny_all());
+        let metrics = ctx.root.library("metrics");
+        for grant in [&ctx.root, &metrics] {
+            assert_eq!(grant.check(Use::UdpBind, at("0.0.0.0:0")), Ok(()));
+        }
+        assert_eq!(metrics.check(Use::UdpSend, at("127.0.0.1:9002")), Ok(()));
+        assert_eq!(
+            seen(&recorder),
+            [
+                "app udp-send 127.0.0.1:9002 x1",
+                "metrics udp-send 127.0.0.1:9002 x1"
+            ]
+        );
+    }
+
+    #[test]
     fn a_network_the_guest_narrowed_itself_stays_narrowed() {
         let (ctx, recorder) = learning(Policy::deny_all());
         let narrow = Policy::builder()
