@@ -159,3 +159,83 @@ fn a_udp_clients_ephemeral_bind_needs_a_udp_right_and_only_that() {
     ]);
     assert!(!denied.decide_udp_bind(ephemeral).is_allowed());
 }
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    const TARGETS: [&str; 11] = [
+        "127.0.0.1",
+        "127.0.0.0/8",
+        "loopback",
+        "private",
+        "10.0.0.0/8",
+        "metadata",
+        "public",
+        "any",
+        "0.0.0.0",
+        "[::1]",
+        "[fe80::/10]",
+    ];
+    const PORTS: [&str; 5] = ["", ":80", ":8001;8002", ":1-1000", ":*"];
+
+    fn rule() -> impl Strategy<Value = (Verdict, &'static str, String)> {
+        (
+            select(vec![Verdict::Allow, Verdict::Deny]),
+            select(vec!["connect", "udp-send"]),
+            prop_oneof![select(TARGETS.to_vec()), Just("some.example.com")],
+            select(PORTS.to_vec()),
+        )
+            .prop_map(|(verdict, word, target, ports)| (verdict, word, format!("{target}{ports}")))
+    }
+
+    fn query() -> impl Strategy<Value = (Use, SocketAddr)> {
+        let ip = select(vec![
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "93.184.216.34",
+            "2001:db8::1",
+        ]);
+        let port = select(vec![80u16, 999, 8001, 8002, 5000]);
+        (select(vec![Use::TcpConnect, Use::UdpSend]), ip, port)
+            .prop_map(|(use_, ip, port)| (use_, SocketAddr::new(ip.parse().unwrap(), port)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// A guarded answer from DNS is reached through a name only where the address alone
+        /// would be; a deny rule naming the host always refuses.
+        #[test]
+        fn a_name_never_widens_what_a_guarded_dns_answer_reaches(
+            rules in proptest::collection::vec(rule(), 0..12),
+            queries in proptest::collection::vec(query(), 1..20),
+            inherit in any::<bool>(),
+        ) {
+            let mut builder = Policy::builder().inherit_network(inherit);
+            for (verdict, word, target) in &rules {
+                builder = builder.rule(*verdict, word, target).unwrap();
+            }
+            let policy = builder.build();
+            for (use_, addr) in queries {
+                let pinned = policy.decide_pinned(use_, addr, FROM_DNS);
+                let by_address = policy.decide(use_, addr);
+                if capnet_policy::guarded_range(addr.ip()).is_some() && pinned.is_allowed() {
+                    prop_assert!(by_address.is_allowed(), "{} {}: {}", use_, addr, pinned);
+                }
+                let named = policy.decide_host(use_, "some.example.com", addr.port());
+                if named.rule.is_some() && !named.is_allowed() {
+                    prop_assert!(!pinned.is_allowed(), "{} {}: {}", use_, addr, pinned);
+                }
+            }
+        }
+    }
+}
