@@ -700,5 +700,6 @@ pub fn check_reason(policy: &Policy, use_: Use, addr: SocketAddr) {
         Reason::Rule => assert!(d.rule.is_some()),
         Reason::DefaultDeny => assert!(d.rule.is_none() && !policy.is_inherit_network()),
         Reason::InheritNetwork => assert!(d.rule.is_none() && policy.is_inherit_network()),
+        Reason::EphemeralBind => panic!("decide answers no ephemeral bind"),
     }
 }

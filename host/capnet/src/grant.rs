@@ -6,6 +6,8 @@
 //! with (`capnet:sockets/attenuate`). A use is allowed only when the root and every scope of
 //! the chain allow it; a deny anywhere wins, and a revoked scope denies everything.
 
+#[cfg(test)]
+mod escapes;
 mod learn;
 
 pub use learn::{Learned, LearnedTarget, Recorder};
@@ -15,7 +17,7 @@ use crate::rate::Bucket;
 use crate::revoke::{Closable, Opened, Registry};
 use crate::socket::ErrorCode;
 use crate::socket::lookup::Resolver;
-use capnet_policy::{Decision, Limit, Policy, Use, UseSet, Verdict};
+use capnet_policy::{Decision, Limit, Pinned, Policy, Reason, Use, UseSet, Verdict};
 use learn::Subject;
 use std::collections::HashMap;
 use std::fmt;
@@ -58,6 +60,39 @@ enum ScopeRules {
     Derived(Box<Policy>),
 }
 
+impl Scope {
+    /// `library weather's table` or `grant derived-1`, for messages.
+    fn whose_rules(&self) -> String {
+        match &self.rules {
+            ScopeRules::Library(name) => format!("library {name}'s table"),
+            ScopeRules::Derived(_) => format!("grant {}", self.label),
+        }
+    }
+
+    /// The scope's own rules under `root`, or why it has none to decide with.
+    fn rules<'p>(&'p self, root: &'p Policy) -> Result<&'p Policy, Because<'p>> {
+        if self.revoked.load(Ordering::Relaxed) {
+            return Err(Because::Revoked(self.label.clone()));
+        }
+        match &self.rules {
+            ScopeRules::Library(name) => root
+                .library(name)
+                .ok_or_else(|| Because::NoSuchLibrary(name.clone())),
+            ScopeRules::Derived(rules) => Ok(rules),
+        }
+    }
+}
+
+/// Whose rules lack every use of a kind ([`Grant::check_kind`]).
+enum Lacking<'p> {
+    /// The app's policy grants none of them.
+    App,
+    /// This scope's rules grant none of those the app grants.
+    Scope(&'p Scope),
+    /// A scope has no rules to grant with: revoked, or a library the policy does not name.
+    NoRules(Because<'p>),
+}
+
 /// Numbers derived grants in logs, per process.
 static DERIVED: AtomicU64 = AtomicU64::new(1);
 
@@ -65,6 +100,13 @@ static DERIVED: AtomicU64 = AtomicU64::new(1);
 enum Because<'p> {
     /// A layer's decision: the root's, or the scope's that settled it.
     Decision(Decision<'p>),
+    /// The app allowed it (`app`), and a scope of the chain did not (`by`): said in full,
+    /// since "default deny" alone leaves a user who reads the app's rules puzzled.
+    Narrowed {
+        scope: &'p Scope,
+        app: Decision<'p>,
+        by: Decision<'p>,
+    },
     /// A scope of the chain was revoked.
     Revoked(Arc<str>),
     /// The policy names no such library (it may have been reloaded without it).
@@ -77,12 +119,34 @@ impl Because<'_> {
     fn is_allowed(&self) -> bool {
         matches!(self, Because::Decision(d) if d.is_allowed()) || matches!(self, Because::Learned)
     }
+
+    /// Whether a rule or a revocation denied it, not a default (nor a library table a
+    /// learning run has yet to write).
+    fn denied_by_rule(&self) -> bool {
+        match self {
+            Because::Decision(d) | Because::Narrowed { by: d, .. } => {
+                !d.is_allowed() && d.reason == Reason::Rule
+            }
+            Because::Revoked(_) => true,
+            Because::NoSuchLibrary(_) | Because::Learned => false,
+        }
+    }
+}
+
+/// The unspecified address and port 0: the bind a UDP client's first send makes.
+fn is_ephemeral(addr: SocketAddr) -> bool {
+    addr.ip().is_unspecified() && addr.port() == 0
 }
 
 impl fmt::Display for Because<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Because::Decision(d) => d.fmt(f),
+            Because::Narrowed { scope, app, by } => write!(
+                f,
+                "the app allows it ({app}); {} does not ({by})",
+                scope.whose_rules()
+            ),
             Because::Revoked(label) => write!(f, "grant {label} was revoked"),
             Because::NoSuchLibrary(name) => {
                 write!(f, "no rule: the policy has no [library.{name}] table")
@@ -276,8 +340,18 @@ pub(crate) struct Dns {
     pins: Mutex<Pins>,
 }
 
-/// Each answered address, with the names it was the answer for and until when.
-type Pins = HashMap<IpAddr, Vec<(Arc<str>, Instant)>>;
+/// Each answered address, with the names it was the answer for.
+type Pins = HashMap<IpAddr, Vec<Pin>>;
+
+/// One name an address was the answer for.
+#[derive(Debug)]
+struct Pin {
+    name: Arc<str>,
+    /// When the answer's TTL runs out.
+    until: Instant,
+    /// Whether a DNS server gave it, not the host itself (`localhost`, /etc/hosts).
+    from_dns: bool,
+}
 
 impl Dns {
     /// Lookups through `name_servers` (`None`: the system's), nothing pinned yet.
@@ -288,9 +362,6 @@ impl Dns {
         }
     }
 }
-
-/// The uses a lookup's answer may be used for under a rule naming the host.
-const PINNED_USES: [Use; 2] = [Use::TcpConnect, Use::UdpSend];
 
 impl Grant {
     /// A grant with the system's resolver (the context builds grants with `with_dns`).
@@ -524,9 +595,12 @@ impl Grant {
     ///
     /// DNS rebinding defence ([`Policy::refuses_dns_answer`]): an answer in `loopback`,
     /// `private`, `link-local`, `metadata` or the unspecified addresses is dropped, and the drop
-    /// logged, unless the policy allows connecting to or sending to that address by a rule of
-    /// its own (or inherits the network). `from_dns` is false for names the system answers
-    /// locally (`localhost`, /etc/hosts), whose answers are kept.
+    /// logged, unless this grant, the one that looked the name up, allows connecting to or
+    /// sending to that address by a rule of its own on some port: the app's policy and every
+    /// scope of the chain (a library's table) must. The port is decided at the connect or
+    /// send, where there is one: there a kept answer is reached only on a port a rule naming
+    /// the address allows ([`Policy::decide_pinned`]). `from_dns` is false for names the
+    /// system answers locally (`localhost`, /etc/hosts), whose answers are kept.
     pub(crate) fn admit_answers(
         &self,
         name: &str,
@@ -539,32 +613,41 @@ impl Grant {
         let policy = self.policy.read();
         let mut pins = self.dns.pins.lock().unwrap_or_else(|e| e.into_inner());
         pins.retain(|_, names| {
-            names.retain(|(_, until)| *until > now);
+            names.retain(|pin| pin.until > now);
             !names.is_empty()
         });
         for (ip, ttl) in answers {
             let ip = capnet_policy::normalize(ip);
+            // A learning run keeps every guarded answer, and learns a connect to it by address.
             if from_dns
-                && let Some(set) = policy.refuses_dns_answer(ip)
+                && let Some(range) = capnet_policy::guarded_range(ip)
                 && !self.learning_keeps(ip)
+                && let Some(refused_by) = self.refuses_answer(&policy, ip)
             {
+                let whose = match refused_by {
+                    None => String::new(),
+                    Some(scope) => format!(" of {}", scope.whose_rules()),
+                };
                 tracing::info!(
                     target: "capnet::policy",
                     instance = &*self.instance,
+                    capnet.library = self.label(),
                     capnet.use = "lookup",
                     capnet.addr = name,
                     capnet.answer = %ip,
                     capnet.verdict = "drop",
                     capnet.rule = "dns rebinding defence",
-                    "dropped answer {ip} for {name}: {set} address from DNS and no rule allows it"
+                    "dropped answer {ip} for {name}: {range} address from DNS and no rule{whose} allows it"
                 );
                 continue;
             }
             if !kept.contains(&ip) {
                 kept.push(ip);
-                pins.entry(ip)
-                    .or_default()
-                    .push((Arc::from(name), now + ttl));
+                pins.entry(ip).or_default().push(Pin {
+                    name: Arc::from(name),
+                    until: now + ttl,
+                    from_dns,
+                });
             }
         }
         if let Some(recorder) = self.policy.recorder() {
@@ -598,9 +681,42 @@ impl Grant {
         let policy = self.policy.read();
         let because = self.decide_addr(&policy, use_, addr);
         if let Some(recorder) = self.policy.recorder() {
+            if use_ == Use::UdpBind && is_ephemeral(addr) && !because.denied_by_rule() {
+                // Covered by the sends and receives the run records: nothing to learn.
+                let covered = Because::Decision(Decision {
+                    verdict: Verdict::Allow,
+                    rule: None,
+                    reason: Reason::EphemeralBind,
+                });
+                return self.settle(use_, &addr, covered);
+            }
             return self.check_learning(recorder, &policy, use_, Subject::Addr(addr), because);
         }
         self.settle(use_, &addr, because)
+    }
+
+    /// Refuses `call` on `addr` with `code` for a reason that is not a rule but is worth an
+    /// audit (a socket bound under one grant handed another `network`), logged as a denial of
+    /// this grant.
+    pub(crate) fn refuse(
+        &self,
+        call: &str,
+        addr: SocketAddr,
+        code: ErrorCode,
+        why: &str,
+    ) -> ErrorCode {
+        tracing::info!(
+            target: "capnet::policy",
+            instance = &*self.instance,
+            capnet.library = self.label(),
+            capnet.use = call,
+            capnet.addr = %addr,
+            capnet.verdict = "deny",
+            capnet.rule = why,
+            "denied {call} {addr}: {} ({why})",
+            code.as_str()
+        );
+        code
     }
 
     /// Whether `use_` on `addr` would be allowed, deciding as [`Grant::check`] does but logging
@@ -615,11 +731,33 @@ impl Grant {
     /// The decision on `use_` of `addr` through the whole chain, an address rule or a
     /// DNS-pinned name deciding in each layer.
     fn decide_addr<'p>(&'p self, root: &'p Policy, use_: Use, addr: SocketAddr) -> Because<'p> {
-        self.decide(root, |layer| {
-            let decision = layer.decide(use_, addr);
-            self.decide_pinned(layer, use_, addr, &decision)
-                .unwrap_or(decision)
-        })
+        self.decide(root, |layer| self.decide_layer(layer, use_, addr))
+    }
+
+    /// One layer's decision on `use_` of `addr`: the names lookups pinned the address to
+    /// decide a `tcp-connect` or `udp-send` where they may ([`Policy::decide_pinned`]), and a
+    /// UDP client's ephemeral bind is covered by the layer's UDP rights
+    /// ([`Policy::decide_udp_bind`]).
+    fn decide_layer<'p>(&self, layer: &'p Policy, use_: Use, addr: SocketAddr) -> Decision<'p> {
+        match use_ {
+            Use::TcpConnect | Use::UdpSend => {}
+            Use::UdpBind => return layer.decide_udp_bind(addr),
+            _ => return layer.decide(use_, addr),
+        }
+        let ip = capnet_policy::normalize(addr.ip());
+        // Decided under the lock, without collecting: this runs on every connect and on every
+        // unconnected UDP send.
+        let pins = self.dns.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entries) = pins.get(&ip) else {
+            drop(pins);
+            return layer.decide(use_, addr);
+        };
+        let now = Instant::now();
+        let names = entries.iter().filter(|p| p.until > now).map(|p| Pinned {
+            name: &p.name,
+            from_dns: p.from_dns,
+        });
+        layer.decide_pinned(use_, addr, names)
     }
 
     /// As [`Grant::check`], for a host name (`lookup`).
@@ -630,6 +768,24 @@ impl Grant {
             return self.check_learning(recorder, &policy, use_, Subject::Name(name), because);
         }
         self.settle(use_, &name, because)
+    }
+
+    /// Whose rules drop a DNS answer `ip` in a guarded range: `None` when none do, the app's
+    /// (`Some(None)`), or a scope's. A revoked scope, or a library the policy no longer names,
+    /// drops every one.
+    fn refuses_answer<'p>(&'p self, root: &'p Policy, ip: IpAddr) -> Option<Option<&'p Scope>> {
+        if root.refuses_dns_answer(ip).is_some() {
+            return Some(None);
+        }
+        let mut next = self.scope.as_deref();
+        while let Some(scope) = next {
+            match scope.rules(root) {
+                Ok(rules) if rules.refuses_dns_answer(ip).is_none() => {}
+                _ => return Some(Some(scope)),
+            }
+            next = scope.parent.as_deref();
+        }
+        None
     }
 
     /// Logs `because` and turns a denial into `access-denied`.
@@ -662,69 +818,34 @@ impl Grant {
         let Some(innermost) = self.scope.as_deref() else {
             return Because::Decision(decision);
         };
+        let app = decision;
         let mut allowed = None;
         let mut next = Some(innermost);
         while let Some(scope) = next {
-            if scope.revoked.load(Ordering::Relaxed) {
-                return Because::Revoked(scope.label.clone());
-            }
-            let rules = match &scope.rules {
-                ScopeRules::Library(name) => match root.library(name) {
-                    Some(rules) => rules,
-                    None => return Because::NoSuchLibrary(name.clone()),
-                },
-                ScopeRules::Derived(rules) => rules,
+            let rules = match scope.rules(root) {
+                Ok(rules) => rules,
+                Err(because) => return because,
             };
             let decision = layer_decides(rules);
             if !decision.is_allowed() {
-                return Because::Decision(decision);
+                return Because::Narrowed {
+                    scope,
+                    app,
+                    by: decision,
+                };
             }
             allowed.get_or_insert(decision);
             next = scope.parent.as_deref();
         }
-        Because::Decision(allowed.unwrap_or(decision))
-    }
-
-    /// The decision of a rule naming a host `addr` is pinned to, where it overrides
-    /// `by_address`: a named deny beats an address allow or default; a named allow beats only
-    /// the default.
-    fn decide_pinned<'p>(
-        &self,
-        policy: &'p Policy,
-        use_: Use,
-        addr: SocketAddr,
-        by_address: &Decision<'_>,
-    ) -> Option<Decision<'p>> {
-        if !PINNED_USES.contains(&use_) {
-            return None;
-        }
-        let ip = capnet_policy::normalize(addr.ip());
-        // Decided under the lock, without collecting: this runs on every connect and on every
-        // unconnected UDP send.
-        let pins = self.dns.pins.lock().unwrap_or_else(|e| e.into_inner());
-        let entries = pins.get(&ip)?;
-        let now = Instant::now();
-        let mut allow = None;
-        for (name, until) in entries {
-            if *until <= now {
-                continue;
-            }
-            let decision = policy.decide_host(use_, name, addr.port());
-            match (decision.rule, decision.verdict) {
-                (None, _) => {}
-                (Some(_), Verdict::Deny) => return Some(decision),
-                (Some(_), Verdict::Allow) => {
-                    allow.get_or_insert(decision);
-                }
-            }
-        }
-        allow.filter(|_| by_address.rule.is_none())
+        Because::Decision(allowed.unwrap_or(app))
     }
 
     /// `create-tcp-socket` and `create-udp-socket` (`call`): refused with `access-denied`, as
-    /// wasmtime-wasi refuses a component that may not use TCP or UDP at all, when no rule grants
-    /// any of `uses` and the runtime handed the instance no socket of the kind (`preopened`).
-    /// The log line names the uses that are missing.
+    /// wasmtime-wasi refuses a component that may not use TCP or UDP at all, when this grant
+    /// allows none of `uses` (the app's policy and every scope of the chain must grant one)
+    /// and the runtime handed the instance no socket of the kind (`preopened`, which counts
+    /// for the instance's own grant only: pre-opens are the app's). The log line names the
+    /// uses that are missing, and whose rules lack them.
     pub(crate) fn check_kind(
         &self,
         call: &str,
@@ -732,14 +853,32 @@ impl Grant {
         preopened: bool,
     ) -> Result<(), ErrorCode> {
         let policy = self.policy.read();
+        let missing = UseSet::of(uses);
         // A learning run may come to use any kind.
-        if preopened
-            || self.policy.recorder().is_some()
-            || uses.iter().any(|u| policy.grants_any(*u))
-        {
+        if (preopened && self.is_root()) || self.policy.recorder().is_some() {
             return Ok(());
         }
-        let missing = UseSet::of(uses);
+        let lacking = match self.lacks_every(&policy, uses) {
+            None => {
+                tracing::debug!(
+                    target: "capnet::policy",
+                    instance = &*self.instance,
+                    capnet.library = self.label(),
+                    capnet.use = %missing,
+                    capnet.addr = "any",
+                    capnet.verdict = "allow",
+                    capnet.rule = "a rule grants one of these uses",
+                    "allowed {call}"
+                );
+                return Ok(());
+            }
+            Some(Lacking::App) => format!("no rule grants any of {missing}"),
+            Some(Lacking::Scope(scope)) => format!(
+                "the app grants some of {missing}; {} grants none",
+                scope.whose_rules()
+            ),
+            Some(Lacking::NoRules(because)) => because.to_string(),
+        };
         tracing::info!(
             target: "capnet::policy",
             instance = &*self.instance,
@@ -747,10 +886,38 @@ impl Grant {
             capnet.use = %missing,
             capnet.addr = "any",
             capnet.verdict = "deny",
-            capnet.rule = "no rule grants any of these uses",
-            "denied {call}: access-denied (no rule grants any of {missing})"
+            capnet.rule = &*lacking,
+            "denied {call}: access-denied ({lacking})"
         );
         Err(ErrorCode::AccessDenied)
+    }
+
+    /// `None` when some use of `uses` is granted by the app's policy and by every scope of
+    /// the chain; else whose rules lack them all.
+    fn lacks_every<'p>(&'p self, root: &'p Policy, uses: &[Use]) -> Option<Lacking<'p>> {
+        let mut layers = vec![(root, None)];
+        let mut next = self.scope.as_deref();
+        while let Some(scope) = next {
+            match scope.rules(root) {
+                Ok(rules) => layers.push((rules, Some(scope))),
+                Err(because) => return Some(Lacking::NoRules(because)),
+            }
+            next = scope.parent.as_deref();
+        }
+        if uses
+            .iter()
+            .any(|u| layers.iter().all(|(layer, _)| layer.grants_any(*u)))
+        {
+            return None;
+        }
+        // The first layer that grants none of them; else the layers grant disjoint uses and
+        // the innermost scope is the one that narrowed them away.
+        let culprit = layers
+            .iter()
+            .find(|(layer, _)| !uses.iter().any(|u| layer.grants_any(*u)))
+            .or(layers.last())
+            .and_then(|(_, scope)| *scope);
+        Some(culprit.map_or(Lacking::App, Lacking::Scope))
     }
 
     /// `tcp-accept` on a listener the runtime pre-opened: the operator handed the guest this

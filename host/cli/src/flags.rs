@@ -93,8 +93,9 @@ const LIBRARY_FLAGS: [(&str, Verdict, &str); 2] = [
         "library-allow",
         Verdict::Allow,
         "Allow library NAME the rule USE on each target of LIST, within what the app has \
-         (NAME=USE LIST, as in weather=connect 127.0.0.1:8080); a library with no rule gets \
-         no network",
+         (NAME=USE LIST, as in weather=connect 127.0.0.1:8080; an entry of LIST may start \
+         another use: weather=connect 127.0.0.1:8080, udp-send 127.0.0.1:9000); a library \
+         with no rule gets no network",
     ),
     (
         "library-deny",

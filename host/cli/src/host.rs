@@ -476,9 +476,10 @@ fn parse_tcplisten<'a>(
 }
 
 /// Says, for each library of a composed app, whether `policy` gives it rules of its own (a
-/// log line) or none, so that it gets no network (a warning on stderr naming `component`).
-/// `elsewhere(NAME)` names where else than a `[library.NAME]` table the library's rules could
-/// come from (`--library-allow NAME=...`).
+/// log line) or none, so that it gets no network (a warning on stderr naming `component`),
+/// and warns of each library the policy names that the component does not have (see
+/// [`unknown_libraries`]). `elsewhere(NAME)` names where else than a `[library.NAME]` table
+/// the library's rules could come from (`--library-allow NAME=...`).
 pub fn report_libraries(
     policy: &Policy,
     libraries: &[String],
@@ -497,5 +498,57 @@ pub fn report_libraries(
                 elsewhere(library)
             ),
         }
+    }
+    for warning in unknown_libraries(policy, libraries, component) {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// A warning for each library `policy` names (a `[library.NAME]` table, `--library-allow`,
+/// `--library-limit`) that is not one of the component's `libraries`, with the names it
+/// does have: a misspelt name would otherwise hold rules nothing is ever decided by.
+pub fn unknown_libraries(policy: &Policy, libraries: &[String], component: &str) -> Vec<String> {
+    let has = match libraries {
+        [] => "it has no libraries".to_owned(),
+        names => format!("its libraries: {}", names.join(", ")),
+    };
+    policy
+        .libraries()
+        .filter(|(name, _)| !libraries.iter().any(|l| l == name))
+        .map(|(name, _)| {
+            format!(
+                "{component}: the policy names library {name}, which the component does not have ({has}): its rules decide nothing"
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_naming_a_library_the_component_lacks_is_warned_of_with_the_names_it_has() {
+        let policy = Policy::builder()
+            .toml(
+                "policy.toml",
+                "[library.evl.allow]\nconnect = [\"127.0.0.1:1\"]\n[library.weather.allow]\nconnect = [\"127.0.0.1:2\"]\n",
+            )
+            .unwrap()
+            .build();
+        let libraries = ["metrics".to_owned(), "weather".to_owned()];
+        assert_eq!(
+            unknown_libraries(&policy, &libraries, "app.wasm"),
+            [
+                "app.wasm: the policy names library evl, which the component does not have (its libraries: metrics, weather): its rules decide nothing"
+            ]
+        );
+        assert_eq!(
+            unknown_libraries(&policy, &[], "client.wasm"),
+            [
+                "client.wasm: the policy names library evl, which the component does not have (it has no libraries): its rules decide nothing",
+                "client.wasm: the policy names library weather, which the component does not have (it has no libraries): its rules decide nothing",
+            ]
+        );
     }
 }

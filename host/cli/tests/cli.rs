@@ -344,8 +344,14 @@ fn policy_file(name: &str, text: &str) -> std::path::PathBuf {
 }
 
 fn explain(policy: &Path, use_: &str, address: &str) -> String {
+    explain_with(&[], policy, use_, address)
+}
+
+/// `capnet policy explain` with `flags` before its arguments.
+fn explain_with(flags: &[&str], policy: &Path, use_: &str, address: &str) -> String {
     let out = capnet()
         .args(["policy", "explain"])
+        .args(flags)
         .arg(policy)
         .args([use_, address])
         .output()
@@ -423,7 +429,7 @@ fn explain_answers_a_dns_pinned_name() {
     let policy = policy_file("pinned", SETS_POLICY);
     assert_eq!(
         explain(&policy, "tcp-connect", "api.example.com:443"),
-        "allow tcp-connect api.example.com:443\n  decided by: rule policy.toml:2:54 \"connect api.example.com:443\"\n  pinned: tcp-connect goes to the addresses a lookup of api.example.com returns, for the answer's TTL\n  lookup of api.example.com: allow by rule policy.toml:2:54 \"connect api.example.com:443\"\n  answers in loopback, private, link-local or metadata are dropped unless a rule allows them\n"
+        "allow tcp-connect api.example.com:443\n  decided by: rule policy.toml:2:54 \"connect api.example.com:443\"\n  pinned: tcp-connect goes to the addresses a lookup of api.example.com returns, for the answer's TTL\n  lookup of api.example.com: allow by rule policy.toml:2:54 \"connect api.example.com:443\"\n  answers in loopback, private, link-local or metadata are reached only on a port a rule naming the address allows\n"
     );
     assert_eq!(
         explain(&policy, "tcp-connect", "api.example.com:80"),
@@ -433,6 +439,73 @@ fn explain_answers_a_dns_pinned_name() {
         explain(&policy, "lookup", "api.example.com"),
         "allow lookup api.example.com\n  decided by: rule policy.toml:2:54 \"connect api.example.com:443\"\n"
     );
+}
+
+const LIBRARY_POLICY: &str = r#"[allow]
+connect = ["loopback"]
+
+[library.weather.allow]
+connect = ["127.0.0.1:9001"]
+"#;
+
+#[test]
+fn explain_for_a_library_gives_the_apps_verdict_the_librarys_and_the_one_that_holds() {
+    let policy = policy_file("library", LIBRARY_POLICY);
+    let weather =
+        |address| explain_with(&["--library", "weather"], &policy, "tcp-connect", address);
+    assert_eq!(
+        weather("127.0.0.1:9003"),
+        "deny tcp-connect 127.0.0.1:9003 for library weather
+  the app: allow by rule policy.toml:2:12 \"connect loopback\"
+  library weather: deny by no rule: default deny
+  why: the app allows it; library weather's table does not
+  127.0.0.1 is in: loopback
+"
+    );
+    assert_eq!(
+        weather("127.0.0.1:9001"),
+        "allow tcp-connect 127.0.0.1:9001 for library weather
+  the app: allow by rule policy.toml:2:12 \"connect loopback\"
+  library weather: allow by rule policy.toml:5:12 \"connect 127.0.0.1:9001\"
+  127.0.0.1 is in: loopback
+"
+    );
+    assert_eq!(
+        explain_with(
+            &["--library", "evl"],
+            &policy,
+            "tcp-connect",
+            "127.0.0.1:9001"
+        ),
+        "deny tcp-connect 127.0.0.1:9001 for library evl
+  the app: allow by rule policy.toml:2:12 \"connect loopback\"
+  library evl: deny: the policy has no [library.evl] table, so it gets no network
+  127.0.0.1 is in: loopback
+"
+    );
+}
+
+#[test]
+fn a_library_the_component_does_not_have_is_warned_of_and_a_library_flag_takes_several_uses() {
+    let policy = policy_file("unknown-library", LIBRARY_POLICY);
+    let out = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--library-allow=evl=connect 127.0.0.1:9001, 127.0.0.1:9002, udp-send 127.0.0.1:9003")
+        .arg(guest("tcp-client"))
+        .args(["127.0.0.1:9", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for library in ["evl", "weather"] {
+        assert!(
+            stderr.contains(&format!(
+                "the policy names library {library}, which the component does not have (it has no libraries): its rules decide nothing"
+            )),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

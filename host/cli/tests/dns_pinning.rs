@@ -179,34 +179,54 @@ fn a_name_resolving_to_the_unspecified_address_is_dropped_and_logged() {
 }
 
 #[test]
-fn an_allowed_name_connects_to_the_pinned_address_only_on_its_port() {
+fn a_names_loopback_answer_is_reached_only_on_a_port_a_rule_naming_the_address_allows() {
     let dns = dns_server(Ipv4Addr::LOCALHOST);
+    // One connection is all the server answers: the second run gets its pong only if the
+    // first never reached it.
     let server = pong_server();
     let port = server.port();
-    // The operator lets loopback answers through (a rule allowing a loopback address), and
-    // grants the name on one port: the connect is allowed by the name, via the pinned answer.
-    let policy = [
+    let target = format!("good.example.com:{port}");
+    // A rule for loopback on another port keeps the answer at lookup, and lets the name's
+    // rule reach no other port of it.
+    let other_port = [
         "--allow-connect",
-        &format!("good.example.com:{port}"),
+        &target,
         "--allow-connect",
         "127.0.0.1:1",
         "-v",
     ];
-    let out = run(dns, &policy, &format!("good.example.com:{port}"));
+    let out = run(dns, &other_port, &target);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(out.stdout, b"pong");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains(&format!(
-            "capnet.rule=flag --allow-connect \"good.example.com:{port}\""
-        )) && stderr.contains("capnet.use=tcp-connect"),
+        stderr.contains(&format!("error: connect {server}: access-denied")),
         "{stderr}"
     );
+    assert!(
+        !stderr.contains("dropped answer"),
+        "kept at lookup: {stderr}"
+    );
 
-    // Another port of the same address: neither the name nor the address allows it.
-    let out = run(dns, &policy, &format!("good.example.com:{}", port ^ 1));
+    // A rule naming the address on the name's port reaches it.
+    let same_port = [
+        "--allow-connect",
+        &target,
+        "--allow-connect",
+        &server.to_string(),
+        "-v",
+    ];
+    let out = run(dns, &same_port, &target);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("access-denied"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        out.stdout, b"pong",
+        "the first run never reached the server"
+    );
+    assert!(
+        stderr.contains(&format!("capnet.rule=flag --allow-connect \"{server}\""))
+            && stderr.contains("capnet.use=tcp-connect"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -237,7 +257,7 @@ fn a_name_whose_udp_answer_is_truncated_is_answered_over_tcp() {
         "--allow-connect",
         &format!("big.example.com:{port}"),
         "--allow-connect",
-        "127.0.0.1:1",
+        &server.to_string(),
     ];
     let out = run(dns, &policy, &format!("big.example.com:{port}"));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -214,6 +214,26 @@ fn a_library_the_policy_does_not_name_gets_no_network_and_a_warning_says_so() {
 }
 
 #[test]
+fn a_policy_naming_a_library_the_app_does_not_have_is_warned_of_with_the_names_it_has() {
+    let policy = policy_file(
+        "misspelt",
+        "[allow]\nconnect = [\"loopback\"]\n\n\
+         [library.weather.allow]\nconnect = [\"127.0.0.1:1\"]\n\n\
+         [library.metrics.allow]\nudp-send = [\"127.0.0.1:1\"]\n\n\
+         [library.evl.allow]\nconnect = [\"127.0.0.1:1\"]\n",
+    );
+    let (out, _) = run(&policy, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the policy names library evl, which the component does not have (its libraries: metrics, weather): its rules decide nothing"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn policy_check_lists_the_libraries_and_warns_of_rules_the_app_never_grants() {
     let policy = policy_file(
         "check",

@@ -55,7 +55,7 @@ mod uses;
 pub use error::{ErrorKind, PolicyError};
 pub use ip::{IpNet, normalize};
 pub use limits::{Limit, Limits};
-pub use policy::{Decision, Policy, PolicyBuilder, Reason};
+pub use policy::{Decision, Pinned, Policy, PolicyBuilder, Reason, guarded_range};
 pub use ports::PortRange;
 pub use rule::{Origin, Rule, Source};
 pub use sets::NamedSet;

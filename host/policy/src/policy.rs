@@ -158,24 +158,104 @@ impl Policy {
     /// ```
     pub fn refuses_dns_answer(&self, ip: IpAddr) -> Option<&'static str> {
         let ip = normalize(ip);
-        let range = if ip.is_unspecified() {
-            "unspecified"
-        } else {
-            [
-                NamedSet::Loopback,
-                NamedSet::Private,
-                NamedSet::LinkLocal,
-                NamedSet::Metadata,
-            ]
-            .into_iter()
-            .find(|s| s.contains(ip))?
-            .as_str()
-        };
+        let range = guarded_range(ip)?;
         let named = self.inherit_network
-            || [Use::TcpConnect, Use::UdpSend]
+            || PINNED_USES
                 .into_iter()
                 .any(|u| self.allow_rule_any_port(u, ip).is_some());
         (!named).then_some(range)
+    }
+
+    /// Decides `use_` on `addr`, an address lookups tied to the names of `pinned` (a
+    /// DNS-pinned grant): how a `tcp-connect` or `udp-send` to an address a lookup returned
+    /// is decided, now that the port is known.
+    ///
+    /// A deny rule naming one of the names wins over everything; then a rule naming the
+    /// address; then an allow rule naming one of the names on this port. An answer a DNS
+    /// server gave in a range the rebinding defence guards (see
+    /// [`Policy::refuses_dns_answer`]) gains nothing from a name, though: it is reached only
+    /// where a rule naming the address allows this port. That is where the defence's port
+    /// check belongs (a lookup has no port): a rule for `127.0.0.1:8002` keeps a loopback
+    /// answer, and never lets a name's rule on port 8001 reach `127.0.0.1:8001`. Names the
+    /// host answers itself (`localhost`, /etc/hosts) are trusted as the operator's own. Other
+    /// uses are decided by the address alone.
+    ///
+    /// ```
+    /// use capnet_policy::{Pinned, Policy, Use, Verdict};
+    ///
+    /// let policy = Policy::builder()
+    ///     .rule(Verdict::Allow, "connect", "db.example.com:8001")?
+    ///     .rule(Verdict::Allow, "connect", "127.0.0.1:8002;8003")?
+    ///     .build();
+    /// let from_dns = [Pinned { name: "db.example.com", from_dns: true }];
+    /// let at = |a: &str| a.parse().unwrap();
+    /// assert!(!policy.decide_pinned(Use::TcpConnect, at("127.0.0.1:8001"), from_dns).is_allowed());
+    /// assert!(policy.decide_pinned(Use::TcpConnect, at("127.0.0.1:8002"), from_dns).is_allowed());
+    /// assert!(policy.decide_pinned(Use::TcpConnect, at("93.184.216.34:8001"), from_dns).is_allowed());
+    /// let from_hosts = [Pinned { name: "db.example.com", from_dns: false }];
+    /// assert!(policy.decide_pinned(Use::TcpConnect, at("127.0.0.1:8001"), from_hosts).is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn decide_pinned<'n>(
+        &self,
+        use_: Use,
+        addr: SocketAddr,
+        pinned: impl IntoIterator<Item = Pinned<'n>>,
+    ) -> Decision<'_> {
+        let by_address = self.decide(use_, addr);
+        if !PINNED_USES.contains(&use_) {
+            return by_address;
+        }
+        let guarded = guarded_range(normalize(addr.ip())).is_some();
+        let mut allow = None;
+        for pin in pinned {
+            let decision = self.decide_host(use_, pin.name, addr.port());
+            match (decision.rule, decision.verdict) {
+                (None, _) => {}
+                (Some(_), Verdict::Deny) => return decision,
+                (Some(_), Verdict::Allow) if pin.from_dns && guarded => {}
+                (Some(_), Verdict::Allow) => {
+                    allow.get_or_insert(decision);
+                }
+            }
+        }
+        match allow {
+            Some(decision) if by_address.rule.is_none() => decision,
+            _ => by_address,
+        }
+    }
+
+    /// `udp-bind` on `local`, where the ephemeral bind a UDP client makes before its first
+    /// send (the unspecified address, port 0) needs no `udp-bind` rule of its own: it is
+    /// allowed, unless a rule decides it, when the policy grants `udp-send` or `udp-receive`,
+    /// since every datagram is then checked against those for its peer. A policy with neither
+    /// refuses it as any bind.
+    ///
+    /// ```
+    /// use capnet_policy::{Policy, Reason, Use, Verdict};
+    ///
+    /// let sender = Policy::builder().rule(Verdict::Allow, "udp-send", "127.0.0.1:9000")?.build();
+    /// let ephemeral = "0.0.0.0:0".parse()?;
+    /// assert_eq!(sender.decide_udp_bind(ephemeral).reason, Reason::EphemeralBind);
+    /// assert!(!sender.decide_udp_bind("127.0.0.1:0".parse()?).is_allowed());
+    /// let tcp_only = Policy::builder().rule(Verdict::Allow, "connect", "127.0.0.1")?.build();
+    /// assert!(!tcp_only.decide_udp_bind(ephemeral).is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn decide_udp_bind(&self, local: SocketAddr) -> Decision<'_> {
+        let decision = self.decide(Use::UdpBind, local);
+        let ephemeral = local.ip().is_unspecified() && local.port() == 0;
+        if ephemeral
+            && decision.reason == Reason::DefaultDeny
+            && (self.granted.contains(Use::UdpSend) || self.granted.contains(Use::UdpReceive))
+        {
+            return Decision {
+                verdict: Verdict::Allow,
+                rule: None,
+                reason: Reason::EphemeralBind,
+            };
+        }
+        decision
     }
 
     #[inline]
@@ -328,6 +408,9 @@ pub enum Reason {
     DefaultDeny,
     /// No rule matched and the policy inherits the host's network.
     InheritNetwork,
+    /// No rule matched a UDP client's ephemeral bind, which the policy's `udp-send` or
+    /// `udp-receive` rights cover ([`Policy::decide_udp_bind`]).
+    EphemeralBind,
 }
 
 /// `rule policy.toml:3:5 "connect 127.0.0.1:8080"`,
@@ -338,9 +421,49 @@ impl fmt::Display for Decision<'_> {
         match (self.rule, self.reason) {
             (Some(rule), _) => rule.fmt(f),
             (None, Reason::InheritNetwork) => f.write_str("no rule: inherit-network"),
+            (None, Reason::EphemeralBind) => {
+                f.write_str("no rule: an ephemeral bind, covered by udp-send or udp-receive")
+            }
             (None, _) => f.write_str("no rule: default deny"),
         }
     }
+}
+
+/// The uses a lookup's answer may be used for under a rule naming the host.
+const PINNED_USES: [Use; 2] = [Use::TcpConnect, Use::UdpSend];
+
+/// A name a lookup tied an address to, for [`Policy::decide_pinned`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pinned<'a> {
+    /// The name looked up.
+    pub name: &'a str,
+    /// Whether a DNS server gave the answer; false for names the host answers itself
+    /// (`localhost`, /etc/hosts), whose answers the rebinding defence trusts.
+    pub from_dns: bool,
+}
+
+/// The range the DNS rebinding defence guards that `ip` lies in, by its word: `unspecified`,
+/// `loopback`, `private`, `link-local` or `metadata`; `None` for a public address.
+///
+/// ```
+/// assert_eq!(capnet_policy::guarded_range("::ffff:10.0.0.1".parse()?), Some("private"));
+/// assert_eq!(capnet_policy::guarded_range("93.184.216.34".parse()?), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn guarded_range(ip: IpAddr) -> Option<&'static str> {
+    let ip = normalize(ip);
+    if ip.is_unspecified() {
+        return Some("unspecified");
+    }
+    [
+        NamedSet::Loopback,
+        NamedSet::Private,
+        NamedSet::LinkLocal,
+        NamedSet::Metadata,
+    ]
+    .into_iter()
+    .find(|s| s.contains(ip))
+    .map(NamedSet::as_str)
 }
 
 /// The uses a host-name target may name: the lookup itself and the uses
@@ -479,7 +602,10 @@ impl PolicyBuilder {
 
     /// Adds one `--library-allow` or `--library-deny` flag: `spec` is `NAME=USE LIST`, as in
     /// `weather=connect 127.0.0.1:8080,api.example.com:443`, giving library NAME the rules
-    /// `USE TARGET` for each target of the comma-separated LIST.
+    /// `USE TARGET` for each target of the comma-separated LIST. An entry of the list may
+    /// start another use, as in `weather=connect 127.0.0.1:8080, udp-send 127.0.0.1:9000`:
+    /// a target never holds a space, so an entry with one is `USE TARGET`, and the entries
+    /// after it are that use's until the next.
     ///
     /// # Errors
     ///
@@ -498,13 +624,18 @@ impl PolicyBuilder {
         let (name, rule) = spec.split_once('=').ok_or_else(shape)?;
         let name = name.trim();
         check_library_name(name).map_err(|kind| PolicyError::new(place(), None, kind))?;
-        let (word, list) = rule
-            .trim()
-            .split_once(char::is_whitespace)
-            .ok_or_else(shape)?;
         let flag_name: Arc<str> = format!("{flag} {name}").into();
-        for target in list.split(',') {
-            let target = target.trim();
+        let mut word = None;
+        for entry in rule.split(',') {
+            let entry = entry.trim();
+            let target = match entry.split_once(char::is_whitespace) {
+                Some((next, target)) => {
+                    word = Some(next);
+                    target.trim()
+                }
+                None => entry,
+            };
+            let word = word.ok_or_else(shape)?;
             let source = |text: String| Source {
                 origin: Origin::Flag(flag_name.clone()),
                 text,

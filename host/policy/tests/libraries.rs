@@ -111,8 +111,48 @@ fn library_flags_give_rules_and_name_the_flag_in_decisions() {
 }
 
 #[test]
+fn a_library_flag_takes_several_uses_each_starting_an_entry_of_its_list() {
+    let policy = Policy::builder()
+        .library_flag(
+            "--library-allow",
+            Verdict::Allow,
+            "weather=connect 127.0.0.1:9001, 127.0.0.1:9003, udp-send 127.0.0.1:9002",
+        )
+        .unwrap()
+        .build();
+    let weather = policy.library("weather").unwrap();
+    for (use_, at) in [
+        (Use::TcpConnect, "127.0.0.1:9001"),
+        (Use::TcpConnect, "127.0.0.1:9003"),
+        (Use::UdpSend, "127.0.0.1:9002"),
+    ] {
+        assert!(weather.decide(use_, addr(at)).is_allowed(), "{use_} {at}");
+    }
+    assert!(
+        !weather
+            .decide(Use::TcpConnect, addr("127.0.0.1:9002"))
+            .is_allowed()
+    );
+    assert!(
+        !weather
+            .decide(Use::UdpSend, addr("127.0.0.1:9001"))
+            .is_allowed()
+    );
+    assert_eq!(
+        weather
+            .decide(Use::UdpSend, addr("127.0.0.1:9002"))
+            .to_string(),
+        r#"flag --library-allow weather "udp-send 127.0.0.1:9002""#
+    );
+}
+
+#[test]
 fn rejects_a_library_flag_without_name_or_use() {
-    for spec in ["connect 127.0.0.1", "weather=connect"] {
+    for spec in [
+        "connect 127.0.0.1",
+        "weather=connect",
+        "weather=127.0.0.1, connect 10.0.0.1",
+    ] {
         let error = Policy::builder()
             .library_flag("--library-allow", Verdict::Allow, spec)
             .unwrap_err();

@@ -220,7 +220,9 @@ impl Grant {
         };
         let library = self.sole_library().filter(|_| match &scopes {
             Because::NoSuchLibrary(_) => true,
-            Because::Decision(d) => d.reason == Reason::DefaultDeny,
+            Because::Decision(d) | Because::Narrowed { by: d, .. } => {
+                d.reason == Reason::DefaultDeny
+            }
             Because::Revoked(_) | Because::Learned => false,
         });
         if !scopes.is_allowed() && library.is_none() {
@@ -233,8 +235,8 @@ impl Grant {
         self.settle(use_, &subject, Because::Learned)
     }
 
-    /// Whether a learning run keeps a DNS answer the rebinding defence would drop (and notes
-    /// it, so that a connect to it is learned by address).
+    /// Whether a learning run keeps a DNS answer in a range the rebinding defence guards (and
+    /// notes it, so that a connect to it is learned by address: a name never reaches it).
     pub(super) fn learning_keeps(&self, ip: IpAddr) -> bool {
         match self.policy.recorder() {
             Some(recorder) => {
@@ -253,11 +255,7 @@ impl Grant {
         subject: Subject<'_>,
     ) -> Decision<'p> {
         match subject {
-            Subject::Addr(addr) => {
-                let decision = layer.decide(use_, addr);
-                self.decide_pinned(layer, use_, addr, &decision)
-                    .unwrap_or(decision)
-            }
+            Subject::Addr(addr) => self.decide_layer(layer, use_, addr),
             Subject::Name(name) => layer.decide_name(use_, name),
         }
     }
@@ -375,6 +373,24 @@ mod tests {
                 "weather tcp-connect 127.0.0.1:9001 x1",
                 "app tcp-connect 127.0.0.1:9002 x1",
                 "weather tcp-connect 127.0.0.1:9002 x1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_udp_clients_ephemeral_bind_is_allowed_and_never_learned() {
+        // Its sends are learned, and they cover the bind in the next run.
+        let (ctx, recorder) = learning(Policy::deny_all());
+        let metrics = ctx.root.library("metrics");
+        for grant in [&ctx.root, &metrics] {
+            assert_eq!(grant.check(Use::UdpBind, at("0.0.0.0:0")), Ok(()));
+        }
+        assert_eq!(metrics.check(Use::UdpSend, at("127.0.0.1:9002")), Ok(()));
+        assert_eq!(
+            seen(&recorder),
+            [
+                "app udp-send 127.0.0.1:9002 x1",
+                "metrics udp-send 127.0.0.1:9002 x1"
             ]
         );
     }

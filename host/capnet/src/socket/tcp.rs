@@ -221,7 +221,12 @@ impl TcpSocket {
         if let Some(bound_with) = &self.grant
             && !bound_with.same_authority(grant)
         {
-            return Err(ErrorCode::InvalidArgument);
+            return Err(grant.refuse(
+                "tcp-connect",
+                remote,
+                ErrorCode::InvalidArgument,
+                "the socket was bound through another network",
+            ));
         }
         grant.check(Use::TcpConnect, remote)?;
         let connecting = grant.hold(Limit::Connections, "tcp-connect")?;

@@ -3,8 +3,9 @@
 //! A bind needs the `udp-bind` right, except the ephemeral bind (unspecified address, port 0)
 //! that wasi-libc makes before a first `sendto`: that bind exposes nothing by itself, since
 //! every datagram sent is checked against `udp-send` for its destination and every datagram
-//! received against `udp-receive` for its source. Refused incoming datagrams are dropped and
-//! logged; the guest never sees them.
+//! received against `udp-receive` for its source, so a grant's `udp-send` or `udp-receive`
+//! right covers it (a grant with neither is refused, and either way the decision is logged as
+//! the grant's). Refused incoming datagrams are dropped and logged; the guest never sees them.
 //!
 //! Under a `bytes-per-second` rate a datagram moves only while the grant's buckets hold a
 //! byte: `check-send` permits none and `receive` takes none from the kernel while they are
@@ -101,7 +102,8 @@ impl UdpSocket {
         self.created_under.as_ref()
     }
 
-    /// `start-bind`, with the `udp-bind` right (none for the ephemeral bind).
+    /// `start-bind`, with the `udp-bind` right (for the ephemeral bind, `udp-send` or
+    /// `udp-receive` will do: see the module docs).
     pub fn start_bind(&mut self, grant: &Grant, local: SocketAddr) -> Result<(), ErrorCode> {
         match self.state {
             State::Unbound => {}
@@ -109,15 +111,7 @@ impl UdpSocket {
             State::Bound => return Err(ErrorCode::InvalidState),
         }
         addr::validate_local(self.family, &local)?;
-        if local.ip().is_unspecified() && local.port() == 0 {
-            tracing::debug!(
-                target: "capnet::socket",
-                addr = %local,
-                "ephemeral udp bind: each send and receive is checked per peer"
-            );
-        } else {
-            grant.check(Use::UdpBind, local)?;
-        }
+        grant.check(Use::UdpBind, local)?;
         SockRef::from(&*self.socket).bind(&local.into())?;
         self.bound_at = Some(self.socket.local_addr()?);
         self.state = State::BindStarted;

@@ -33,12 +33,18 @@ pub struct CheckOpts {
 #[command(after_help = "\
 ADDRESS is IP:PORT ([IPv6]:PORT), a bare IP (port 0), or a host name with an optional :PORT.
 A host name under tcp-connect or udp-send is answered as a DNS-pinned grant would decide it.
+With --library, the use is a library's: the app's verdict, the library's table's, and the
+one that holds (a library gets a use only where both allow it).
 
 Examples:
   capnet policy explain policy.toml tcp-connect 169.254.169.254:80
   capnet policy explain policy.toml tcp-connect api.example.com:443
-  capnet policy explain policy.toml lookup api.example.com")]
+  capnet policy explain policy.toml lookup api.example.com
+  capnet policy explain --library weather policy.toml tcp-connect 127.0.0.1:9001")]
 pub struct ExplainOpts {
+    /// Explain the use for library NAME of a composed app ([library.NAME]).
+    #[arg(long, value_name = "NAME")]
+    library: Option<String>,
     /// The policy file (TOML).
     file: PathBuf,
     /// The use: tcp-connect, tcp-bind, tcp-listen, tcp-accept, udp-bind, udp-send,
@@ -149,7 +155,11 @@ impl ExplainOpts {
     fn run(self) -> wasmtime::Result<ExitCode> {
         let policy = load(&self.file)?;
         let use_: Use = self.use_.parse()?;
-        print!("{}", explain(&policy, use_, &self.address)?);
+        let text = match &self.library {
+            Some(library) => explain_library(&policy, library, use_, &self.address)?,
+            None => explain(&policy, use_, &self.address)?,
+        };
+        print!("{text}");
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -159,54 +169,140 @@ impl ExplainOpts {
 /// # Errors
 /// An address that is neither IP:PORT, an IP, nor a host name with an optional port.
 pub fn explain(policy: &Policy, use_: Use, address: &str) -> wasmtime::Result<String> {
+    let subject = Subject::parse(address)?;
+    let decision = subject.decide(policy, use_);
     let mut out = String::new();
-    if let Some(addr) = parse_socket_addr(address) {
-        let decision = policy.decide(use_, addr);
-        let _ = writeln!(out, "{} {use_} {addr}", decision.verdict);
-        let _ = writeln!(out, "  decided by: {decision}");
-        let ip = capnet::policy::normalize(addr.ip());
-        let sets: Vec<&str> = NamedSet::ALL
-            .into_iter()
-            .filter(|s| s.contains(ip))
-            .map(NamedSet::as_str)
-            .collect();
-        if !sets.is_empty() {
-            let _ = writeln!(out, "  {ip} is in: {}", sets.join(", "));
-        }
-        return Ok(out);
-    }
-    let (name, port) = match address.rsplit_once(':') {
-        Some((name, port)) => (
-            name,
-            port.parse::<u16>().map_err(|_| {
-                wasmtime::format_err!("\"{port}\" is not a port (write NAME:PORT, 0-65535)")
-            })?,
-        ),
-        None => (address, 0),
-    };
-    Target::parse(name)
-        .map_err(|e| wasmtime::format_err!("\"{name}\" is not an address or host name: {e}"))?;
-    let decision = policy.decide_host(use_, name, port);
-    let shown = if port == 0 {
-        name.to_owned()
-    } else {
-        format!("{name}:{port}")
-    };
-    let _ = writeln!(out, "{} {use_} {shown}", decision.verdict);
+    let _ = writeln!(out, "{} {use_} {subject}", decision.verdict);
     let _ = writeln!(out, "  decided by: {decision}");
-    if matches!(use_, Use::TcpConnect | Use::UdpSend) && decision.is_allowed() {
-        let lookup = policy.decide_name(Use::Lookup, name);
-        let _ = writeln!(
-            out,
-            "  pinned: {use_} goes to the addresses a lookup of {name} returns, for the answer's TTL"
-        );
-        let _ = writeln!(out, "  lookup of {name}: {} by {lookup}", lookup.verdict);
-        let _ = writeln!(
-            out,
-            "  answers in loopback, private, link-local or metadata are dropped unless a rule allows them"
-        );
-    }
+    subject.notes(policy, use_, decision.is_allowed(), &mut out);
     Ok(out)
+}
+
+/// The text `capnet policy explain --library NAME` prints: the app's verdict, the library's
+/// table's, and the one that holds, saying why when they differ.
+///
+/// # Errors
+/// As [`explain`].
+pub fn explain_library(
+    policy: &Policy,
+    library: &str,
+    use_: Use,
+    address: &str,
+) -> wasmtime::Result<String> {
+    let subject = Subject::parse(address)?;
+    let app = subject.decide(policy, use_);
+    let own = policy
+        .library(library)
+        .map(|table| subject.decide(table, use_));
+    let allowed = app.is_allowed() && own.is_some_and(|d| d.is_allowed());
+    let verdict = if allowed {
+        Verdict::Allow
+    } else {
+        Verdict::Deny
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{verdict} {use_} {subject} for library {library}");
+    let _ = writeln!(out, "  the app: {} by {app}", app.verdict);
+    match own {
+        Some(d) => writeln!(out, "  library {library}: {} by {d}", d.verdict),
+        None => writeln!(
+            out,
+            "  library {library}: deny: the policy has no [library.{library}] table, so it gets no network"
+        ),
+    }
+    .ok();
+    let why = match (app.is_allowed(), own.map(|d| d.is_allowed())) {
+        (true, Some(false)) => Some(format!(
+            "the app allows it; library {library}'s table does not"
+        )),
+        (false, Some(true)) => Some(format!(
+            "library {library}'s table allows it; the app does not, and a library gets only what the app has"
+        )),
+        _ => None,
+    };
+    if let Some(why) = why {
+        let _ = writeln!(out, "  why: {why}");
+    }
+    subject.notes(policy, use_, allowed, &mut out);
+    Ok(out)
+}
+
+/// What `explain` is asked about: a socket address, or a host name and port.
+enum Subject<'a> {
+    Addr(SocketAddr),
+    Host(&'a str, u16),
+}
+
+impl<'a> Subject<'a> {
+    fn parse(address: &'a str) -> wasmtime::Result<Self> {
+        if let Some(addr) = parse_socket_addr(address) {
+            return Ok(Subject::Addr(addr));
+        }
+        let (name, port) = match address.rsplit_once(':') {
+            Some((name, port)) => (
+                name,
+                port.parse::<u16>().map_err(|_| {
+                    wasmtime::format_err!("\"{port}\" is not a port (write NAME:PORT, 0-65535)")
+                })?,
+            ),
+            None => (address, 0),
+        };
+        Target::parse(name)
+            .map_err(|e| wasmtime::format_err!("\"{name}\" is not an address or host name: {e}"))?;
+        Ok(Subject::Host(name, port))
+    }
+
+    /// The decision of `policy` (the app's, or a library's table) alone, as the runtime
+    /// makes it (a UDP client's ephemeral bind included).
+    fn decide<'p>(&self, policy: &'p Policy, use_: Use) -> capnet::policy::Decision<'p> {
+        match *self {
+            Subject::Addr(addr) if use_ == Use::UdpBind => policy.decide_udp_bind(addr),
+            Subject::Addr(addr) => policy.decide(use_, addr),
+            Subject::Host(name, port) => policy.decide_host(use_, name, port),
+        }
+    }
+
+    /// The lines after the verdict: the named sets an address is in, or how an allowed
+    /// connect to a name is pinned.
+    fn notes(&self, policy: &Policy, use_: Use, allowed: bool, out: &mut String) {
+        match *self {
+            Subject::Addr(addr) => {
+                let ip = capnet::policy::normalize(addr.ip());
+                let sets: Vec<&str> = NamedSet::ALL
+                    .into_iter()
+                    .filter(|s| s.contains(ip))
+                    .map(NamedSet::as_str)
+                    .collect();
+                if !sets.is_empty() {
+                    let _ = writeln!(out, "  {ip} is in: {}", sets.join(", "));
+                }
+            }
+            Subject::Host(name, _) if matches!(use_, Use::TcpConnect | Use::UdpSend) && allowed => {
+                let lookup = policy.decide_name(Use::Lookup, name);
+                let _ = writeln!(
+                    out,
+                    "  pinned: {use_} goes to the addresses a lookup of {name} returns, for the answer's TTL"
+                );
+                let _ = writeln!(out, "  lookup of {name}: {} by {lookup}", lookup.verdict);
+                let _ = writeln!(
+                    out,
+                    "  answers in loopback, private, link-local or metadata are reached only on a port a rule naming the address allows"
+                );
+            }
+            Subject::Host(..) => {}
+        }
+    }
+}
+
+/// `IP:PORT`, or `NAME:PORT` and `NAME` as they were given.
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Addr(addr) => addr.fmt(f),
+            Subject::Host(name, 0) => f.write_str(name),
+            Subject::Host(name, port) => write!(f, "{name}:{port}"),
+        }
+    }
 }
 
 fn parse_socket_addr(s: &str) -> Option<SocketAddr> {

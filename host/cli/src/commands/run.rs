@@ -221,13 +221,15 @@ impl RunOpts {
         let capnet = capnet.build();
         let current = capnet.policy_handle().current();
         // Learning, a library with no table of its own gets one written.
+        let component_name = self.component.display().to_string();
         if learning.is_none() {
-            host::report_libraries(
-                &current,
-                &libraries,
-                &self.component.display().to_string(),
-                |library| format!("--library-allow {library}=..."),
-            );
+            host::report_libraries(&current, &libraries, &component_name, |library| {
+                format!("--library-allow {library}=...")
+            });
+        } else {
+            for warning in host::unknown_libraries(&current, &libraries, &component_name) {
+                eprintln!("warning: {warning}");
+            }
         }
         if self.policy.is_some() {
             reload_on_hangup(self.policy_source(), capnet.policy_handle())?;
