@@ -326,3 +326,18 @@ fn a_javascript_library_composed_into_the_rust_app_keeps_to_its_grant() {
     assert_eq!(apps, "error access-denied");
     assert_eq!(app, "ok the app's own");
 }
+
+#[test]
+fn the_rust_library_composed_into_a_javascript_app_keeps_to_its_grant() {
+    let dir = scratch("js-app");
+    let out = dir.join("mixed.wasm");
+    compose_ok(
+        &lang_guest("js", "nano-app"),
+        &[("weather", guest("weather"))],
+        &out,
+    );
+    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
+    assert_eq!(own, "ok sunny");
+    assert!(apps.starts_with("error PermissionDenied"), "{apps}");
+    assert_eq!(app, "ok the app's own");
+}
