@@ -17,9 +17,9 @@
 //!   anything else it could not be given safely: a plain name no library exports (capnet reads
 //!   plain names as libraries' labels), an unknown `wasi:sockets` interface or version.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use wac_graph::types::{ItemKind, Package, are_semver_compatible};
+use wac_graph::types::{ItemKind, Package, Type, UsedType, are_semver_compatible};
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId, Processor};
 
 /// A library to compose: the name its grant and its labels go by, and its component.
@@ -476,14 +476,16 @@ pub fn compose(app: &[u8], libraries: &[Library]) -> Result<Composition, Compose
                 Place::Shared => placement.shared.push(import.clone()),
             }
         }
+        let labelled: HashSet<String> = groups.values().flatten().cloned().collect();
         for (interface, mut imports) in groups {
             // The highest version's type: each lower 0.2.x one is a semver-compatible subset.
             imports.sort_by_key(|i| InterfaceName::parse(i).and_then(|n| n.version));
             let highest = imports.last().expect("a group has an import").clone();
             let label = format!("{name}-{interface}");
+            let kind = without_labelled_uses(&mut parts.graph, kinds[&highest], &labelled);
             let node = parts
                 .graph
-                .import(label.clone(), kinds[&highest])
+                .import(label.clone(), kind)
                 .map_err(|e| ComposeError::Graph(e.into()))?;
             for import in &imports {
                 parts
@@ -548,6 +550,37 @@ pub fn compose(app: &[u8], libraries: &[Library]) -> Result<Composition, Compose
         component,
         libraries: placements,
     })
+}
+
+/// `kind` without the value types it uses from the library's own labelled interfaces (0.3's
+/// `ip-name-lookup` uses `types`' `ip-address`): wac would alias them from an unlabelled import of
+/// that interface, adding one that reaches no component when the app has none. A value type is
+/// encoded in place instead; a resource stays used (no such use exists in wasi:sockets).
+fn without_labelled_uses(
+    graph: &mut CompositionGraph,
+    kind: ItemKind,
+    labelled: &HashSet<String>,
+) -> ItemKind {
+    let ItemKind::Instance(id) = kind else {
+        return kind;
+    };
+    let types = graph.types();
+    let dropped = |(name, used): (&String, &UsedType)| {
+        let from = &types[used.interface];
+        let is_labelled = from.id.as_ref().is_some_and(|i| labelled.contains(i));
+        let export = used.name.as_ref().unwrap_or(name);
+        let is_resource = matches!(
+            from.exports.get(export),
+            Some(ItemKind::Type(Type::Resource(_)))
+        );
+        is_labelled && !is_resource
+    };
+    if !types[id].uses.iter().any(dropped) {
+        return kind;
+    }
+    let mut copy = types[id].clone();
+    copy.uses.retain(|name, used| !dropped((name, used)));
+    ItemKind::Instance(graph.types_mut().add_interface(copy))
 }
 
 /// Plugs the export `export` of instance `from` into the import `import` of `into`; each side
@@ -799,6 +832,42 @@ mod tests {
             [
                 "wasi:sockets/instance-network@0.2.0",
                 "wasi:sockets/instance-network@0.2.6"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_0_3_librarys_lookup_label_needs_no_unlabelled_types_import() {
+        // `ip-name-lookup` uses `types`' `ip-address`; the app imports no 0.3 sockets.
+        let weather = Library {
+            name: "weather".into(),
+            component: wat::parse_str(
+                r#"(component
+                    (import "wasi:sockets/types@0.3.0" (instance $types
+                        (type $ip (variant (case "ipv4" u32) (case "ipv6" u64)))
+                        (export "ip-address" (type (eq $ip)))))
+                    (alias export $types "ip-address" (type $ip))
+                    (import "wasi:sockets/ip-name-lookup@0.3.0" (instance
+                        (export "ip-address" (type (eq $ip)))))
+                    (instance $empty)
+                    (export "capnet:example/weather@0.1.0" (instance $empty)))"#,
+            )
+            .unwrap(),
+        };
+        let composition = compose(&component(&[WEATHER], &[]), &[weather]).unwrap();
+        let mut imports = imports(&composition.component).unwrap();
+        imports.sort();
+        assert_eq!(
+            imports,
+            [
+                (
+                    "weather-ip-name-lookup".to_owned(),
+                    Some("wasi:sockets/ip-name-lookup@0.3.0".to_owned())
+                ),
+                (
+                    "weather-types".to_owned(),
+                    Some("wasi:sockets/types@0.3.0".to_owned())
+                ),
             ]
         );
     }

@@ -328,6 +328,21 @@ fn a_javascript_library_composed_into_the_rust_app_keeps_to_its_grant() {
 }
 
 #[test]
+fn the_rust_library_composed_into_a_javascript_app_keeps_to_its_grant() {
+    let dir = scratch("js-app");
+    let out = dir.join("mixed.wasm");
+    compose_ok(
+        &lang_guest("js", "nano-app"),
+        &[("weather", guest("weather"))],
+        &out,
+    );
+    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
+    assert_eq!(own, "ok sunny");
+    assert!(apps.starts_with("error PermissionDenied"), "{apps}");
+    assert_eq!(app, "ok the app's own");
+}
+
+#[test]
 fn a_0_2_library_that_also_imports_0_3_sockets_holds_its_own_grant_through_both() {
     // The attack: a library of a 0.2 app imports wasi:sockets/types@0.3.0 besides std's 0.2
     // sockets, hoping its 0.3 import passes through to the app's grant. Composed, it is the
