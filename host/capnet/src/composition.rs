@@ -73,8 +73,9 @@ pub enum Authority {
 }
 
 impl Authority {
-    /// The authority interface `interface` (`package/name@version`) names, if any.
-    fn of(interface: &str) -> Option<Self> {
+    /// The authority interface `interface` (`package/name@version`) names, if any: the one
+    /// list of them, shared with `capnet compose`.
+    pub fn of(interface: &str) -> Option<Self> {
         let (path, version) = interface.split_once('@')?;
         let p2 = version.starts_with("0.2.");
         let p3 = version.starts_with("0.3.");

@@ -184,10 +184,12 @@ pub enum ComposeError {
 /// through a handle that does (0.2's `network`, `tcp`, `udp`, `ip-name-lookup`), and `None`
 /// for an interface or version capnet does not serve.
 pub fn authority_interface(interface: &str, version: &semver::Version) -> Option<bool> {
+    // Which carry authority is the load-time check's own list, so the two never disagree.
+    if capnet::Authority::of(&format!("wasi:sockets/{interface}@{version}")).is_some() {
+        return Some(true);
+    }
     match (version.major, version.minor, interface) {
-        (0, 2, "instance-network" | "tcp-create-socket" | "udp-create-socket") => Some(true),
         (0, 2, "network" | "tcp" | "udp" | "ip-name-lookup") => Some(false),
-        (0, 3, "types" | "ip-name-lookup") => Some(true),
         _ => None,
     }
 }

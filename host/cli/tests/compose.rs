@@ -392,3 +392,61 @@ fn a_0_2_library_that_also_imports_0_3_sockets_holds_its_own_grant_through_both(
     assert_eq!(app_hits.load(Ordering::SeqCst), 1, "only the app: {stdout}");
     assert_eq!(weather_hits.load(Ordering::SeqCst), 1, "{stdout}");
 }
+
+#[test]
+fn a_library_that_hoards_sockets_stops_at_its_own_limit_and_the_app_keeps_its_rights() {
+    // The attack: a library binds UDP sockets until refused, to leave its app none. Its
+    // std sockets come through its own weather-udp-create-socket, so they count against
+    // [library.weather.limits] (and the app's), and the app still opens what it needs.
+    let dir = scratch("hoarder");
+    let out = dir.join("hoarder.wasm");
+    compose_ok(
+        &guest("nano-app"),
+        &[
+            ("weather", guest("hostile_hoarder")),
+            ("metrics", guest("metrics")),
+        ],
+        &out,
+    );
+    let (app, app_hits) = server("the app's own");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[allow]\nconnect = [\"loopback\"]\nudp-send = [\"loopback\"]\n\n\
+         [limits]\nsockets = 64\n\n\
+         [library.weather.allow]\nudp-send = [\"127.0.0.1:9\"]\n\n\
+         [library.weather.limits]\nsockets = 16\n",
+    )
+    .unwrap();
+    let steps = [format!("weather={app}"), format!("app={app}")];
+    let log = dir.join("decisions.jsonl");
+    let output = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(&policy)
+        .arg(format!("--log-decisions=json:{}", log.display()))
+        .arg(&out)
+        .args(&steps)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        line(&stdout, &steps[0]).starts_with("ok held 16: "),
+        "{stdout}"
+    );
+    assert_eq!(line(&stdout, &steps[1]), "ok the app's own");
+    assert_eq!(app_hits.load(Ordering::SeqCst), 1, "{stdout}");
+    // The refusal is the library's, naming its limit.
+    let decisions = std::fs::read_to_string(&log).unwrap();
+    let refusal = decisions
+        .lines()
+        .find(|l| l.contains("new-socket-limit"))
+        .unwrap_or_else(|| panic!("no limit refusal in:\n{decisions}"));
+    assert!(refusal.contains("\"library\":\"weather\""), "{refusal}");
+}
