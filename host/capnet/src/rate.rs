@@ -466,10 +466,7 @@ mod tests {
         let (b, t0) = bucket(1000);
         assert_eq!(b.take_up_to(1000, t0, 600, false, false), Ok(600));
         assert_eq!(b.take_up_to(1000, t0, 600, false, false), Ok(400));
-        assert_eq!(
-            b.take_up_to(1000, t0, 600, false, false),
-            Err(t0 + ms(125))
-        );
+        assert_eq!(b.take_up_to(1000, t0, 600, false, false), Err(t0 + ms(125)));
         // What a read did not move goes back for the next.
         b.give_back(1000, 300);
         assert_eq!(b.take_up_to(1000, t0, 600, false, false), Ok(300));

@@ -80,11 +80,16 @@ fn bad_limits_name_their_line_and_column() {
 
 #[test]
 fn calls_in_flight_is_counted_from_one_and_refused_at_zero_or_in_units() {
-    let policy = load("[limits]\ncalls-in-flight = 16\n[library.weather.limits]\ncalls-in-flight = 2\n")
-        .unwrap();
+    let policy =
+        load("[limits]\ncalls-in-flight = 16\n[library.weather.limits]\ncalls-in-flight = 2\n")
+            .unwrap();
     assert_eq!(policy.limits().get(Limit::CallsInFlight), Some(16));
     assert_eq!(
-        policy.library("weather").unwrap().limits().get(Limit::CallsInFlight),
+        policy
+            .library("weather")
+            .unwrap()
+            .limits()
+            .get(Limit::CallsInFlight),
         Some(2)
     );
     assert_eq!(
