@@ -14,6 +14,13 @@
 //! - `tcp-receive N PEER`: N connections to PEER, each with a read of its receive stream in
 //!   flight; done when every stream ended.
 //!
+//! `p3-in-flight soak TCP_ECHO UDP_ECHO`, for `capnet-bench --soak`'s 0.3 step: for each line
+//! `N` read from stdin it makes `N` rounds, then prints `done N`; at the end of stdin it exits
+//! 0. One round keeps calls in flight: on a new UDP socket it starts 20 receives (the host's
+//! `datagrams` limit, 16 under the soak, refuses 4 with `out-of-memory`), then sends 16
+//! datagrams of 64 bytes to UDP_ECHO at once, whose echoes complete the receives; and 4 TCP
+//! connections to TCP_ECHO at once each write 1 KiB and read it back.
+//!
 //! A failure of a setup step prints `error: OPERATION: CODE` and exits 1.
 
 #[allow(missing_docs, clippy::all)]
@@ -76,6 +83,11 @@ impl bindings::exports::wasi::cli::run::Guest for InFlight {
     async fn run() -> Result<(), ()> {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let kind = args.first().cloned().unwrap_or_default();
+        if kind == "soak" {
+            let tcp: SocketAddr = parse("TCP_ECHO", args.get(1))?;
+            let udp: SocketAddr = parse("UDP_ECHO", args.get(2))?;
+            return soak(tcp, udp).await;
+        }
         let n: usize = parse("N", args.get(1))?;
         let tally = Rc::new(RefCell::new(Tally::default()));
         let mut tasks = Vec::with_capacity(n);
@@ -153,6 +165,110 @@ impl bindings::exports::wasi::cli::run::Guest for InFlight {
         println!("done: {} ok, {}", tally.ok, tally.refused());
         Ok(())
     }
+}
+
+/// Rounds in batches asked for on stdin; see the module's doc.
+async fn soak(tcp: SocketAddr, udp: SocketAddr) -> Result<(), ()> {
+    for line in std::io::stdin().lines() {
+        let line = line.map_err(|e| eprintln!("error: reading stdin: {e}"))?;
+        let rounds: usize = parse("N", Some(&line.trim().to_owned()))?;
+        for _ in 0..rounds {
+            udp_round(udp).await?;
+            let connections: Vec<_> = (0..4)
+                .map(|_| wit_bindgen::spawn_local(echo_round(tcp)))
+                .collect();
+            for connection in connections {
+                connection.await.unwrap_or(Err(()))?;
+            }
+        }
+        println!("done {rounds}");
+        let _ = std::io::stdout().flush();
+    }
+    Ok(())
+}
+
+/// 20 receives in flight on a new socket (4 refused), then 16 sends at once to `echo`.
+async fn udp_round(echo: SocketAddr) -> Result<(), ()> {
+    let socket = Rc::new(UdpSocket::create(IpAddressFamily::Ipv4).map_err(|c| fail("create", c))?);
+    let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(to_wit(local)).map_err(|c| fail("bind", c))?;
+    let receives: Vec<_> = (0..20)
+        .map(|_| {
+            let socket = socket.clone();
+            wit_bindgen::spawn_local(async move { socket.receive().await.map(|(d, _)| d.len()) })
+        })
+        .collect();
+    let sends: Vec<_> = (0..16u8)
+        .map(|i| {
+            let socket = socket.clone();
+            wit_bindgen::spawn_local(
+                async move { socket.send(vec![i; 64], Some(to_wit(echo))).await },
+            )
+        })
+        .collect();
+    for send in sends {
+        let sent = send
+            .await
+            .ok_or_else(|| eprintln!("error: send: cancelled"))?;
+        sent.map_err(|c| fail("send", c))?;
+    }
+    let mut tally = Tally::default();
+    for receive in receives {
+        match receive
+            .await
+            .ok_or_else(|| eprintln!("error: receive: cancelled"))?
+        {
+            Ok(64) => tally.ok += 1,
+            Ok(n) => {
+                eprintln!("error: receive: {n} bytes, not 64");
+                return Err(());
+            }
+            Err(code) => tally.count(Err(code)),
+        }
+    }
+    if tally.ok != 16 || tally.refused() != "4 refused (out-of-memory)" {
+        eprintln!("error: receive: {} ok, {}", tally.ok, tally.refused());
+        return Err(());
+    }
+    Ok(())
+}
+
+/// Connects to `echo`, writes 1 KiB and reads it back.
+async fn echo_round(echo: SocketAddr) -> Result<(), ()> {
+    let socket = TcpSocket::create(IpAddressFamily::Ipv4).map_err(|c| fail("create", c))?;
+    socket
+        .connect(to_wit(echo))
+        .await
+        .map_err(|c| fail("connect", c))?;
+    let (mut to_peer, outgoing) = p3_net::wit_stream::new::<u8>();
+    let sent = socket.send(outgoing);
+    let (mut from_peer, received) = socket.receive();
+    let request = vec![7u8; 1024];
+    let rest = to_peer.write_all(request).await;
+    drop(to_peer);
+    if !rest.is_empty() {
+        eprintln!("error: send: the stream closed");
+        return Err(());
+    }
+    sent.await.map_err(|c| fail("send", c))?;
+    let mut echoed = 0;
+    let mut buffer = Vec::with_capacity(4096);
+    while echoed < 1024 {
+        let (result, chunk) = from_peer.read(buffer).await;
+        echoed += chunk.len();
+        buffer = chunk;
+        buffer.clear();
+        if let wit_bindgen::StreamResult::Dropped = result {
+            break;
+        }
+    }
+    drop(from_peer);
+    let _ = received.await;
+    if echoed != 1024 {
+        eprintln!("error: receive: {echoed} bytes echoed, not 1024");
+        return Err(());
+    }
+    Ok(())
 }
 
 /// Binds the socket whose first datagram starts the calls and prints `waiting on ADDR`; the
