@@ -393,6 +393,51 @@ async fn pending_tcp_receives_hold_little_and_keep_to_the_rate() {
     );
 }
 
+/// 0.2's cousin: a server that reads and writes many connections from one poll loop (each
+/// `check-write` takes what it permits) moves their bytes, both ways, no faster than the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_2_poll_loop_over_many_connections_keeps_to_the_rate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _alone = ALONE.lock().await;
+    const RATE: usize = 200_000;
+    const CONNS: usize = 10;
+    const EACH: usize = 30_000;
+    let policy = policy_toml(&format!(
+        "[allow]\nlisten = [\"127.0.0.1:0\"]\n[limits]\nbytes-per-second = {RATE}\n"
+    ));
+    let server = Running::start("poll-echo", &["127.0.0.1:0", "10"], ctx(policy));
+    let addr = server.listening().await;
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CONNS)
+        .map(|_| {
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let (mut from, mut to) = stream.into_split();
+                let writing = tokio::spawn(async move {
+                    to.write_all(&[3; EACH]).await.unwrap();
+                    to.shutdown().await.unwrap();
+                });
+                let mut echoed = Vec::new();
+                from.read_to_end(&mut echoed).await.unwrap();
+                writing.await.unwrap();
+                echoed.len()
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.await.unwrap(), EACH, "every byte came back");
+    }
+    let took = start.elapsed();
+    // Each byte is read and written by the guest: twice through its bucket.
+    let moved = 2 * CONNS * EACH;
+    report("10 connections of a 0.2 poll loop", moved, RATE, took);
+    assert!(
+        took >= least_time(moved, RATE, 0),
+        "{moved} bytes in {took:?}"
+    );
+    server.finish().await;
+}
+
 /// The lower bound on moving `moved` bytes at `rate` with a full one-second burst and at
 /// most `overdraft` bytes taken past an empty bucket (one datagram).
 fn least_time(moved: usize, rate: usize, overdraft: usize) -> Duration {
