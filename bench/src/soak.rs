@@ -18,7 +18,14 @@
 //! the guest's linear memory) is within [`HOST_SLACK`] of the baseline's, every round
 //! succeeded, and the guest exits 0 at the end of its input.
 //!
-//! `CAPNET_SOAK_MIX` (letters of `tulpd`, see the guest) runs some of the steps only.
+//! The 0.3 step (`f`) keeps calls in flight: after the others, in a `capnet run` process of its
+//! own (a component runs one generation), the `p3-in-flight` guest makes rounds the same way,
+//! each with 20 UDP receives in flight on a new socket (4 of them past the socket's
+//! `datagrams` limit, 16 here, so refused with `out-of-memory` and logged), 16 sends at once
+//! whose echoes complete the others, and 4 TCP echoes at once. It passes on the same terms,
+//! with every refusal logged once.
+//!
+//! `CAPNET_SOAK_MIX` (letters of `tulpdf`, see the guests) runs some of the steps only.
 //! `--rounds N` ends the run after N rounds past the baseline instead of after N minutes (which
 //! still set the warm-up and how often a line is printed), so two runs compare round for round.
 //! `--host wasmtime-wasi` runs the same guest under the baseline host on wasmtime-wasi's own
@@ -185,6 +192,8 @@ impl SoakGuest {
 struct Log {
     denied: u64,
     dropped: u64,
+    /// 0.3 receives refused past the socket's `datagrams` limit.
+    refused_receives: u64,
     other: u64,
     last: Vec<String>,
 }
@@ -202,6 +211,8 @@ impl Log {
             self.denied += 1;
         } else if line.contains("dropped answer") {
             self.dropped += 1;
+        } else if line.contains("denied udp-socket.receive: out-of-memory") {
+            self.refused_receives += 1;
         } else {
             self.other += 1;
             self.last.push(line);
@@ -211,13 +222,15 @@ impl Log {
     }
 }
 
-/// Runs the soak and returns whether it passed. The peers run on `runtime`'s workers while
-/// this thread drives the guest.
+/// Receives of a 0.3 round that the socket's `datagrams` limit refuses (see the guest).
+const REFUSED_PER_ROUND: u64 = 4;
+
+/// Runs the soak and returns whether it passed: the 0.2 steps of the mix in one process, then
+/// the 0.3 step in another. The peers run on `runtime`'s workers while this thread drives the
+/// guest.
 pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) -> bool {
-    let minutes = options.minutes;
-    let duration = Duration::from_secs_f64(minutes * 60.0);
     let default_mix = match options.host {
-        Host::Capnet => "tulpd",
+        Host::Capnet => "tulpdf",
         Host::WasmtimeWasi => "tu",
     };
     let mix = std::env::var("CAPNET_SOAK_MIX").unwrap_or_else(|_| default_mix.into());
@@ -225,6 +238,23 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) -> bool {
         println!("soak: FAIL: under wasmtime-wasi only the t and u steps run, not {mix:?}");
         return false;
     }
+    let steps: String = mix.chars().filter(|c| *c != 'f').collect();
+    let mut passed = true;
+    if !steps.is_empty() {
+        passed &= run_phase(runtime, options, &steps);
+    }
+    if mix.contains('f') {
+        passed &= run_phase(runtime, options, "f");
+    }
+    passed
+}
+
+/// One process of the soak: the `soak` guest with the 0.2 steps of `mix`, or for `f` the
+/// `p3-in-flight` guest.
+fn run_phase(runtime: &tokio::runtime::Runtime, options: &Options, mix: &str) -> bool {
+    let minutes = options.minutes;
+    let duration = Duration::from_secs_f64(minutes * 60.0);
+    let in_flight = mix == "f";
     let (tcp, udp, dns_addr, dns_task) = runtime.block_on(async {
         let tcp = servers::native(Guest::Echo).await;
         let udp = servers::native(Guest::UdpEcho).await;
@@ -234,13 +264,17 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) -> bool {
     });
     let denied: SocketAddr = "127.0.0.1:9".parse().unwrap();
 
-    let guest_args = [
-        tcp.addr.to_string(),
-        udp.addr.to_string(),
-        NAME.to_string(),
-        denied.to_string(),
-        mix.clone(),
-    ];
+    let guest_args = match in_flight {
+        true => vec!["soak".into(), tcp.addr.to_string(), udp.addr.to_string()],
+        false => vec![
+            tcp.addr.to_string(),
+            udp.addr.to_string(),
+            NAME.to_string(),
+            denied.to_string(),
+            mix.to_owned(),
+        ],
+    };
+    let guest_name = if in_flight { "p3-in-flight" } else { "soak" };
     let (mut command, host_name) = match options.host {
         Host::Capnet => {
             let binary = servers::capnet_binary();
@@ -258,7 +292,12 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) -> bool {
                 .args(["--allow-udp", "127.0.0.1"])
                 .args(["--allow-lookup", "*.soak.test"])
                 .args(["--dns-server", &dns_addr.to_string()])
-                .arg(capnet_tests::guest("soak"))
+                .args(if in_flight {
+                    &["--limit", "datagrams=16"][..]
+                } else {
+                    &[]
+                })
+                .arg(capnet_tests::guest(guest_name))
                 .args(&guest_args);
             (command, "capnet run")
         }
@@ -266,7 +305,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) -> bool {
             let mut command = Command::new(std::env::current_exe().unwrap());
             command
                 .arg("--run-wasmtime-wasi")
-                .arg(capnet_tests::guest("soak"))
+                .arg(capnet_tests::guest(guest_name))
                 .args(&guest_args);
             (command, "wasmtime-wasi")
         }
@@ -300,9 +339,9 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) -> bool {
         None => format!("{minutes} min"),
     };
     println!(
-        "soak: {host_name} (pid {pid}) with the soak guest for {until}, steps {mix:?} (t TCP \
-         echo, u UDP echo, l lookup and a connect to its answer, p a lookup whose answer is \
-         dropped, d a refused connect); batches of {BATCH}"
+        "soak: {host_name} (pid {pid}) with the {guest_name} guest for {until}, steps {mix:?} \
+         (t TCP echo, u UDP echo, l lookup and a connect to its answer, p a lookup whose \
+         answer is dropped, d a refused connect, f 0.3 calls in flight); batches of {BATCH}"
     );
     println!(
         "soak: {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>5} {:>7}",
@@ -411,12 +450,16 @@ pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) -> bool {
             HOST_SLACK * 100.0
         ));
     }
-    // One refused connect and one dropped answer per round, each logged once.
+    // One refused connect and one dropped answer per round, each logged once; four refused
+    // receives a 0.3 round.
     let expect = |step: char| if mix.contains(step) { rounds } else { 0 };
-    if log.denied != expect('d') || log.dropped != expect('p') {
+    if log.denied != expect('d')
+        || log.dropped != expect('p')
+        || log.refused_receives != expect('f') * REFUSED_PER_ROUND
+    {
         problems.push(format!(
-            "{} rounds but {} refusals and {} dropped answers logged",
-            rounds, log.denied, log.dropped
+            "{} rounds but {} refusals, {} dropped answers and {} refused receives logged",
+            rounds, log.denied, log.dropped, log.refused_receives
         ));
     }
     match exited {

@@ -167,6 +167,7 @@ pub struct Running {
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     task: JoinHandle<Exit>,
+    memory: host::GuestMemory,
 }
 
 /// What a finished guest left behind.
@@ -201,6 +202,7 @@ impl Running {
             .stdout(stdout.clone())
             .stderr(stderr.clone());
         let host = CommandHost::new(wasi.build(), capnet);
+        let memory = host.guest_memory();
         let (component, linker) = component(path);
         let task = tokio::spawn(async move {
             host::run_command(&runtime().engine, &linker, &component, host).await
@@ -209,6 +211,46 @@ impl Running {
             stdout,
             stderr,
             task,
+            memory,
+        }
+    }
+
+    /// The host's memory now, in bytes: what this process holds resident, less the guest's
+    /// linear memory (the guest's own, counted at its size). Only a test that is alone in its
+    /// process can compare two of these.
+    pub fn host_memory(&self) -> i64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let resident_kib: i64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/self/status");
+        resident_kib * 1024 - self.memory.bytes() as i64
+    }
+
+    /// Waits for a line of stdout that starts with `prefix` and returns the rest of it.
+    pub async fn line(&self, prefix: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(rest) = self
+                .stdout()
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+            {
+                return rest;
+            }
+            assert!(
+                !self.task.is_finished(),
+                "guest ended before printing {prefix:?}; stdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "guest did not print {prefix:?} in time; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -245,6 +287,13 @@ impl Running {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Ends the guest where it is, as a host ending its instance would: its store, and every
+    /// call it had in flight, are dropped.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 
     /// Waits for the guest to end; a trap fails the test.

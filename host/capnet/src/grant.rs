@@ -460,10 +460,10 @@ impl Grant {
         false
     }
 
-    /// Counts one of `limit` (sockets, connections, lookups) against the instance and the
-    /// library, until the returned [`Held`] drops; past a limit, `call` is refused with the
-    /// limit's code (`new-socket-limit`; `temporary-resolver-failure` for lookups), logged as a
-    /// decision naming the limit.
+    /// Counts one of `limit` (sockets, connections, lookups, calls in flight) against the
+    /// instance and the library, until the returned [`Held`] drops; past a limit, `call` is
+    /// refused with the limit's code (`new-socket-limit`; `temporary-resolver-failure` for
+    /// lookups, `out-of-memory` for calls), logged as a decision naming the limit.
     pub(crate) fn hold(&self, limit: Limit, call: &str) -> Result<Held, ErrorCode> {
         let policy = self.policy.read();
         let library = self.scope.as_ref().and_then(|s| s.library.as_ref());
@@ -474,6 +474,8 @@ impl Grant {
         Held::take(limit, holders).map_err(|refused| {
             let code = match limit {
                 Limit::Lookups => ErrorCode::TemporaryResolverFailure,
+                // The host will hold no more for the instance: "out of buffers".
+                Limit::CallsInFlight => ErrorCode::OutOfMemory,
                 _ => ErrorCode::NewSocketLimit,
             };
             let whose = match (refused.by_library, library) {
@@ -494,6 +496,25 @@ impl Grant {
             );
             code
         })
+    }
+
+    /// Refuses `call` because one socket has `max` such calls pending, its `limit`: logged as
+    /// a decision naming the limit, `out-of-memory` for the guest.
+    pub(crate) fn refuse_on_socket(&self, call: &str, limit: Limit, max: u64) -> ErrorCode {
+        let code = ErrorCode::OutOfMemory;
+        let rule = format!("limit {limit} = {max} on one socket");
+        tracing::info!(
+            target: "capnet::policy",
+            instance = &*self.instance,
+            capnet.library = self.label(),
+            capnet.use = call,
+            capnet.addr = "any",
+            capnet.verdict = "deny",
+            capnet.rule = &*rule,
+            "denied {call}: {} ({rule})",
+            code.as_str()
+        );
+        code
     }
 
     /// Wakes `cx` when the instance or the library gives a count back.

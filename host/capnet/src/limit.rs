@@ -13,7 +13,12 @@ use std::task::{Context, Waker};
 /// The limits counted per holder; [`Limit::StreamBuffer`] and [`Limit::Datagrams`] shape each
 /// call and are read where the call is served; [`Limit::BytesPerSecond`] is the holder's
 /// [`Bucket`].
-const COUNTED: [Limit; 3] = [Limit::Sockets, Limit::Connections, Limit::Lookups];
+const COUNTED: [Limit; 4] = [
+    Limit::Sockets,
+    Limit::Connections,
+    Limit::Lookups,
+    Limit::CallsInFlight,
+];
 
 /// What one instance, or one library of it, holds open now.
 #[derive(Debug, Default)]

@@ -111,8 +111,9 @@ const LIMIT_FLAGS: [(&str, bool, &str, &str); 2] = [
         false,
         "KEY=VALUE",
         "Limit what the component holds at once: sockets, connections, stream-buffer (bytes), \
-         datagrams (per call) or lookups (in flight), as in sockets=256; past a limit the guest \
-         gets new-socket-limit (temporary-resolver-failure for lookups). bytes-per-second \
+         datagrams (per call or socket), lookups (in flight) or calls-in-flight (0.3 UDP sends and \
+         receives pending), as in sockets=256; past a limit the guest gets new-socket-limit \
+         (temporary-resolver-failure for lookups, out-of-memory for calls). bytes-per-second \
          (unset by default) bounds the TCP and UDP bytes moved: past it reads and writes wait",
     ),
     (

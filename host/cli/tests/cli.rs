@@ -534,7 +534,7 @@ udp-receive       1      0
 lookup            1      0
 DNS-pinned grants: 1 (connect to what a lookup returns, for its TTL)
 default: deny
-limits: sockets 8192, connections 8192, stream-buffer 65536, datagrams 64, lookups 64, bytes-per-second unset
+limits: sockets 8192, connections 8192, stream-buffer 65536, datagrams 64, lookups 64, calls-in-flight 256, bytes-per-second unset
 "
     );
 }

@@ -140,7 +140,7 @@ fn policy_check_shows_the_rate_of_the_instance_and_of_a_library() {
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("lookups 64, bytes-per-second 1000000\n")
+        stdout.contains("lookups 64, calls-in-flight 256, bytes-per-second 1000000\n")
             && stdout.contains("library weather: 0 allow, 0 deny rules, within the app's; limits: bytes-per-second 4096\n"),
         "{stdout}"
     );

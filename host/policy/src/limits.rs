@@ -6,6 +6,7 @@
 //! [limits]                         # the instance's; unset keys keep their defaults
 //! sockets = 256
 //! lookups = 8
+//! calls-in-flight = 64             # 0.3 UDP sends and receives pending at once
 //!
 //! bytes-per-second = 1000000      # unset by default: no rate
 //!
@@ -25,10 +26,16 @@ pub enum Limit {
     /// Bytes of one output stream the host holds while the kernel has no room for them: what
     /// one `check-write` permits.
     StreamBuffer,
-    /// Datagrams one `send` or `receive` call moves (the host copies each).
+    /// Datagrams one UDP socket moves at once each way: one 0.2 `send` or `receive` call's
+    /// batch (the host copies each), and the 0.3 `send` calls, or `receive` calls, pending on
+    /// one socket.
     Datagrams,
     /// Name lookups in flight at once.
     Lookups,
+    /// 0.3 UDP `send` and `receive` calls pending at once. A pending send holds the datagram
+    /// the component model copied out of the guest before the host saw the call, so this
+    /// bounds what the host holds for them: at most this many datagrams.
+    CallsInFlight,
     /// Bytes moved over the network per second: TCP bytes written and read, UDP datagram
     /// bytes sent and received. Unset by default; past it the data path waits.
     BytesPerSecond,
@@ -36,12 +43,13 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, in the order files and messages list them.
-    pub const ALL: [Limit; 6] = [
+    pub const ALL: [Limit; 7] = [
         Limit::Sockets,
         Limit::Connections,
         Limit::StreamBuffer,
         Limit::Datagrams,
         Limit::Lookups,
+        Limit::CallsInFlight,
         Limit::BytesPerSecond,
     ];
 
@@ -53,6 +61,7 @@ impl Limit {
             Limit::StreamBuffer => "stream-buffer",
             Limit::Datagrams => "datagrams",
             Limit::Lookups => "lookups",
+            Limit::CallsInFlight => "calls-in-flight",
             Limit::BytesPerSecond => "bytes-per-second",
         }
     }
@@ -72,6 +81,8 @@ impl Limit {
             Limit::StreamBuffer => Some(64 * 1024),
             Limit::Datagrams => Some(64),
             Limit::Lookups => Some(64),
+            // 16 MiB of pending 64 KiB datagrams at most.
+            Limit::CallsInFlight => Some(256),
             Limit::BytesPerSecond => None,
         }
     }

@@ -15,7 +15,12 @@ fn an_instance_gets_every_default_the_file_leaves_out() {
     let limits = policy.limits();
     assert_eq!(limits.get(Limit::Sockets), Some(100));
     assert_eq!(limits.get(Limit::StreamBuffer), Some(4096));
-    for limit in [Limit::Connections, Limit::Datagrams, Limit::Lookups] {
+    for limit in [
+        Limit::Connections,
+        Limit::Datagrams,
+        Limit::Lookups,
+        Limit::CallsInFlight,
+    ] {
         assert_eq!(limits.get(limit), limit.default_value(), "{limit}");
     }
     assert_eq!(
@@ -57,7 +62,7 @@ fn bad_limits_name_their_line_and_column() {
     );
     assert_eq!(
         load("# c\n[limits]\nfiles = 3\n").unwrap_err(),
-        "policy.toml:3:1: unknown limit \"files\" (valid: sockets, connections, stream-buffer, datagrams, lookups, bytes-per-second)"
+        "policy.toml:3:1: unknown limit \"files\" (valid: sockets, connections, stream-buffer, datagrams, lookups, calls-in-flight, bytes-per-second)"
     );
     assert!(
         load("[library.weather.limits]\ndatagrams = 5000\n")
@@ -70,6 +75,30 @@ fn bad_limits_name_their_line_and_column() {
         load("[limits]\nsockets = \"many\"\n").unwrap_err(),
         "policy.toml:2:11: limit sockets = \"many\" is not a whole number (write one without units, as in sockets = 8192)",
         "a value that is not a number is refused at its place"
+    );
+}
+
+#[test]
+fn calls_in_flight_is_counted_from_one_and_refused_at_zero_or_in_units() {
+    let policy =
+        load("[limits]\ncalls-in-flight = 16\n[library.weather.limits]\ncalls-in-flight = 2\n")
+            .unwrap();
+    assert_eq!(policy.limits().get(Limit::CallsInFlight), Some(16));
+    assert_eq!(
+        policy
+            .library("weather")
+            .unwrap()
+            .limits()
+            .get(Limit::CallsInFlight),
+        Some(2)
+    );
+    assert_eq!(
+        load("[limits]\ncalls-in-flight = 0\n").unwrap_err(),
+        "policy.toml:2:19: limit calls-in-flight = 0 is out of range (write 1 to 4294967295; to forbid a use, write a deny rule)"
+    );
+    assert_eq!(
+        load("[limits]\ncalls-in-flight = \"lots\"\n").unwrap_err(),
+        "policy.toml:2:19: limit calls-in-flight = \"lots\" is not a whole number (write one without units, as in calls-in-flight = 256)"
     );
 }
 

@@ -351,8 +351,12 @@ impl<D: 'static> StreamProducer<D> for Receiver {
                 Poll::Pending => Poll::Pending,
             };
         }
-        // Past the rate the bytes stay in the kernel until the buckets refill.
-        let allowed = match self.1.poll_allowance(cx, RECEIVE_CHUNK) {
+        // Past the rate the bytes stay in the kernel until the buckets refill. What the read
+        // may move is taken before it and what it did not move given back after.
+        let want = dst
+            .remaining(&mut store)
+            .map_or(RECEIVE_CHUNK, |n| n.min(RECEIVE_CHUNK));
+        let allowed = match self.1.poll_take(cx, want) {
             Poll::Ready(n) => n,
             Poll::Pending if finish => return Poll::Ready(Ok(StreamResult::Cancelled)),
             Poll::Pending => return Poll::Pending,
@@ -360,13 +364,18 @@ impl<D: 'static> StreamProducer<D> for Receiver {
         let mut dst = dst.as_direct(store, RECEIVE_CHUNK);
         let buf = dst.remaining();
         let len = buf.len().min(allowed);
-        match conn.poll_receive(cx, &mut buf[..len]) {
+        let read = conn.poll_receive(cx, &mut buf[..len]);
+        let moved = match &read {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.1.give_back(allowed - moved);
+        match read {
             Poll::Ready(Ok(0)) => {
                 self.0.end(Ok(()));
                 Poll::Ready(Ok(StreamResult::Dropped))
             }
             Poll::Ready(Ok(n)) => {
-                self.1.charge(n);
                 dst.mark_written(n);
                 Poll::Ready(Ok(StreamResult::Completed))
             }
@@ -401,14 +410,19 @@ impl<D: 'static> StreamConsumer<D> for Sender {
         if src.remaining().is_empty() {
             return Poll::Ready(Ok(StreamResult::Completed));
         }
-        let allowed = match self.1.poll_allowance(cx, src.remaining().len()) {
+        let allowed = match self.1.poll_take(cx, src.remaining().len()) {
             Poll::Ready(n) => n,
             Poll::Pending if finish => return Poll::Ready(Ok(StreamResult::Cancelled)),
             Poll::Pending => return Poll::Pending,
         };
-        match conn.poll_send(cx, &src.remaining()[..allowed]) {
+        let sent = conn.poll_send(cx, &src.remaining()[..allowed]);
+        let moved = match &sent {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.1.give_back(allowed - moved);
+        match sent {
             Poll::Ready(Ok(n)) => {
-                self.1.charge(n);
                 src.mark_read(n);
                 Poll::Ready(Ok(StreamResult::Completed))
             }

@@ -3,7 +3,10 @@
 //! `send` checks its destination against `udp-send` and `receive` drops datagrams from
 //! sources `udp-receive` refuses, as under 0.2; a first send or a connect binds an unbound
 //! socket to an ephemeral port. Under a `bytes-per-second` rate both wait while the grant's
-//! buckets are empty.
+//! buckets are empty. A pending `send` holds the datagram wasmtime lifted out of the guest
+//! before the call began (the component model's copy: the `list<u8>` is the host's from
+//! then on), a pending `receive` no buffer; their number is bounded per socket and per
+//! instance ([`UdpSocket`]'s `datagrams` and `calls-in-flight`).
 
 use crate::Capnet;
 use crate::ctx::{CapnetCtxView, CapnetView};
@@ -12,7 +15,7 @@ use crate::p3::bindings::sockets::types::{
     HostUdpSocket, HostUdpSocketWithStore, IpAddressFamily, IpSocketAddress,
 };
 use crate::p3::error::SocketResult;
-use crate::socket::udp::{MAX_DATAGRAM, UdpSocket};
+use crate::socket::udp::UdpSocket;
 use std::net::SocketAddr;
 use wasmtime::component::{Accessor, Resource};
 
@@ -130,9 +133,7 @@ impl<T: CapnetView + 'static> HostUdpSocketWithStore<T> for Capnet {
     ) -> SocketResult<(Vec<u8>, IpSocketAddress)> {
         let mut receiver = store
             .with(|mut access| SocketResult::Ok(access.get().table.get(&socket)?.receiver()?))?;
-        let mut buf = vec![0; MAX_DATAGRAM];
-        let (len, from) = receiver.receive(&mut buf).await?;
-        buf.truncate(len);
-        Ok((buf, from.into()))
+        let (datagram, from) = receiver.receive().await?;
+        Ok((datagram, from.into()))
     }
 }

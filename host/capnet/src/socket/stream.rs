@@ -9,8 +9,10 @@
 //! the guest waits: it hands nothing to another thread.
 //!
 //! Under a `bytes-per-second` rate every read and write draws on the grant's buckets
-//! ([`Meter`]): a read reads no more than they hold and `check-write` permits no more, and
-//! while they are empty the pollables wait for them to refill before the socket.
+//! ([`Meter`]): a read takes what they hold before its `recv` and gives back what it did not
+//! read, and `check-write` takes what it permits (given back if the guest writes less), so
+//! streams of one instance never spend the same bytes; while the buckets are empty the
+//! pollables wait for them to refill before the socket.
 
 use super::poll_now;
 use crate::grant::{Grant, Registration};
@@ -256,21 +258,21 @@ impl InputStream for TcpReader {
             return Ok(Bytes::new());
         }
         // Past the rate the bytes stay in the kernel: the pollable waits for the refill.
-        let allowed = self.meter.allowance(size.min(READ_CHUNK));
+        let allowed = self.meter.take(size.min(READ_CHUNK));
         if allowed == 0 {
             return Ok(Bytes::new());
         }
         let mut buf = Vec::with_capacity(allowed);
-        match self.recv(&mut buf) {
+        let read = self.recv(&mut buf);
+        self.meter
+            .give_back(allowed - read.as_ref().map_or(0, |n| *n));
+        match read {
             Ok(0) => {
                 self.closed = true;
                 Err(StreamError::Closed)
             }
             // `Bytes` from a `Vec` goes back into a `Vec` without a copy when lowered.
-            Ok(n) => {
-                self.meter.charge(n);
-                Ok(Bytes::from(buf))
-            }
+            Ok(_) => Ok(Bytes::from(buf)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
             Err(e) => {
                 self.closed = true;
@@ -313,7 +315,8 @@ impl Pollable for TcpReader {
 pub struct TcpWriter {
     conn: Arc<Connection>,
     meter: Meter,
-    /// What the last `check-write` allowed and has not been written yet.
+    /// What the last `check-write` allowed and has not been written yet: taken from the
+    /// buckets of a rate, and given back when the next `check-write` or the drop finds it.
     permit: usize,
     /// The remainder of a write the kernel could not take at once.
     drain: Option<JoinHandle<io::Result<()>>>,
@@ -393,13 +396,12 @@ impl OutputStream for TcpWriter {
             ));
         }
         self.permit -= bytes.len();
-        self.meter.charge(bytes.len());
         while !bytes.is_empty() {
             match self.conn.stream.try_write(&bytes) {
                 Ok(n) => bytes.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.spawn_drain(bytes);
-                    self.permit = 0;
+                    self.meter.give_back(std::mem::take(&mut self.permit));
                     return Ok(());
                 }
                 Err(e) => {
@@ -418,13 +420,14 @@ impl OutputStream for TcpWriter {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
+        self.meter.give_back(std::mem::take(&mut self.permit));
         self.settle()?;
         if self.drain.is_some() {
             return Ok(0);
         }
         self.permit = match poll_now(|cx| self.conn.stream.poll_write_ready(cx)) {
             // Past the rate, 0 until the buckets refill (the pollable waits for that).
-            Poll::Ready(Ok(())) => self.meter.allowance(self.conn.write_budget),
+            Poll::Ready(Ok(())) => self.meter.take(self.conn.write_budget),
             Poll::Ready(Err(e)) => {
                 self.closed = true;
                 return Err(failed(e));
@@ -444,12 +447,20 @@ impl OutputStream for TcpWriter {
             })?;
         }
         // At most 4096 bytes (the WIT's bound): taken whole once the buckets hold a byte.
-        self.meter.ready().await;
-        self.meter.charge(bytes.len());
+        self.meter.give_back(std::mem::take(&mut self.permit));
+        while !self.meter.take_whole(bytes.len()) {
+            self.meter.ready().await;
+        }
         write_all(&self.conn.stream, bytes).await.map_err(|e| {
             self.closed = true;
             failed(e)
         })
+    }
+}
+
+impl Drop for TcpWriter {
+    fn drop(&mut self) {
+        self.meter.give_back(self.permit);
     }
 }
 

@@ -10,7 +10,15 @@
 //! Under a `bytes-per-second` rate a datagram moves only while the grant's buckets hold a
 //! byte: `check-send` permits none and `receive` takes none from the kernel while they are
 //! empty, and the pollables wait for the refill. A datagram is never cut: one larger than
-//! what is left goes whole and the buckets owe the rest, waited off before the next.
+//! what is left goes whole and the buckets owe the rest, waited off before the next. A send
+//! takes its bytes in the step that sends it and a receive is charged in the step that read
+//! it, so calls in flight at once overdraw the buckets by no more than one datagram.
+//!
+//! A 0.3 `send` or `receive` left pending holds no buffer of ours: a receive makes its
+//! datagram's buffer once one is there to read, and a send holds only the copy of its
+//! datagram that the component model made before the host saw the call. The calls pending
+//! on a socket are bounded each way by the `datagrams` limit, and those of an instance by
+//! `calls-in-flight`; past either the call fails at once with `out-of-memory`.
 
 use super::addr::{self, Family};
 use super::options;
@@ -25,6 +33,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use tokio::io::Interest;
 use wasmtime_wasi_io::poll::Pollable;
@@ -52,6 +61,45 @@ pub struct UdpSocket {
     bound_at: Option<SocketAddr>,
     /// The socket's count against the instance's `sockets` limit.
     held: Option<Held>,
+    /// The 0.3 sends and receives pending on the socket.
+    pending: Arc<Pending>,
+}
+
+/// The 0.3 calls pending on one socket, each way, counted against the `datagrams` limit.
+#[derive(Default)]
+struct Pending {
+    sends: AtomicU64,
+    receives: AtomicU64,
+}
+
+/// Which way a pending call moves a datagram.
+#[derive(Clone, Copy)]
+enum Way {
+    Send,
+    Receive,
+}
+
+impl Pending {
+    fn count(&self, way: Way) -> &AtomicU64 {
+        match way {
+            Way::Send => &self.sends,
+            Way::Receive => &self.receives,
+        }
+    }
+}
+
+/// One 0.3 call pending on a socket, counted on the socket and against its instance's (and
+/// library's) `calls-in-flight` until it ends.
+struct InFlight {
+    pending: Arc<Pending>,
+    way: Way,
+    _held: Held,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.pending.count(self.way).fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -94,7 +142,38 @@ impl UdpSocket {
             remote: None,
             bound_at: None,
             held: None,
+            pending: Arc::default(),
         })
+    }
+
+    /// Counts one 0.3 call about to be left pending on the socket: refused with
+    /// `out-of-memory`, and logged, when the socket has its `datagrams` limit of them pending
+    /// that way, or the instance (or library) its `calls-in-flight`.
+    fn in_flight(&self, grant: &Grant, way: Way) -> Result<InFlight, ErrorCode> {
+        let call = match way {
+            Way::Send => "udp-socket.send",
+            Way::Receive => "udp-socket.receive",
+        };
+        let count = self.pending.count(way);
+        let max = grant.limit(Limit::Datagrams);
+        let counted = count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        });
+        if counted.is_err() {
+            return Err(grant.refuse_on_socket(call, Limit::Datagrams, max));
+        }
+        let in_flight = |held| InFlight {
+            pending: self.pending.clone(),
+            way,
+            _held: held,
+        };
+        match grant.hold(Limit::CallsInFlight, call) {
+            Ok(held) => Ok(in_flight(held)),
+            Err(code) => {
+                count.fetch_sub(1, Ordering::AcqRel);
+                Err(code)
+            }
+        }
     }
 
     /// The grant the socket was created under, if it was.
@@ -218,11 +297,13 @@ impl UdpSocket {
         }
         // An unbound socket has no peer: the destination is required, and decided once.
         let dest = destination(self.family, grant, None, dest)?;
+        let in_flight = self.in_flight(grant, Way::Send)?;
         self.bind_ephemeral(grant)?;
         Ok(Sender {
             socket: self.socket.clone(),
             dest,
             meter: Meter::if_limited(grant),
+            _in_flight: in_flight,
         })
     }
 
@@ -272,6 +353,7 @@ impl UdpSocket {
             socket: self.socket.clone(),
             dest,
             meter: Meter::if_limited(grant),
+            _in_flight: self.in_flight(grant, Way::Send)?,
         })
     }
 
@@ -282,6 +364,7 @@ impl UdpSocket {
         Ok(Receiver {
             socket: self.socket.clone(),
             meter: Meter::if_limited(&grant),
+            _in_flight: self.in_flight(&grant, Way::Receive)?,
             hearing: Hearing::new(grant, self.remote),
         })
     }
@@ -441,22 +524,40 @@ pub struct Sender {
     dest: Option<SocketAddr>,
     /// The grant's buckets, when a rate was set as the call began.
     meter: Option<Meter>,
+    _in_flight: InFlight,
 }
 
 impl Sender {
-    /// Sends `data` once the socket has room, and, under a rate, the buckets hold a byte.
+    /// Sends `data` once the socket has room and, under a rate, the buckets hold a byte. The
+    /// datagram's bytes are taken in the step that sends it, and given back if the kernel
+    /// refuses it, so sends in flight at once never pass on the same bytes.
     pub async fn send(mut self, data: &[u8]) -> Result<(), ErrorCode> {
-        if let Some(meter) = &mut self.meter {
-            meter.ready().await;
+        loop {
+            if let Some(meter) = &mut self.meter {
+                meter.ready().await;
+            }
+            self.socket.writable().await?;
+            if let Some(meter) = &mut self.meter
+                && !meter.take_whole(data.len())
+            {
+                continue;
+            }
+            let sent = match self.dest {
+                Some(dest) => self.socket.try_send_to(data, dest),
+                None => self.socket.try_send(data),
+            };
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    if let Some(meter) = &self.meter {
+                        meter.give_back(data.len());
+                    }
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        return Err(e.into());
+                    }
+                }
+            }
         }
-        match self.dest {
-            Some(dest) => self.socket.send_to(data, dest).await?,
-            None => self.socket.send(data).await?,
-        };
-        if let Some(meter) = &self.meter {
-            meter.charge(data.len());
-        }
-        Ok(())
     }
 }
 
@@ -466,12 +567,15 @@ pub struct Receiver {
     hearing: Hearing,
     /// The grant's buckets, when a rate was set as the call began.
     meter: Option<Meter>,
+    _in_flight: InFlight,
 }
 
 impl Receiver {
-    /// The next datagram from a source the policy allows, into `buf`: its length and sender.
-    /// Under a rate, nothing is taken from the kernel until the buckets hold a byte.
-    pub async fn receive(&mut self, buf: &mut [u8]) -> Result<(usize, SocketAddr), ErrorCode> {
+    /// The next datagram from a source the policy allows, and its sender. Its buffer is made
+    /// once a datagram is there, so a pending receive holds none. Under a rate, nothing is
+    /// taken from the kernel unless the buckets hold a byte when it is read, and the
+    /// datagram is charged in that same step.
+    pub async fn receive(&mut self) -> Result<(Vec<u8>, SocketAddr), ErrorCode> {
         loop {
             if let Some(meter) = &mut self.meter {
                 meter.ready().await;
@@ -480,7 +584,14 @@ impl Receiver {
             self.socket
                 .ready(Interest::READABLE | Interest::ERROR)
                 .await?;
-            let (len, peer) = match self.socket.try_recv_from(buf) {
+            if let Some(meter) = &mut self.meter
+                && !meter.holds_any()
+            {
+                continue;
+            }
+            // Only the pages the datagram fills are touched, and the rest is given back.
+            let mut buf = Vec::with_capacity(MAX_DATAGRAM);
+            let (len, peer) = match self.socket.try_recv_buf_from(&mut buf) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     match pending_error(&self.socket)? {
@@ -494,7 +605,8 @@ impl Receiver {
                 if let Some(meter) = &self.meter {
                     meter.charge(len);
                 }
-                return Ok((len, peer));
+                buf.shrink_to_fit();
+                return Ok((buf, peer));
             }
         }
     }
@@ -520,10 +632,9 @@ impl IncomingDatagramStream {
     /// what they held.
     pub fn receive(&mut self, max: u64) -> Result<Vec<Datagram>, ErrorCode> {
         let max = usize::try_from(max).unwrap_or(usize::MAX).min(self.batch);
-        let allowed = self.meter.allowance(usize::MAX);
         let mut out = Vec::new();
-        let mut bytes = 0;
-        while out.len() < max && bytes < allowed {
+        // Each datagram is read only while the buckets hold a byte, and charged at once.
+        while out.len() < max && self.meter.holds_any() {
             let (len, peer) = match self.socket.try_recv_from(&mut self.scratch) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && out.is_empty() => {
@@ -537,11 +648,10 @@ impl IncomingDatagramStream {
                 Err(e) => return Err(e.into()),
             };
             if let Some(peer) = self.hearing.admits(peer) {
+                self.meter.charge(len);
                 out.push((self.scratch[..len].to_vec(), peer));
-                bytes += len;
             }
         }
-        self.meter.charge(bytes);
         Ok(out)
     }
 }
@@ -599,7 +709,7 @@ impl OutgoingDatagramStream {
     /// at creation until tokio knows it): until tokio has seen the socket writable, a batch is
     /// permitted unless the kernel already said it was full.
     pub fn check_send(&mut self) -> u64 {
-        if self.meter.allowance(1) == 0 {
+        if !self.meter.holds_any() {
             self.permit = 0;
             return 0;
         }
@@ -615,8 +725,9 @@ impl OutgoingDatagramStream {
     }
 
     /// `send`: datagrams in order, each destination checked against `udp-send`; stops at the
-    /// first failure and reports it only when nothing was sent. Under a rate it stops once
-    /// the datagrams sent used up what the buckets held (the last one may overdraw them).
+    /// first failure and reports it only when nothing was sent. Under a rate each datagram
+    /// takes its bytes before it is sent, and the send stops once the buckets are empty (the
+    /// last one may overdraw them).
     pub fn send<'a>(
         &mut self,
         datagrams: impl ExactSizeIterator<Item = (&'a [u8], Option<SocketAddr>)>,
@@ -628,24 +739,22 @@ impl OutgoingDatagramStream {
             return Err(SendError::Unpermitted);
         }
         self.permit = 0;
-        let allowed = self.meter.allowance(usize::MAX);
         let mut sent = 0;
-        let mut bytes = 0;
         for (data, dest) in datagrams {
-            if bytes >= allowed {
+            if !self.meter.take_whole(data.len()) {
                 break;
             }
-            match self.send_one(data, dest) {
-                Ok(true) => {
-                    sent += 1;
-                    bytes += data.len();
-                }
+            let outcome = self.send_one(data, dest);
+            if !matches!(outcome, Ok(true)) {
+                self.meter.give_back(data.len());
+            }
+            match outcome {
+                Ok(true) => sent += 1,
                 Ok(false) => break,
                 Err(_) if sent > 0 => break,
                 Err(code) => return Err(code.into()),
             }
         }
-        self.meter.charge(bytes);
         Ok(sent)
     }
 
