@@ -446,7 +446,11 @@ fn a_library_that_hoards_sockets_stops_at_its_own_limit_and_the_app_keeps_its_ri
     let decisions = std::fs::read_to_string(&log).unwrap();
     let refusal = decisions
         .lines()
-        .find(|l| l.contains("new-socket-limit"))
-        .unwrap_or_else(|| panic!("no limit refusal in:\n{decisions}"));
-    assert!(refusal.contains("\"library\":\"weather\""), "{refusal}");
+        .find(|l| l.contains("\"verdict\":\"deny\""))
+        .unwrap_or_else(|| panic!("no refusal in:\n{decisions}"));
+    assert!(
+        refusal.contains("\"library\":\"weather\",\"use\":\"create-udp-socket\"")
+            && refusal.contains("\"rule\":\"limit of library weather sockets = 16\""),
+        "{refusal}"
+    );
 }
