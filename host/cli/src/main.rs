@@ -1,5 +1,7 @@
 //! `capnet`: run WebAssembly components with network sockets granted by policy.
 
+use capnet_cli::commands::inspect::InspectOpts;
+use capnet_cli::commands::needs::NeedsOpts;
 use capnet_cli::commands::policy::PolicyOpts;
 use capnet_cli::commands::run::RunOpts;
 use capnet_cli::decision_log::DecisionLogSpec;
@@ -22,13 +24,15 @@ struct Cli {
 enum Command {
     Run(Box<RunOpts>),
     Policy(PolicyOpts),
+    Needs(NeedsOpts),
+    Inspect(InspectOpts),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let decisions = match &cli.command {
         Command::Run(opts) => opts.log_decisions.clone(),
-        Command::Policy(_) => None,
+        Command::Policy(_) | Command::Needs(_) | Command::Inspect(_) => None,
     };
     if let Err(e) = init_logging(cli.verbose, decisions.as_ref()) {
         eprintln!("error: --log-decisions: {e}");
@@ -37,6 +41,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(opts) => (*opts).run(),
         Command::Policy(opts) => opts.run(),
+        Command::Needs(opts) => opts.run(),
+        Command::Inspect(opts) => opts.run(),
     };
     match result {
         Ok(code) => code,

@@ -638,6 +638,43 @@ impl PolicyBuilder {
         }
     }
 
+    /// Adds one rule written as one line of a text other than a policy file (a library's
+    /// declared needs), `USE TARGET[:PORTS]`, to the app's rules or to library `library`'s.
+    /// Errors and the rule's source name `origin:line:column`, as a policy file's do.
+    ///
+    /// # Errors
+    ///
+    /// As for a file: `origin:line:column: rule "USE TARGET": what is wrong`.
+    pub fn rule_at(
+        mut self,
+        library: Option<&str>,
+        (origin, line, column): (&str, u32, u32),
+        verdict: Verdict,
+        text: &str,
+    ) -> Result<Self, PolicyError> {
+        let place = || Place::At {
+            origin: origin.to_owned(),
+            line,
+            column,
+        };
+        if let Some(name) = library {
+            check_library_name(name).map_err(|kind| PolicyError::new(place(), None, kind))?;
+        }
+        let text = text.trim();
+        let (word, target) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        let path: Arc<str> = origin.into();
+        let source = |text| Source {
+            origin: Origin::File {
+                path: path.clone(),
+                line,
+                column,
+            },
+            text,
+        };
+        self.add(library, verdict, word, target.trim(), place, source)?;
+        Ok(self)
+    }
+
     /// Adds one rule written as one string, `USE TARGET[:PORTS]` (`"connect 10.0.0.0/8:443"`),
     /// the way a guest hands rules to `capnet:sockets/attenuate`.
     ///

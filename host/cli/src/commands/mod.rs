@@ -1,4 +1,6 @@
 //! One module per subcommand, each an options struct whose doc comment is its help.
 
+pub mod inspect;
+pub mod needs;
 pub mod policy;
 pub mod run;

@@ -205,6 +205,8 @@ impl RunOpts {
         // Who holds each network import is read before anything compiles, so a composition
         // capnet refuses says so at once.
         let composition = capnet::Composition::read(&wasm).map_err(|e| cannot_load(e.into()))?;
+        // A library's malformed declaration is refused before anything runs.
+        capnet::needs::declared(&wasm, &composition).map_err(|e| cannot_load(e.into()))?;
         let load = |abi| -> wasmtime::Result<_> {
             let engine = self.engine(abi)?;
             let component = Component::new(&engine, &wasm)?;
