@@ -69,6 +69,8 @@ enum Because<'p> {
     Revoked(Arc<str>),
     /// The policy names no such library (it may have been reloaded without it).
     NoSuchLibrary(Arc<str>),
+    /// The library is granted what it declared, and its declaration does not cover the use.
+    NotDeclared(Arc<str>),
     /// Only the default denied it, and the run is learning: allowed and recorded.
     Learned,
 }
@@ -87,6 +89,7 @@ impl fmt::Display for Because<'_> {
             Because::NoSuchLibrary(name) => {
                 write!(f, "no rule: the policy has no [library.{name}] table")
             }
+            Because::NotDeclared(name) => write!(f, "not declared by {name}"),
             Because::Learned => f.write_str("no rule: learned (--learn)"),
         }
     }
@@ -669,10 +672,17 @@ impl Grant {
                 return Because::Revoked(scope.label.clone());
             }
             let rules = match &scope.rules {
-                ScopeRules::Library(name) => match root.library(name) {
-                    Some(rules) => rules,
-                    None => return Because::NoSuchLibrary(name.clone()),
-                },
+                ScopeRules::Library(name) => {
+                    if let Some(declared) = root.declared(name)
+                        && !layer_decides(declared).is_allowed()
+                    {
+                        return Because::NotDeclared(name.clone());
+                    }
+                    match root.library(name) {
+                        Some(rules) => rules,
+                        None => return Because::NoSuchLibrary(name.clone()),
+                    }
+                }
                 ScopeRules::Derived(rules) => rules,
             };
             let decision = layer_decides(rules);

@@ -167,6 +167,37 @@ impl Needs {
             .build()
     }
 
+    /// Adds the needs to `builder` as library `library`'s declaration
+    /// ([`PolicyBuilder::declared_rule`]).
+    ///
+    /// # Errors
+    /// None for a parsed declaration.
+    pub fn add_declared_to(
+        &self,
+        mut builder: PolicyBuilder,
+        library: &str,
+    ) -> Result<PolicyBuilder, PolicyError> {
+        for need in &self.needs {
+            builder = builder.declared_rule(library, (&self.origin, need.line, 1), &need.rule)?;
+        }
+        Ok(builder)
+    }
+
+    /// The needs `policy`'s allow rules do not wholly cover ([`covered`]).
+    pub fn uncovered(&self, policy: &Policy) -> Vec<&Need> {
+        let compiled = self.policy();
+        self.needs
+            .iter()
+            .filter(|need| {
+                !compiled
+                    .rules()
+                    .iter()
+                    .filter(|r| matches!(&r.source.origin, capnet_policy::Origin::File { line, .. } if *line == need.line))
+                    .all(|r| covered(r, policy))
+            })
+            .collect()
+    }
+
     /// Adds the needs as allow rules of `library` (or of the app) to `builder`; each rule's
     /// source names the declaration's line.
     ///

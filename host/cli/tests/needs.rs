@@ -1,9 +1,15 @@
 //! A library's declared needs through the `capnet` command: `needs set`/`show` write and read
-//! them, `inspect` sets them beside the policy's grant, and `run` refuses a malformed one.
+//! them, `inspect` sets them beside the policy's grant, `run` refuses a malformed one, and a
+//! library granted what it declared reaches that and nothing else, over real sockets.
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use support::capnet;
 
 const P2: &str = "wasi:sockets/instance-network@0.2.6";
@@ -273,5 +279,277 @@ fn inspect_shows_each_librarys_needs_beside_its_grant_and_where_they_disagree() 
     assert!(
         text.contains("! will fail: connect 127.0.0.1:8002: [library.weather] does not allow it"),
         "{text}"
+    );
+}
+
+/// A TCP server on a port of its own that answers every connection with `reply`, and the
+/// count of connections it got.
+fn server(reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let _ = stream.read_to_end(&mut request);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (addr, count)
+}
+
+/// The example nano app (scripts/compose-nano) with `rules` declared by its weather library:
+/// the declaration written into the library's nested component, the rest byte for byte.
+fn nano_app_declaring(dir: &Path, rules: &[String]) -> PathBuf {
+    let composed = std::fs::read(capnet_tests::lang_guest("rust", "nano-app"))
+        .expect("build/guests/rust-nano-app.wasm, from scripts/compose-nano");
+    let composition = capnet::Composition::read(&composed).unwrap();
+    let (_, range) = composition
+        .components()
+        .iter()
+        .find(|(owner, _)| *owner == capnet::Owner::Library("weather".to_owned()))
+        .unwrap()
+        .clone();
+    let declared = capnet::needs::Needs::from_rules("weather", rules).unwrap();
+    let library = capnet::needs::write(&composed[range.clone()], &declared).unwrap();
+    // The top-level component section whose body is the library's bytes, rewritten.
+    let mut wasm = composed[..8].to_vec();
+    for (id, section) in sections(&composed) {
+        let start = section.as_ptr() as usize - composed.as_ptr() as usize;
+        if id == 4 && start < range.start && range.end == start + section.len() {
+            wasm.push(4);
+            leb(&mut wasm, library.len());
+            wasm.extend_from_slice(&library);
+        } else {
+            wasm.extend_from_slice(section);
+        }
+    }
+    let path = dir.join("nano-app.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    path
+}
+
+fn run_nano(app: &Path, policy: &str, steps: &[String]) -> (Output, String) {
+    let dir = app.parent().unwrap();
+    let policy_file = dir.join("policy.toml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let log = dir.join("decisions.jsonl");
+    let _ = std::fs::remove_file(&log);
+    let out = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(&policy_file)
+        .arg(format!("--log-decisions=json:{}", log.display()))
+        .arg(app)
+        .args(steps)
+        .output()
+        .unwrap();
+    (out, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+fn step_line<'a>(stdout: &'a str, step: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{step}: ")))
+        .unwrap_or_else(|| panic!("no line for {step} in:\n{stdout}"))
+}
+
+const GRANT_DECLARED: &str =
+    "[allow]\nconnect = [\"loopback\"]\n\n[library.weather]\ngrant = \"declared\"\n";
+
+#[test]
+fn a_library_granted_what_it_declared_reaches_only_that() {
+    let dir = scratch("declared");
+    let (declared, declared_hits) = server("sunny");
+    let (other, other_hits) = server("other");
+    let app = nano_app_declaring(&dir, &[format!("connect {declared}  # the forecast")]);
+    let steps = [
+        format!("weather={declared}"),
+        format!("weather={other}"),
+        format!("app={other}"),
+    ];
+    let (out, decisions) = run_nano(&app, GRANT_DECLARED, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok sunny", steps[0])
+    );
+    assert!(
+        step_line(&stdout, &steps[1]).starts_with(&format!("{}: error PermissionDenied", steps[1])),
+        "{stdout}"
+    );
+    assert_eq!(
+        step_line(&stdout, &steps[2]),
+        format!("{}: ok other", steps[2])
+    );
+    assert_eq!(declared_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        other_hits.load(Ordering::SeqCst),
+        1,
+        "only the app reached it"
+    );
+    let refused = decisions
+        .lines()
+        .find(|l| l.contains(&format!("\"address\":\"{other}\"")) && l.contains("\"deny\""))
+        .unwrap_or_else(|| panic!("no denial in:\n{decisions}"));
+    assert!(refused.contains("not declared by weather"), "{refused}");
+    assert!(refused.contains(r#""library":"weather""#), "{refused}");
+    let allowed = decisions
+        .lines()
+        .find(|l| l.contains(&format!("\"address\":\"{declared}\"")))
+        .unwrap();
+    assert!(allowed.contains("weather#capnet:needs:2:1"), "{allowed}");
+}
+
+#[test]
+fn a_library_table_and_its_declaration_intersect() {
+    let dir = scratch("intersect");
+    let (both, both_hits) = server("both");
+    let (table_only, table_hits) = server("table");
+    let (declared_only, declared_hits) = server("declared");
+    let app = nano_app_declaring(
+        &dir,
+        &[
+            format!("connect {both}"),
+            format!("connect {declared_only}"),
+        ],
+    );
+    let policy = format!(
+        "[allow]\nconnect = [\"loopback\"]\n\n[library.weather]\ngrant = \"declared\"\n\n\
+         [library.weather.allow]\nconnect = [\"{both}\", \"{table_only}\"]\n"
+    );
+    let steps = [
+        format!("weather={both}"),
+        format!("weather={table_only}"),
+        format!("weather={declared_only}"),
+    ];
+    let (out, decisions) = run_nano(&app, &policy, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok both", steps[0])
+    );
+    for step in &steps[1..] {
+        assert!(
+            step_line(&stdout, step).contains("error PermissionDenied"),
+            "{stdout}"
+        );
+    }
+    assert_eq!(both_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(table_hits.load(Ordering::SeqCst), 0);
+    assert_eq!(declared_hits.load(Ordering::SeqCst), 0);
+    assert!(decisions.contains("not declared by weather"), "{decisions}");
+}
+
+#[test]
+fn a_library_that_declares_nothing_gets_nothing_under_grant_declared() {
+    let dir = scratch("undeclared");
+    let (weather, hits) = server("sunny");
+    let app = dir.join("nano-app.wasm");
+    std::fs::copy(capnet_tests::lang_guest("rust", "nano-app"), &app).unwrap();
+    let step = format!("weather={weather}");
+    let (out, decisions) = run_nano(&app, GRANT_DECLARED, std::slice::from_ref(&step));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        step_line(&stdout, &step).contains("error PermissionDenied"),
+        "{stdout}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert!(decisions.contains("not declared by weather"), "{decisions}");
+}
+
+#[test]
+fn a_need_the_apps_rules_do_not_cover_is_refused_at_start() {
+    let dir = scratch("uncovered");
+    let app = nano_app_declaring(
+        &dir,
+        &[
+            "connect 127.0.0.1:8001".to_owned(),
+            "connect 10.9.9.9:443  # the mirror".to_owned(),
+        ],
+    );
+    let (out, _) = run_nano(&app, GRANT_DECLARED, &["weather=127.0.0.1:8001".to_owned()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing ran");
+    assert!(
+        stderr.contains("library weather declares \"connect 10.9.9.9:443\" (weather#capnet:needs:3), which the app's rules do not allow"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn grant_declared_gives_every_library_its_declaration_and_inspect_shows_it() {
+    let dir = scratch("flag");
+    let (declared, declared_hits) = server("sunny");
+    let (other, other_hits) = server("other");
+    let app = nano_app_declaring(&dir, &[format!("connect {declared}  # the forecast")]);
+    let policy = dir.join("app-only.toml");
+    std::fs::write(&policy, "[allow]\nconnect = [\"loopback\"]\n").unwrap();
+    let steps = [format!("weather={declared}"), format!("weather={other}")];
+    let out = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--grant-declared")
+        .arg(&app)
+        .args(&steps)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok sunny", steps[0])
+    );
+    assert!(
+        step_line(&stdout, &steps[1]).contains("error PermissionDenied"),
+        "{stdout}"
+    );
+    assert_eq!(declared_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(other_hits.load(Ordering::SeqCst), 0);
+
+    // A table granting what was declared: inspect shows the declaration as the grant.
+    let table = dir.join("declared.toml");
+    std::fs::write(&table, GRANT_DECLARED).unwrap();
+    let json = ok(capnet()
+        .arg("inspect")
+        .arg(&app)
+        .arg("--policy")
+        .arg(&table)
+        .arg("--json"));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let weather = report["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "weather")
+        .unwrap();
+    assert_eq!(weather["granted"][0]["rule"], format!("connect {declared}"));
+    assert_eq!(weather["granted"][0]["at"], "weather#capnet:needs:2:1");
+    assert_eq!(weather["wider_than_declared"], serde_json::json!([]));
+    assert_eq!(weather["will_fail"], serde_json::json!([]));
+}
+
+#[test]
+fn a_grant_other_than_declared_is_refused_at_its_place() {
+    let dir = scratch("grant-value");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[library.weather]\ngrant = \"everything\"\n").unwrap();
+    let stderr = refused(capnet().args(["policy", "check"]).arg(&policy));
+    assert!(
+        stderr.contains(&format!(
+            "{}:2:9: grant = \"everything\": the one grant a library table takes is \"declared\"",
+            policy.display()
+        )),
+        "{stderr}"
     );
 }

@@ -221,7 +221,7 @@ impl Grant {
         let library = self.sole_library().filter(|_| match &scopes {
             Because::NoSuchLibrary(_) => true,
             Because::Decision(d) => d.reason == Reason::DefaultDeny,
-            Because::Revoked(_) | Because::Learned => false,
+            Because::Revoked(_) | Because::NotDeclared(_) | Because::Learned => false,
         });
         if !scopes.is_allowed() && library.is_none() {
             return self.settle(use_, &subject, scopes);

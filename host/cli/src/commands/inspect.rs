@@ -110,8 +110,17 @@ impl InspectOpts {
         let mut declared = needs::declared(&wasm, &composition)?;
         // The component's own declaration: a library inspected alone.
         let own = needs::read(&format!("{shown}#{}", needs::SECTION), &wasm)?;
+        // Built as `capnet run` builds it: a library granted what it declared gets it here.
         let policy = match &self.policy {
-            Some(file) => Some(Policy::builder().file(file)?.build()),
+            Some(file) => {
+                let mut builder = Policy::builder().file(file)?;
+                for (library, needs) in &declared {
+                    if let Some(needs) = needs {
+                        builder = needs.add_declared_to(builder, library)?;
+                    }
+                }
+                Some(builder.build())
+            }
             None => None,
         };
 
