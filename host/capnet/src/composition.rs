@@ -124,6 +124,7 @@ pub struct AuthorityImport {
 pub struct Composition {
     imports: Vec<AuthorityImport>,
     libraries: Vec<String>,
+    components: Vec<(Owner, Range<usize>)>,
 }
 
 /// Why a component's composition is refused.
@@ -168,6 +169,13 @@ impl Composition {
     /// The libraries' names, sorted.
     pub fn libraries(&self) -> &[String] {
         &self.libraries
+    }
+
+    /// Each party's nested component defined inside the composition, as its byte range in
+    /// the binary read: where a library's own custom sections (its declared needs) are.
+    /// A party instantiated twice from one component appears once.
+    pub fn components(&self) -> &[(Owner, Range<usize>)] {
+        &self.components
     }
 }
 
@@ -567,9 +575,20 @@ impl Flows {
                 owner,
             });
         }
+        let mut components = Vec::new();
+        for (party, instantiation) in self.parties.iter().enumerate() {
+            let party = u32::try_from(party).unwrap_or(u32::MAX);
+            if let (Ok(Some(owner)), Some(range)) = (role(party), &instantiation.component) {
+                let found = (owner, range.clone());
+                if !components.contains(&found) {
+                    components.push(found);
+                }
+            }
+        }
         Ok(Composition {
             imports,
             libraries: libraries.into_iter().collect(),
+            components,
         })
     }
 }

@@ -111,6 +111,8 @@ enum Because<'p> {
     Revoked(Arc<str>),
     /// The policy names no such library (it may have been reloaded without it).
     NoSuchLibrary(Arc<str>),
+    /// The library is granted what it declared, and its declaration does not cover the use.
+    NotDeclared(Arc<str>),
     /// Only the default denied it, and the run is learning: allowed and recorded.
     Learned,
 }
@@ -127,7 +129,8 @@ impl Because<'_> {
             Because::Decision(d) | Because::Narrowed { by: d, .. } => {
                 !d.is_allowed() && d.reason == Reason::Rule
             }
-            Because::Revoked(_) => true,
+            // A declaration is the library's own word on what it needs: learning never widens it.
+            Because::Revoked(_) | Because::NotDeclared(_) => true,
             Because::NoSuchLibrary(_) | Because::Learned => false,
         }
     }
@@ -151,6 +154,7 @@ impl fmt::Display for Because<'_> {
             Because::NoSuchLibrary(name) => {
                 write!(f, "no rule: the policy has no [library.{name}] table")
             }
+            Because::NotDeclared(name) => write!(f, "not declared by {name}"),
             Because::Learned => f.write_str("no rule: learned (--learn)"),
         }
     }
@@ -847,6 +851,13 @@ impl Grant {
                 Ok(rules) => rules,
                 Err(because) => return because,
             };
+            // A library granted what it declared is held to its declaration too.
+            if let ScopeRules::Library(name) = &scope.rules
+                && let Some(declared) = root.declared(name)
+                && !layer_decides(declared).is_allowed()
+            {
+                return Because::NotDeclared(name.clone());
+            }
             let decision = layer_decides(rules);
             if !decision.is_allowed() {
                 return Because::Narrowed {

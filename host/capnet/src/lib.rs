@@ -51,6 +51,7 @@ mod ctx;
 mod grant;
 mod library;
 mod limit;
+pub mod needs;
 mod p2;
 mod p3;
 mod rate;

@@ -1,6 +1,8 @@
 //! `capnet`: run WebAssembly components with network sockets granted by policy.
 
 use capnet_cli::commands::compose::ComposeOpts;
+use capnet_cli::commands::inspect::InspectOpts;
+use capnet_cli::commands::needs::NeedsOpts;
 use capnet_cli::commands::policy::PolicyOpts;
 use capnet_cli::commands::run::RunOpts;
 use capnet_cli::decision_log::DecisionLogSpec;
@@ -24,13 +26,15 @@ enum Command {
     Run(Box<RunOpts>),
     Policy(PolicyOpts),
     Compose(ComposeOpts),
+    Needs(NeedsOpts),
+    Inspect(InspectOpts),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let decisions = match &cli.command {
         Command::Run(opts) => opts.log_decisions.clone(),
-        Command::Policy(_) | Command::Compose(_) => None,
+        Command::Policy(_) | Command::Compose(_) | Command::Needs(_) | Command::Inspect(_) => None,
     };
     if let Err(e) = init_logging(cli.verbose, decisions.as_ref()) {
         eprintln!("error: --log-decisions: {e}");
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
         Command::Run(opts) => (*opts).run(),
         Command::Policy(opts) => opts.run(),
         Command::Compose(opts) => opts.run(),
+        Command::Needs(opts) => opts.run(),
+        Command::Inspect(opts) => opts.run(),
     };
     match result {
         Ok(code) => code,

@@ -238,6 +238,11 @@ pub enum ErrorKind {
     /// A `--library-allow`/`--library-deny` value not of the shape `NAME=USE LIST`.
     #[error("\"{0}\" is not NAME=USE LIST (write weather=connect 127.0.0.1:8080)")]
     LibraryFlag(String),
+    /// A library table's `grant` that is not `"declared"`.
+    #[error(
+        "grant = \"{0}\": the one grant a library table takes is \"declared\" (the library gets what its component declares, within the app's rules)"
+    )]
+    Grant(String),
     /// A key of a `[limits]` table or `--limit` that names no limit.
     #[error("unknown limit \"{0}\" (valid: {list})", list = crate::Limit::ALL.map(crate::Limit::name).join(", "))]
     UnknownLimit(String),

@@ -19,6 +19,9 @@
 //!
 //! [library.weather.limits]         # and its own limits, inside the app's
 //! connections = 4
+//!
+//! [library.radar]                  # what the library's component declares, within the app's
+//! grant = "declared"
 //! ```
 //!
 //! Keys under `[allow]` and `[deny]` are USE words; values are lists of
@@ -55,6 +58,7 @@ struct Raw {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLibrary {
+    grant: Option<Spanned<String>>,
     #[serde(default)]
     allow: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
@@ -79,6 +83,8 @@ pub(crate) struct File {
     pub empty: Vec<(u32, u32, Verdict, String)>,
     /// Every `[library.NAME]` table, with the byte offset of its name.
     pub libraries: Vec<(String, usize)>,
+    /// The libraries whose table says `grant = "declared"`.
+    pub grant_declared: Vec<String>,
     /// The instance's `[limits]` (library `None`) and each library's, checked.
     pub limits: Vec<(Option<String>, crate::Limit, u64)>,
 }
@@ -112,6 +118,7 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
         entries: Vec::new(),
         empty: Vec::new(),
         libraries: Vec::new(),
+        grant_declared: Vec::new(),
         limits: Vec::new(),
     };
     collect(origin, text, None, raw.allow, raw.deny, &mut file)?;
@@ -131,6 +138,17 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<File, PolicyError> {
             &mut file,
         )?;
         collect_limits(origin, text, Some(&name), table.limits, &mut file)?;
+        if let Some(grant) = table.grant {
+            if grant.get_ref() != "declared" {
+                let place = at(origin, text, grant.span().start);
+                return Err(PolicyError::new(
+                    place,
+                    None,
+                    ErrorKind::Grant(grant.into_inner()),
+                ));
+            }
+            file.grant_declared.push(name.clone());
+        }
         file.libraries.push((name, start));
     }
     Ok(file)

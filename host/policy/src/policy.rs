@@ -1,6 +1,6 @@
 //! The policy: rules compiled for fast decisions, its builder, and decisions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -43,6 +43,9 @@ pub struct Policy {
     granted: UseSet,
     /// Each library's own rules (`[library.NAME]`), which narrow the app's for that library.
     libraries: BTreeMap<Arc<str>, Policy>,
+    /// The declarations of the libraries granted what they declared, which narrow their
+    /// grant again.
+    declared: BTreeMap<Arc<str>, Policy>,
     /// Every limit for an instance; only those its table sets for a library.
     limits: Limits,
 }
@@ -323,6 +326,14 @@ impl Policy {
         self.libraries.get(name)
     }
 
+    /// The declaration that bounds library `name`'s grant, when the policy grants it what it
+    /// declared (`grant = "declared"`, `--grant-declared`): its uses are allowed only where
+    /// the app's rules, its table (if it has allow rules) and this allow them. A library
+    /// with no declaration gets an empty one: nothing.
+    pub fn declared(&self, name: &str) -> Option<&Policy> {
+        self.declared.get(name)
+    }
+
     /// Every library the policy names, by name, with its rules.
     pub fn libraries(&self) -> impl Iterator<Item = (&str, &Policy)> {
         self.libraries
@@ -485,6 +496,11 @@ pub struct PolicyBuilder {
     limits: Limits,
     /// The limits set for each library.
     library_limits: BTreeMap<String, Limits>,
+    /// The libraries granted what they declare; every library when `grant_declared_all`.
+    grant_declared: BTreeSet<String>,
+    grant_declared_all: bool,
+    /// Each library's declared needs, as allow rules.
+    declarations: BTreeMap<String, Vec<Rule>>,
 }
 
 impl PolicyBuilder {
@@ -564,6 +580,7 @@ impl PolicyBuilder {
         for (name, _) in file.libraries {
             self.libraries.entry(name).or_default();
         }
+        self.grant_declared.extend(file.grant_declared);
         for (library, limit, value) in file.limits {
             self.limits_of(library.as_deref()).set(limit, value);
         }
@@ -769,6 +786,73 @@ impl PolicyBuilder {
         }
     }
 
+    /// Adds one rule written as one line of a text other than a policy file (a library's
+    /// declared needs), `USE TARGET[:PORTS]`, to the app's rules or to library `library`'s.
+    /// Errors and the rule's source name `origin:line:column`, as a policy file's do.
+    ///
+    /// # Errors
+    ///
+    /// As for a file: `origin:line:column: rule "USE TARGET": what is wrong`.
+    pub fn rule_at(
+        mut self,
+        library: Option<&str>,
+        (origin, line, column): (&str, u32, u32),
+        verdict: Verdict,
+        text: &str,
+    ) -> Result<Self, PolicyError> {
+        let place = || Place::At {
+            origin: origin.to_owned(),
+            line,
+            column,
+        };
+        if let Some(name) = library {
+            check_library_name(name).map_err(|kind| PolicyError::new(place(), None, kind))?;
+        }
+        let text = text.trim();
+        let (word, target) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        let path: Arc<str> = origin.into();
+        let source = |text| Source {
+            origin: Origin::File {
+                path: path.clone(),
+                line,
+                column,
+            },
+            text,
+        };
+        self.add(library, verdict, word, target.trim(), place, source)?;
+        Ok(self)
+    }
+
+    /// Grants library `library` (every library, for `None`: `--grant-declared`) exactly what
+    /// its component declares, within the app's rules and its own table.
+    pub fn grant_declared(mut self, library: Option<&str>) -> Self {
+        match library {
+            Some(name) => {
+                self.grant_declared.insert(name.to_owned());
+            }
+            None => self.grant_declared_all = true,
+        }
+        self
+    }
+
+    /// Adds one need of library `library`'s declaration, written at `origin:line:column`.
+    ///
+    /// # Errors
+    /// As [`PolicyBuilder::rule_at`].
+    pub fn declared_rule(
+        mut self,
+        library: &str,
+        at: (&str, u32, u32),
+        text: &str,
+    ) -> Result<Self, PolicyError> {
+        let parsed = Policy::builder().rule_at(None, at, Verdict::Allow, text)?;
+        self.declarations
+            .entry(library.to_owned())
+            .or_default()
+            .extend(parsed.rules);
+        Ok(self)
+    }
+
     /// Adds one rule written as one string, `USE TARGET[:PORTS]` (`"connect 10.0.0.0/8:443"`),
     /// the way a guest hands rules to `capnet:sockets/attenuate`.
     ///
@@ -802,7 +886,26 @@ impl PolicyBuilder {
     pub fn build(self) -> Policy {
         let limits = Limits::defaults().overridden_by(&self.limits);
         let mut policy = Policy::compile(self.rules, self.inherit_network, self.warnings, limits);
-        for (name, rules) in self.libraries {
+        let mut libraries = self.libraries;
+        let mut declarations = self.declarations;
+        if self.grant_declared_all {
+            for name in declarations.keys() {
+                libraries.entry(name.clone()).or_default();
+            }
+        }
+        for (name, rules) in &mut libraries {
+            if !(self.grant_declared_all || self.grant_declared.contains(name)) {
+                continue;
+            }
+            let declared = declarations.remove(name).unwrap_or_default();
+            // A table with no allow rules of its own is the declaration, its deny rules kept.
+            if !rules.iter().any(|r| r.verdict == Verdict::Allow) {
+                rules.extend(declared.iter().cloned());
+            }
+            let declared = Policy::compile(declared, false, Vec::new(), Limits::default());
+            policy.declared.insert(name.as_str().into(), declared);
+        }
+        for (name, rules) in libraries {
             let mut warned: Option<&Source> = None;
             for rule in rules.iter().filter(|r| r.verdict == Verdict::Allow) {
                 // A group word's rules share a source: one warning for all of them.
@@ -858,6 +961,7 @@ impl Policy {
             warnings,
             granted,
             libraries: BTreeMap::new(),
+            declared: BTreeMap::new(),
             limits,
         }
     }

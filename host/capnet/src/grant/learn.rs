@@ -223,7 +223,7 @@ impl Grant {
             Because::Decision(d) | Because::Narrowed { by: d, .. } => {
                 d.reason == Reason::DefaultDeny
             }
-            Because::Revoked(_) | Because::Learned => false,
+            Because::Revoked(_) | Because::NotDeclared(_) | Because::Learned => false,
         });
         if !scopes.is_allowed() && library.is_none() {
             return self.settle(use_, &subject, scopes);

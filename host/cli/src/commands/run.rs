@@ -5,6 +5,7 @@ use crate::decision_log::DecisionLogSpec;
 use crate::flags::PolicyFlags;
 use crate::host::{self, CommandHost, Exit};
 use crate::learn::LearnFile;
+use capnet::needs::Needs;
 use capnet::policy::{Policy, PolicyBuilder};
 use capnet::{CapnetCtx, PolicyHandle, Recorder};
 use clap::Parser;
@@ -54,6 +55,14 @@ pub struct RunOpts {
     /// default a reload decides later checks only, and what was granted stays open).
     #[arg(long, requires = "policy")]
     revoke_on_reload: bool,
+    /// Give every library exactly what its component declares (`capnet needs`), within the
+    /// app's rules and its own table; a library that declares nothing gets nothing. One
+    /// library: `grant = "declared"` in its `[library.NAME]` table.
+    #[arg(long)]
+    grant_declared: bool,
+    /// Each library of the component with its declaration, read before the policy is built.
+    #[arg(skip)]
+    declared: Vec<(String, Option<Needs>)>,
 
     #[command(flatten)]
     flags: PolicyFlags,
@@ -124,15 +133,38 @@ impl RunOpts {
             flags: self.flags.clone(),
             inherit_network: self.inherit_network,
             revoke: self.revoke_on_reload,
+            grant_declared: self.grant_declared,
+            declared: self.declared.clone(),
         }
+    }
+
+    /// Each library of the component with the needs it declares. A malformed declaration is
+    /// refused here, before anything runs; a component that does not read as a composition
+    /// is left for the load to report.
+    fn declarations(&self) -> wasmtime::Result<Vec<(String, Option<Needs>)>> {
+        let Ok(wasm) = std::fs::read(&self.component) else {
+            return Ok(Vec::new());
+        };
+        let Ok(composition) = capnet::Composition::read(&wasm) else {
+            return Ok(Vec::new());
+        };
+        let declared = capnet::needs::declared(&wasm, &composition).map_err(|e| {
+            wasmtime::format_err!(e).context(format!(
+                "cannot load component {}",
+                self.component.display()
+            ))
+        })?;
+        Ok(declared.into_iter().collect())
     }
 
     /// Runs the component; the exit code is the guest's.
     ///
     /// # Errors
     /// A bad policy, option, component or pre-open, before the guest starts.
-    pub fn run(self) -> wasmtime::Result<ExitCode> {
+    pub fn run(mut self) -> wasmtime::Result<ExitCode> {
+        self.declared = self.declarations()?;
         let policy = self.policy()?;
+        check_declared(&policy, &self.declared)?;
         for warning in policy.warnings() {
             eprintln!("warning: {warning}");
         }
@@ -319,6 +351,10 @@ struct PolicySource {
     inherit_network: bool,
     /// Whether a reload also closes what the new policy refuses.
     revoke: bool,
+    /// `--grant-declared`.
+    grant_declared: bool,
+    /// Each library's declaration, which bounds its grant where the policy says so.
+    declared: Vec<(String, Option<Needs>)>,
 }
 
 impl PolicySource {
@@ -328,8 +364,37 @@ impl PolicySource {
             builder = builder.file(path)?;
         }
         builder = self.flags.apply(builder)?;
+        if self.grant_declared {
+            builder = builder.grant_declared(None);
+        }
+        for (library, needs) in &self.declared {
+            match needs {
+                Some(needs) => builder = needs.add_declared_to(builder, library)?,
+                None if self.grant_declared => builder = builder.library(library)?,
+                None => {}
+            }
+        }
         Ok(builder.build())
     }
+}
+
+/// Refuses to start when a library granted what it declared declares a need the app's own
+/// rules do not cover: it would fail at run time, so it is named now.
+fn check_declared(policy: &Policy, declared: &[(String, Option<Needs>)]) -> wasmtime::Result<()> {
+    for (library, needs) in declared {
+        let (Some(needs), Some(_)) = (needs, policy.declared(library)) else {
+            continue;
+        };
+        if let Some(need) = needs.uncovered(policy).first() {
+            wasmtime::bail!(
+                "library {library} declares \"{}\" ({library}#{}:{}), which the app's rules do not allow: allow it in the app's rules, or grant the library by a table",
+                need.rule,
+                capnet::needs::SECTION,
+                need.line
+            );
+        }
+    }
+    Ok(())
 }
 
 /// On SIGHUP, reads the policy file again (with the same flags) and makes it the policy of

@@ -1,0 +1,555 @@
+//! A library's declared needs through the `capnet` command: `needs set`/`show` write and read
+//! them, `inspect` sets them beside the policy's grant, `run` refuses a malformed one, and a
+//! library granted what it declared reaches that and nothing else, over real sockets.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::capnet;
+
+const P2: &str = "wasi:sockets/instance-network@0.2.6";
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("capnet-needs-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A library component importing the 0.2 network, as a Rust library built for wasip2 does.
+fn library(dir: &Path) -> PathBuf {
+    let path = dir.join("weather.wasm");
+    let wasm = wat::parse_str(format!(r#"(component (import "{P2}" (instance)))"#)).unwrap();
+    std::fs::write(&path, wasm).unwrap();
+    path
+}
+
+/// The top-level sections of a binary: `(id, whole section)`.
+fn sections(wasm: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut at = 8;
+    let mut out = Vec::new();
+    while at < wasm.len() {
+        let start = at;
+        let id = wasm[at];
+        at += 1;
+        let (mut size, mut shift) = (0usize, 0);
+        loop {
+            let byte = wasm[at];
+            at += 1;
+            size |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        at += size;
+        out.push((id, &wasm[start..at]));
+    }
+    out
+}
+
+fn leb(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            return out.push(byte);
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// An app composed with `lib` as library "weather": the library gets the labelled import,
+/// the composition exports the app's. The library's bytes are embedded whole, as
+/// `capnet compose` (wac-graph) embeds them.
+fn compose(lib: &[u8], out: &Path) {
+    let shell = wat::parse_str(format!(
+        r#"(component
+            (import "weather-instance-network" (implements "{P2}") (instance $l))
+            (import "{P2}" (instance $n))
+            (component $lib (import "{P2}" (instance)))
+            (instance (instantiate $lib (with "{P2}" (instance $l))))
+            (export "x" (instance $n))
+        )"#
+    ))
+    .unwrap();
+    let mut wasm = shell[..8].to_vec();
+    for (id, section) in sections(&shell) {
+        if id == 4 {
+            wasm.push(4);
+            leb(&mut wasm, lib.len());
+            wasm.extend_from_slice(lib);
+        } else {
+            wasm.extend_from_slice(section);
+        }
+    }
+    std::fs::write(out, wasm).unwrap();
+}
+
+fn ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn refused(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "expected a refusal");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn needs_set_writes_a_declaration_show_reads_and_set_replaces() {
+    let dir = scratch("set");
+    let lib = library(&dir);
+    let out = dir.join("declared.wasm");
+    ok(capnet()
+        .args(["needs", "set"])
+        .arg(&lib)
+        .args([
+            "connect 127.0.0.1:8001  # the forecast API",
+            "lookup api.weather.example",
+            "-o",
+        ])
+        .arg(&out));
+    let shown = ok(capnet().args(["needs", "show"]).arg(&out));
+    assert_eq!(
+        shown,
+        "capnet:needs 1\nconnect 127.0.0.1:8001  # the forecast API\nlookup api.weather.example\n"
+    );
+    // The original is untouched; setting again replaces the declaration in place.
+    let bare = refused_or_none(&lib);
+    assert!(bare.contains("declares no needs"), "{bare}");
+    ok(capnet()
+        .args(["needs", "set"])
+        .arg(&out)
+        .arg("udp 127.0.0.1:53"));
+    let shown = ok(capnet().args(["needs", "show"]).arg(&out));
+    assert_eq!(shown, "capnet:needs 1\nudp 127.0.0.1:53\n");
+    // Everything but the declaration is the library's own bytes.
+    let (before, after) = (std::fs::read(&lib).unwrap(), std::fs::read(&out).unwrap());
+    assert!(after.starts_with(&before));
+}
+
+fn refused_or_none(lib: &Path) -> String {
+    let out = capnet().args(["needs", "show"]).arg(lib).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn a_malformed_need_is_refused_at_write_naming_the_rule() {
+    let dir = scratch("malformed");
+    let lib = library(&dir);
+    let out = dir.join("never.wasm");
+    let stderr = refused(
+        capnet()
+            .args(["needs", "set"])
+            .arg(&lib)
+            .args([
+                "connect 127.0.0.1:8001",
+                "connect 10.0.0.0/8:9000-80  # the API",
+                "-o",
+            ])
+            .arg(&out),
+    );
+    assert!(
+        stderr.contains(
+            ":3:1: rule \"connect 10.0.0.0/8:9000-80\": port range start is above its end"
+        ),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
+/// A declaration written by hand with a bad rule, as a tampered or foreign tool would.
+fn with_raw_declaration(lib: &Path, text: &str) -> Vec<u8> {
+    let mut wasm = std::fs::read(lib).unwrap();
+    let mut body = Vec::new();
+    leb(&mut body, "capnet:needs".len());
+    body.extend_from_slice(b"capnet:needs");
+    body.extend_from_slice(text.as_bytes());
+    wasm.push(0);
+    leb(&mut wasm, body.len());
+    wasm.extend_from_slice(&body);
+    wasm
+}
+
+#[test]
+fn a_malformed_declaration_in_a_composed_library_is_refused_at_load() {
+    let dir = scratch("load");
+    let lib = with_raw_declaration(&library(&dir), "capnet:needs 1\nconnect 127.0.0.1:99999\n");
+    let app = dir.join("app.wasm");
+    compose(&lib, &app);
+    let stderr = refused(capnet().arg("run").arg(&app));
+    assert!(
+        stderr.contains("weather#capnet:needs:2:1: rule \"connect 127.0.0.1:99999\""),
+        "{stderr}"
+    );
+    let stderr = refused(capnet().arg("inspect").arg(&app));
+    assert!(
+        stderr.contains("rule \"connect 127.0.0.1:99999\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn inspect_shows_each_librarys_needs_beside_its_grant_and_where_they_disagree() {
+    let dir = scratch("inspect");
+    let lib = dir.join("declared.wasm");
+    ok(capnet()
+        .args(["needs", "set"])
+        .arg(library(&dir))
+        .args([
+            "connect 127.0.0.1:8001  # the forecast API",
+            "connect 127.0.0.1:8002  # the radar",
+            "-o",
+        ])
+        .arg(&lib));
+    let app = dir.join("app.wasm");
+    compose(&std::fs::read(&lib).unwrap(), &app);
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[allow]\nconnect = [\"127.0.0.1:8000-8005\"]\n\n[library.weather.allow]\nconnect = [\"127.0.0.1:8001\", \"127.0.0.1:8003\"]\n",
+    )
+    .unwrap();
+
+    let json = ok(capnet()
+        .arg("inspect")
+        .arg(&app)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--json"));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let parties = report["parties"].as_array().unwrap();
+    assert_eq!(parties.len(), 2);
+    assert_eq!(parties[0]["kind"], "app");
+    assert_eq!(parties[0]["imports"][0]["interface"], P2);
+    let weather = &parties[1];
+    assert_eq!(weather["name"], "weather");
+    assert_eq!(weather["found_by"], "label");
+    assert_eq!(weather["imports"][0]["name"], "weather-instance-network");
+    assert_eq!(weather["imports"][0]["interface"], P2);
+    assert_eq!(weather["declared"][1]["reason"], "the radar");
+    assert_eq!(
+        weather["granted"],
+        serde_json::json!([
+            {"rule": "connect 127.0.0.1:8001", "at": format!("{}:5:12", policy.display())},
+            {"rule": "connect 127.0.0.1:8003", "at": format!("{}:5:30", policy.display())},
+        ])
+    );
+    assert_eq!(
+        weather["wider_than_declared"][0]["rule"],
+        "connect 127.0.0.1:8003"
+    );
+    assert_eq!(weather["wider_than_declared"].as_array().unwrap().len(), 1);
+    assert_eq!(weather["will_fail"][0]["rule"], "connect 127.0.0.1:8002");
+    assert_eq!(
+        weather["will_fail"][0]["why"],
+        "[library.weather] does not allow it"
+    );
+    assert_eq!(weather["will_fail"].as_array().unwrap().len(), 1);
+
+    let text = ok(capnet()
+        .arg("inspect")
+        .arg(&app)
+        .arg("--policy")
+        .arg(&policy));
+    assert!(
+        text.contains("└─ library weather (found by label)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("declares  connect 127.0.0.1:8002  # the radar"),
+        "{text}"
+    );
+    assert!(
+        text.contains("! wider than declared: connect 127.0.0.1:8003"),
+        "{text}"
+    );
+    assert!(
+        text.contains("! will fail: connect 127.0.0.1:8002: [library.weather] does not allow it"),
+        "{text}"
+    );
+}
+
+/// A TCP server on a port of its own that answers every connection with `reply`, and the
+/// count of connections it got.
+fn server(reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let _ = stream.read_to_end(&mut request);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (addr, count)
+}
+
+/// The example nano app (scripts/compose-nano) with `rules` declared by its weather library:
+/// the declaration written into the library's nested component, the rest byte for byte.
+fn nano_app_declaring(dir: &Path, rules: &[String]) -> PathBuf {
+    let composed = std::fs::read(capnet_tests::lang_guest("rust", "nano-app"))
+        .expect("build/guests/rust-nano-app.wasm, from scripts/compose-nano");
+    let composition = capnet::Composition::read(&composed).unwrap();
+    let (_, range) = composition
+        .components()
+        .iter()
+        .find(|(owner, _)| *owner == capnet::Owner::Library("weather".to_owned()))
+        .unwrap()
+        .clone();
+    let declared = capnet::needs::Needs::from_rules("weather", rules).unwrap();
+    let library = capnet::needs::write(&composed[range.clone()], &declared).unwrap();
+    // The top-level component section whose body is the library's bytes, rewritten.
+    let mut wasm = composed[..8].to_vec();
+    for (id, section) in sections(&composed) {
+        let start = section.as_ptr() as usize - composed.as_ptr() as usize;
+        if id == 4 && start < range.start && range.end == start + section.len() {
+            wasm.push(4);
+            leb(&mut wasm, library.len());
+            wasm.extend_from_slice(&library);
+        } else {
+            wasm.extend_from_slice(section);
+        }
+    }
+    let path = dir.join("nano-app.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    path
+}
+
+fn run_nano(app: &Path, policy: &str, steps: &[String]) -> (Output, String) {
+    let dir = app.parent().unwrap();
+    let policy_file = dir.join("policy.toml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let log = dir.join("decisions.jsonl");
+    let _ = std::fs::remove_file(&log);
+    let out = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(&policy_file)
+        .arg(format!("--log-decisions=json:{}", log.display()))
+        .arg(app)
+        .args(steps)
+        .output()
+        .unwrap();
+    (out, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+fn step_line<'a>(stdout: &'a str, step: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{step}: ")))
+        .unwrap_or_else(|| panic!("no line for {step} in:\n{stdout}"))
+}
+
+const GRANT_DECLARED: &str =
+    "[allow]\nconnect = [\"loopback\"]\n\n[library.weather]\ngrant = \"declared\"\n";
+
+#[test]
+fn a_library_granted_what_it_declared_reaches_only_that() {
+    let dir = scratch("declared");
+    let (declared, declared_hits) = server("sunny");
+    let (other, other_hits) = server("other");
+    let app = nano_app_declaring(&dir, &[format!("connect {declared}  # the forecast")]);
+    let steps = [
+        format!("weather={declared}"),
+        format!("weather={other}"),
+        format!("app={other}"),
+    ];
+    let (out, decisions) = run_nano(&app, GRANT_DECLARED, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok sunny", steps[0])
+    );
+    assert!(
+        step_line(&stdout, &steps[1]).starts_with(&format!("{}: error PermissionDenied", steps[1])),
+        "{stdout}"
+    );
+    assert_eq!(
+        step_line(&stdout, &steps[2]),
+        format!("{}: ok other", steps[2])
+    );
+    assert_eq!(declared_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        other_hits.load(Ordering::SeqCst),
+        1,
+        "only the app reached it"
+    );
+    let refused = decisions
+        .lines()
+        .find(|l| l.contains(&format!("\"address\":\"{other}\"")) && l.contains("\"deny\""))
+        .unwrap_or_else(|| panic!("no denial in:\n{decisions}"));
+    assert!(refused.contains("not declared by weather"), "{refused}");
+    assert!(refused.contains(r#""library":"weather""#), "{refused}");
+    let allowed = decisions
+        .lines()
+        .find(|l| l.contains(&format!("\"address\":\"{declared}\"")))
+        .unwrap();
+    assert!(allowed.contains("weather#capnet:needs:2:1"), "{allowed}");
+}
+
+#[test]
+fn a_library_table_and_its_declaration_intersect() {
+    let dir = scratch("intersect");
+    let (both, both_hits) = server("both");
+    let (table_only, table_hits) = server("table");
+    let (declared_only, declared_hits) = server("declared");
+    let app = nano_app_declaring(
+        &dir,
+        &[
+            format!("connect {both}"),
+            format!("connect {declared_only}"),
+        ],
+    );
+    let policy = format!(
+        "[allow]\nconnect = [\"loopback\"]\n\n[library.weather]\ngrant = \"declared\"\n\n\
+         [library.weather.allow]\nconnect = [\"{both}\", \"{table_only}\"]\n"
+    );
+    let steps = [
+        format!("weather={both}"),
+        format!("weather={table_only}"),
+        format!("weather={declared_only}"),
+    ];
+    let (out, decisions) = run_nano(&app, &policy, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok both", steps[0])
+    );
+    for step in &steps[1..] {
+        assert!(
+            step_line(&stdout, step).contains("error PermissionDenied"),
+            "{stdout}"
+        );
+    }
+    assert_eq!(both_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(table_hits.load(Ordering::SeqCst), 0);
+    assert_eq!(declared_hits.load(Ordering::SeqCst), 0);
+    assert!(decisions.contains("not declared by weather"), "{decisions}");
+}
+
+#[test]
+fn a_library_that_declares_nothing_gets_nothing_under_grant_declared() {
+    let dir = scratch("undeclared");
+    let (weather, hits) = server("sunny");
+    let app = dir.join("nano-app.wasm");
+    std::fs::copy(capnet_tests::lang_guest("rust", "nano-app"), &app).unwrap();
+    let step = format!("weather={weather}");
+    let (out, decisions) = run_nano(&app, GRANT_DECLARED, std::slice::from_ref(&step));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        step_line(&stdout, &step).contains("error PermissionDenied"),
+        "{stdout}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert!(decisions.contains("not declared by weather"), "{decisions}");
+}
+
+#[test]
+fn a_need_the_apps_rules_do_not_cover_is_refused_at_start() {
+    let dir = scratch("uncovered");
+    let app = nano_app_declaring(
+        &dir,
+        &[
+            "connect 127.0.0.1:8001".to_owned(),
+            "connect 10.9.9.9:443  # the mirror".to_owned(),
+        ],
+    );
+    let (out, _) = run_nano(&app, GRANT_DECLARED, &["weather=127.0.0.1:8001".to_owned()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing ran");
+    assert!(
+        stderr.contains("library weather declares \"connect 10.9.9.9:443\" (weather#capnet:needs:3), which the app's rules do not allow"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn grant_declared_gives_every_library_its_declaration_and_inspect_shows_it() {
+    let dir = scratch("flag");
+    let (declared, declared_hits) = server("sunny");
+    let (other, other_hits) = server("other");
+    let app = nano_app_declaring(&dir, &[format!("connect {declared}  # the forecast")]);
+    let policy = dir.join("app-only.toml");
+    std::fs::write(&policy, "[allow]\nconnect = [\"loopback\"]\n").unwrap();
+    let steps = [format!("weather={declared}"), format!("weather={other}")];
+    let out = capnet()
+        .arg("run")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--grant-declared")
+        .arg(&app)
+        .args(&steps)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok sunny", steps[0])
+    );
+    assert!(
+        step_line(&stdout, &steps[1]).contains("error PermissionDenied"),
+        "{stdout}"
+    );
+    assert_eq!(declared_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(other_hits.load(Ordering::SeqCst), 0);
+
+    // A table granting what was declared: inspect shows the declaration as the grant.
+    let table = dir.join("declared.toml");
+    std::fs::write(&table, GRANT_DECLARED).unwrap();
+    let json = ok(capnet()
+        .arg("inspect")
+        .arg(&app)
+        .arg("--policy")
+        .arg(&table)
+        .arg("--json"));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let weather = report["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "weather")
+        .unwrap();
+    assert_eq!(weather["granted"][0]["rule"], format!("connect {declared}"));
+    assert_eq!(weather["granted"][0]["at"], "weather#capnet:needs:2:1");
+    assert_eq!(weather["wider_than_declared"], serde_json::json!([]));
+    assert_eq!(weather["will_fail"], serde_json::json!([]));
+}
+
+#[test]
+fn a_grant_other_than_declared_is_refused_at_its_place() {
+    let dir = scratch("grant-value");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[library.weather]\ngrant = \"everything\"\n").unwrap();
+    let stderr = refused(capnet().args(["policy", "check"]).arg(&policy));
+    assert!(
+        stderr.contains(&format!(
+            "{}:2:9: grant = \"everything\": the one grant a library table takes is \"declared\"",
+            policy.display()
+        )),
+        "{stderr}"
+    );
+}
