@@ -934,6 +934,14 @@ impl Grant {
                 Ok(rules) => layers.push((rules, Some(scope))),
                 Err(because) => return Some(Lacking::NoRules(because)),
             }
+            // A library granted what it declared creates no socket its declaration has no use
+            // for.
+            if let ScopeRules::Library(name) = &scope.rules
+                && let Some(declared) = root.declared(name)
+                && !uses.iter().any(|u| declared.grants_any(*u))
+            {
+                return Some(Lacking::NoRules(Because::NotDeclared(name.clone())));
+            }
             next = scope.parent.as_deref();
         }
         if uses
