@@ -8,35 +8,14 @@
 
 mod support;
 
-use support::capnet;
+use support::{capnet, server};
 
 use capnet_cli::compose::imports;
 use capnet_tests::{guest, lang_guest};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// A TCP server on a port of its own that reads each request to its end, answers `reply`, and
-/// counts the connections it got.
-fn server(reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let _ = stream.read_to_end(&mut request);
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    (addr, count)
-}
+use std::sync::atomic::Ordering;
 
 /// A fresh directory of the test's own.
 fn scratch(name: &str) -> PathBuf {

@@ -4,34 +4,13 @@
 
 mod support;
 
-use support::capnet;
+use support::{capnet, server};
 
 use capnet_tests::lang_guest;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// A TCP server on a port of its own that answers every connection with `reply` and counts
-/// the connections it got.
-fn server(reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let _ = stream.read_to_end(&mut request);
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    (addr, count)
-}
 
 /// A UDP socket on a port of its own, and what arrives at it within a short wait.
 fn collector() -> (SocketAddr, UdpSocket) {

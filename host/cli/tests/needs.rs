@@ -4,13 +4,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use support::capnet;
+use std::sync::atomic::Ordering;
+use support::{capnet, server};
 
 const P2: &str = "wasi:sockets/instance-network@0.2.6";
 
@@ -280,25 +277,6 @@ fn inspect_shows_each_librarys_needs_beside_its_grant_and_where_they_disagree() 
         text.contains("! will fail: connect 127.0.0.1:8002: [library.weather] does not allow it"),
         "{text}"
     );
-}
-
-/// A TCP server on a port of its own that answers every connection with `reply`, and the
-/// count of connections it got.
-fn server(reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let _ = stream.read_to_end(&mut request);
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    (addr, count)
 }
 
 /// The example nano app (scripts/compose-nano) with `rules` declared by its weather library:
