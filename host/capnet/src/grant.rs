@@ -486,27 +486,17 @@ impl Grant {
                 (true, Some((name, _))) => format!("limit of library {name}"),
                 _ => "limit".to_owned(),
             };
-            let rule = format!("{whose} {} = {}", refused.limit, refused.max);
-            tracing::info!(
-                target: "capnet::policy",
-                instance = &*self.instance,
-                capnet.library = self.label(),
-                capnet.use = call,
-                capnet.addr = "any",
-                capnet.verdict = "deny",
-                capnet.rule = &*rule,
-                "denied {call}: {} ({rule})",
-                code.as_str()
+            self.log_limit(
+                call,
+                code,
+                &format!("{whose} {} = {}", refused.limit, refused.max),
             );
             code
         })
     }
 
-    /// Refuses `call` because one socket has `max` such calls pending, its `limit`: logged as
-    /// a decision naming the limit, `out-of-memory` for the guest.
-    pub(crate) fn refuse_on_socket(&self, call: &str, limit: Limit, max: u64) -> ErrorCode {
-        let code = ErrorCode::OutOfMemory;
-        let rule = format!("limit {limit} = {max} on one socket");
+    /// Logs `call` refused with `code` past the limit `rule` names, as a decision.
+    fn log_limit(&self, call: &str, code: ErrorCode, rule: &str) {
         tracing::info!(
             target: "capnet::policy",
             instance = &*self.instance,
@@ -514,10 +504,17 @@ impl Grant {
             capnet.use = call,
             capnet.addr = "any",
             capnet.verdict = "deny",
-            capnet.rule = &*rule,
+            capnet.rule = rule,
             "denied {call}: {} ({rule})",
             code.as_str()
         );
+    }
+
+    /// Refuses `call` because one socket has `max` such calls pending, its `limit`: logged as
+    /// a decision naming the limit, `out-of-memory` for the guest.
+    pub(crate) fn refuse_on_socket(&self, call: &str, limit: Limit, max: u64) -> ErrorCode {
+        let code = ErrorCode::OutOfMemory;
+        self.log_limit(call, code, &format!("limit {limit} = {max} on one socket"));
         code
     }
 
