@@ -248,8 +248,9 @@ pub struct Written {
     pub column: u32,
 }
 
-/// One line of needs checked: `None` for a blank or comment-only line, else the need, its
-/// rule refused with the place `at` (the line's start) names, moved on to the rule's column.
+/// One line of needs, checked: `None` for a blank or comment-only line, else the need. A rule
+/// the policy's parser refuses is named at `at`'s origin and line, and at the rule's column
+/// counted from `at`'s, where the line starts.
 fn checked(
     line: &str,
     (origin, number, start): (&str, u32, u32),
@@ -574,6 +575,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("format 2"), "{error}");
+    }
+
+    #[test]
+    fn a_need_written_elsewhere_is_refused_at_its_own_place_and_kept_with_its_reason() {
+        let written = |text: &str, line| Written {
+            text: text.to_owned(),
+            origin: "weather/Cargo.toml".to_owned(),
+            line,
+            column: 6,
+        };
+        let needs = Needs::from_written(
+            "weather.wasm#capnet:needs",
+            &[written(
+                "connect api.weather.example:443  # the forecast API",
+                6,
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            needs.to_text(),
+            "capnet:needs 1\nconnect api.weather.example:443  # the forecast API\n"
+        );
+        let error = Needs::from_written(
+            "weather.wasm#capnet:needs",
+            &[
+                written("connect 127.0.0.1:80", 6),
+                written("  connect 10.0.0.0/8:9000-80", 7),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("weather/Cargo.toml:7:8: rule \"connect 10.0.0.0/8:9000-80\": "),
+            "{error}"
+        );
+        let error = Needs::from_written("w", &[written("connect 127.0.0.1:80\nall any", 9)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("weather/Cargo.toml:9:6: need "),
+            "{error}"
+        );
     }
 
     #[test]
