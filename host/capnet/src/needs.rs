@@ -96,25 +96,9 @@ impl Needs {
         let mut needs = Vec::new();
         for (index, line) in lines.enumerate() {
             let number = u32::try_from(index + 2).unwrap_or(u32::MAX);
-            let (rule, reason) = match line.split_once('#') {
-                Some((rule, reason)) => (rule.trim(), Some(reason.trim().to_owned())),
-                None => (line.trim(), None),
-            };
-            if rule.is_empty() {
-                continue;
+            if let Some(need) = checked(line, (origin, number, 1))? {
+                needs.push(need);
             }
-            let column = line
-                .find(rule)
-                .map_or(1, |at| line[..at].chars().count() + 1);
-            let column = u32::try_from(column).unwrap_or(u32::MAX);
-            capnet_policy::Policy::builder()
-                .rule_at(None, (origin, number, column), Verdict::Allow, rule)
-                .map_err(NeedsError::Rule)?;
-            needs.push(Need {
-                rule: rule.to_owned(),
-                reason: reason.filter(|r| !r.is_empty()),
-                line: number,
-            });
         }
         Ok(Self {
             needs,
@@ -139,6 +123,37 @@ impl Needs {
             text.push('\n');
         }
         Self::parse(origin, &text)
+    }
+
+    /// Builds a declaration from needs written elsewhere (a `Cargo.toml`'s
+    /// `[package.metadata.capnet]`, a learned policy), each checked at the place it was
+    /// written, so an error names that place: `Cargo.toml:12:6: rule "...": what is wrong`.
+    ///
+    /// # Errors
+    /// A need spanning lines, or one the policy's parser refuses, named by its place.
+    pub fn from_written(origin: &str, written: &[Written]) -> Result<Self, NeedsError> {
+        let mut rules = Vec::new();
+        for need in written {
+            let at = (need.origin.as_str(), need.line, need.column);
+            if need.text.contains(['\n', '\r']) {
+                return Err(NeedsError::Format(format!(
+                    "{}:{}:{}: need {:?}: one need per line, with no line break",
+                    at.0, at.1, at.2, need.text
+                )));
+            }
+            if let Some(need) = checked(&need.text, at)? {
+                rules.push(match need.reason {
+                    Some(reason) => format!("{}  # {reason}", need.rule),
+                    None => need.rule,
+                });
+            }
+        }
+        Self::from_rules(origin, &rules)
+    }
+
+    /// What names the declaration in errors and rule sources (`weather#capnet:needs`).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The needs, in the order declared.
@@ -218,6 +233,97 @@ impl Needs {
         }
         Ok(builder)
     }
+}
+
+/// One need as written outside a declaration: its text (`RULE  # reason`) and its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// `USE TARGET[:PORTS]`, optionally followed by `# reason`.
+    pub text: String,
+    /// The file it was written in, for errors.
+    pub origin: String,
+    /// Its 1-based line there.
+    pub line: u32,
+    /// The 1-based column where its text starts.
+    pub column: u32,
+}
+
+/// One line of needs, checked: `None` for a blank or comment-only line, else the need. A rule
+/// the policy's parser refuses is named at `at`'s origin and line, and at the rule's column
+/// counted from `at`'s, where the line starts.
+fn checked(
+    line: &str,
+    (origin, number, start): (&str, u32, u32),
+) -> Result<Option<Need>, NeedsError> {
+    let (rule, reason) = match line.split_once('#') {
+        Some((rule, reason)) => (rule.trim(), Some(reason.trim().to_owned())),
+        None => (line.trim(), None),
+    };
+    if rule.is_empty() {
+        return Ok(None);
+    }
+    let column = line.find(rule).map_or(0, |at| line[..at].chars().count());
+    let column = start.saturating_add(u32::try_from(column).unwrap_or(u32::MAX));
+    capnet_policy::Policy::builder()
+        .rule_at(None, (origin, number, column), Verdict::Allow, rule)
+        .map_err(NeedsError::Rule)?;
+    Ok(Some(Need {
+        rule: rule.to_owned(),
+        reason: reason.filter(|r| !r.is_empty()),
+        line: number,
+    }))
+}
+
+/// Each library of a composition with its declaration (`None`: it declares nothing).
+pub type Declared = BTreeMap<String, Option<Needs>>;
+
+/// Adds each library's declaration to `builder`, as [`PolicyBuilder::declared_rule`]s, and
+/// with `grant_all` (`--grant-declared`) grants every library what it declared; a library
+/// granted so that declares nothing gets an empty table: nothing. The same for `capnet run`,
+/// `capnet inspect`, `capnet policy check --component`, the shim and embedders.
+///
+/// # Errors
+/// None for declarations [`declared`] read; a bad library name.
+pub fn add_declarations(
+    mut builder: PolicyBuilder,
+    declared: &Declared,
+    grant_all: bool,
+) -> Result<PolicyBuilder, PolicyError> {
+    if grant_all {
+        builder = builder.grant_declared(None);
+    }
+    for (library, needs) in declared {
+        match needs {
+            Some(needs) => builder = needs.add_declared_to(builder, library)?,
+            None if grant_all => builder = builder.library(library)?,
+            None => {}
+        }
+    }
+    Ok(builder)
+}
+
+/// The needs that refuse the start: of a library `policy` grants what it declared, each need
+/// the app's own rules do not wholly cover, as `(library, need)`.
+pub fn refused_at_start<'a>(policy: &Policy, declared: &'a Declared) -> Vec<(&'a str, &'a Need)> {
+    declared
+        .iter()
+        .filter(|(library, _)| policy.declared(library).is_some())
+        .filter_map(|(library, needs)| Some((library.as_str(), needs.as_ref()?)))
+        .flat_map(|(library, needs)| {
+            needs
+                .uncovered(policy)
+                .into_iter()
+                .map(move |need| (library, need))
+        })
+        .collect()
+}
+
+/// The message that refuses a start for `need` of `library` ([`refused_at_start`]).
+pub fn refusal(library: &str, need: &Need) -> String {
+    format!(
+        "library {library} declares \"{}\" ({library}#{SECTION}:{}), which the app's rules do not allow: allow it in the app's rules, or grant the library by a table",
+        need.rule, need.line
+    )
 }
 
 /// Whether `policy`'s allow rules cover every use, port and address of `rule`: what
@@ -382,10 +488,7 @@ pub fn write(component: &[u8], needs: &Needs) -> Result<Vec<u8>, NeedsError> {
 /// # Errors
 /// A library whose declaration is malformed, or one with two components declaring
 /// differently.
-pub fn declared(
-    wasm: &[u8],
-    composition: &Composition,
-) -> Result<BTreeMap<String, Option<Needs>>, NeedsError> {
+pub fn declared(wasm: &[u8], composition: &Composition) -> Result<Declared, NeedsError> {
     let mut all: BTreeMap<String, Option<Needs>> = composition
         .libraries()
         .iter()
@@ -472,6 +575,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("format 2"), "{error}");
+    }
+
+    #[test]
+    fn a_need_written_elsewhere_is_refused_at_its_own_place_and_kept_with_its_reason() {
+        let written = |text: &str, line| Written {
+            text: text.to_owned(),
+            origin: "weather/Cargo.toml".to_owned(),
+            line,
+            column: 6,
+        };
+        let needs = Needs::from_written(
+            "weather.wasm#capnet:needs",
+            &[written(
+                "connect api.weather.example:443  # the forecast API",
+                6,
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            needs.to_text(),
+            "capnet:needs 1\nconnect api.weather.example:443  # the forecast API\n"
+        );
+        let error = Needs::from_written(
+            "weather.wasm#capnet:needs",
+            &[
+                written("connect 127.0.0.1:80", 6),
+                written("  connect 10.0.0.0/8:9000-80", 7),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("weather/Cargo.toml:7:8: rule \"connect 10.0.0.0/8:9000-80\": "),
+            "{error}"
+        );
+        let error = Needs::from_written("w", &[written("connect 127.0.0.1:80\nall any", 9)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("weather/Cargo.toml:9:6: need "),
+            "{error}"
+        );
     }
 
     #[test]

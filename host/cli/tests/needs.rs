@@ -1,9 +1,12 @@
 //! A library's declared needs through the `capnet` command: `needs set`/`show` write and read
-//! them, `inspect` sets them beside the policy's grant, `run` refuses a malformed one, and a
-//! library granted what it declared reaches that and nothing else, over real sockets.
+//! them (from arguments, a crate's Cargo.toml, a learning run), `inspect` sets them beside the
+//! policy's grant, `policy check --component` says before a run what will fail, `run` refuses
+//! a malformed one, and a library granted what it declared reaches that and nothing else, over
+//! real sockets, for 0.2 and 0.3 libraries and for libraries written in Python and JavaScript.
 
 mod support;
 
+use capnet_tests::{guest, lang_guest};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::Ordering;
@@ -282,6 +285,12 @@ fn inspect_shows_each_librarys_needs_beside_its_grant_and_where_they_disagree() 
 /// The example nano app (scripts/compose-nano) with `rules` declared by its weather library:
 /// the declaration written into the library's nested component, the rest byte for byte.
 fn nano_app_declaring(dir: &Path, rules: &[String]) -> PathBuf {
+    nano_app_with(dir, Some(rules))
+}
+
+/// The example nano app with its weather library declaring `rules`, or, for `None`, declaring
+/// nothing (the declaration scripts/compose-nano writes from its Cargo.toml taken out).
+fn nano_app_with(dir: &Path, rules: Option<&[String]>) -> PathBuf {
     let composed = std::fs::read(capnet_tests::lang_guest("rust", "nano-app"))
         .expect("build/guests/rust-nano-app.wasm, from scripts/compose-nano");
     let composition = capnet::Composition::read(&composed).unwrap();
@@ -291,8 +300,13 @@ fn nano_app_declaring(dir: &Path, rules: &[String]) -> PathBuf {
         .find(|(owner, _)| *owner == capnet::Owner::Library("weather".to_owned()))
         .unwrap()
         .clone();
-    let declared = capnet::needs::Needs::from_rules("weather", rules).unwrap();
-    let library = capnet::needs::write(&composed[range.clone()], &declared).unwrap();
+    let library = match rules {
+        Some(rules) => {
+            let declared = capnet::needs::Needs::from_rules("weather", rules).unwrap();
+            capnet::needs::write(&composed[range.clone()], &declared).unwrap()
+        }
+        None => without_declaration(&composed[range.clone()]),
+    };
     // The top-level component section whose body is the library's bytes, rewritten.
     let mut wasm = composed[..8].to_vec();
     for (id, section) in sections(&composed) {
@@ -308,6 +322,23 @@ fn nano_app_declaring(dir: &Path, rules: &[String]) -> PathBuf {
     let path = dir.join("nano-app.wasm");
     std::fs::write(&path, wasm).unwrap();
     path
+}
+
+/// `wasm` without its top-level `capnet:needs` section.
+fn without_declaration(wasm: &[u8]) -> Vec<u8> {
+    let mut out = wasm[..8].to_vec();
+    for (id, section) in sections(wasm) {
+        let mut name_at = 1;
+        while section[name_at] & 0x80 != 0 {
+            name_at += 1;
+        }
+        let named = &section[name_at + 2..];
+        if id == 0 && section[name_at + 1] == 12 && named.starts_with(b"capnet:needs") {
+            continue;
+        }
+        out.extend_from_slice(section);
+    }
+    out
 }
 
 fn run_nano(app: &Path, policy: &str, steps: &[String]) -> (Output, String) {
@@ -432,8 +463,7 @@ fn a_library_table_and_its_declaration_intersect() {
 fn a_library_that_declares_nothing_gets_nothing_under_grant_declared() {
     let dir = scratch("undeclared");
     let (weather, hits) = server("sunny");
-    let app = dir.join("nano-app.wasm");
-    std::fs::copy(capnet_tests::lang_guest("rust", "nano-app"), &app).unwrap();
+    let app = nano_app_with(&dir, None);
     let step = format!("weather={weather}");
     let (out, decisions) = run_nano(&app, GRANT_DECLARED, std::slice::from_ref(&step));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -530,4 +560,386 @@ fn a_grant_other_than_declared_is_refused_at_its_place() {
         )),
         "{stderr}"
     );
+}
+
+/// `capnet policy check --component APP POLICY`: its exit code, stdout and stderr.
+fn policy_check(app: &Path, policy: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    let file = app.with_file_name("check.toml");
+    std::fs::write(&file, policy).unwrap();
+    let out = capnet()
+        .args(["policy", "check", "--component"])
+        .arg(app)
+        .args(extra)
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn policy_check_passes_an_app_whose_declared_needs_are_granted_and_the_run_reaches_them() {
+    let dir = scratch("check-ok");
+    let (declared, hits) = server("sunny");
+    let app = nano_app_declaring(&dir, &[format!("connect {declared}  # the forecast")]);
+    let (code, stdout, stderr) = policy_check(&app, GRANT_DECLARED, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.ends_with(&format!(
+            "{}: every declared need is granted\n",
+            app.display()
+        )),
+        "{stdout}"
+    );
+    // The library metrics declares nothing, under no grant by declaration: nothing to say.
+    assert!(!stderr.contains("error"), "{stderr}");
+
+    let step = format!("weather={declared}");
+    let (out, _) = run_nano(&app, GRANT_DECLARED, std::slice::from_ref(&step));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(step_line(&stdout, &step), format!("{step}: ok sunny"));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_declaration_grown_beyond_the_librarys_table_fails_policy_check_and_its_use_is_denied() {
+    let dir = scratch("check-grown");
+    let (forecast, forecast_hits) = server("sunny");
+    let (tracker, tracker_hits) = server("tracked");
+    // The table pins what version 1 declared; version 2 declares more.
+    let policy = format!(
+        "[allow]\nconnect = [\"loopback\"]\n\n[library.weather]\ngrant = \"declared\"\n\n\
+         [library.weather.allow]\nconnect = [\"{forecast}\"]\n"
+    );
+    let app = nano_app_declaring(
+        &dir,
+        &[
+            format!("connect {forecast}  # the forecast"),
+            format!("connect {tracker}  # usage statistics"),
+        ],
+    );
+    let (code, stdout, stderr) = policy_check(&app, &policy, &[]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: library weather declares \"connect {tracker}\" (usage statistics) at weather#capnet:needs:3: [library.weather] does not allow it; the use will be denied\n"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("\"connect {forecast}\"")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.ends_with(&format!(
+            "{}: 1 declared need(s) will fail\n",
+            app.display()
+        )),
+        "{stdout}"
+    );
+
+    // What the check foretold is what the run does.
+    let steps = [format!("weather={forecast}"), format!("weather={tracker}")];
+    let (out, decisions) = run_nano(&app, &policy, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok sunny", steps[0])
+    );
+    assert!(
+        step_line(&stdout, &steps[1]).contains("error PermissionDenied"),
+        "{stdout}"
+    );
+    assert_eq!(forecast_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(tracker_hits.load(Ordering::SeqCst), 0);
+    assert!(decisions.contains(r#""library":"weather""#), "{decisions}");
+}
+
+#[test]
+fn a_need_outside_the_apps_rules_fails_policy_check_as_the_refusal_of_the_start() {
+    let dir = scratch("check-start");
+    let app = nano_app_declaring(
+        &dir,
+        &[
+            "connect 127.0.0.1:8001".to_owned(),
+            "connect 10.9.9.9:443  # the mirror".to_owned(),
+        ],
+    );
+    let (code, _, stderr) = policy_check(&app, GRANT_DECLARED, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: library weather declares \"connect 10.9.9.9:443\" (the mirror) at weather#capnet:needs:3: the app's rules do not allow it; capnet run refuses to start\n"
+        ),
+        "{stderr}"
+    );
+    let (out, _) = run_nano(&app, GRANT_DECLARED, &["weather=127.0.0.1:8001".to_owned()]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing ran");
+}
+
+#[test]
+fn policy_check_warns_of_a_grant_wider_than_declared_and_of_a_library_declaring_nothing() {
+    let dir = scratch("check-warn");
+    let app = nano_app_declaring(&dir, &["connect 127.0.0.1:8001".to_owned()]);
+    let policy = "[allow]\nconnect = [\"loopback\"]\nudp-send = [\"loopback\"]\n\n\
+                  [library.weather.allow]\nconnect = [\"127.0.0.1:8001\", \"127.0.0.1:8003\"]\n";
+    let (code, _, stderr) = policy_check(&app, policy, &["--grant-declared"]);
+    assert_eq!(code, Some(0), "warnings only: {stderr}");
+    assert!(
+        stderr.contains("warning: library weather is granted \"connect 127.0.0.1:8003\" ("),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: library metrics is granted what it declares and declares nothing: it gets no network"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn needs_set_from_cargo_writes_the_needs_a_crates_manifest_lists() {
+    let dir = scratch("cargo");
+    let manifest = dir.join("Cargo.toml");
+    std::fs::write(
+        &manifest,
+        "[package]\nname = \"weather\"\nversion = \"0.1.0\"\n\n[package.metadata.capnet]\nneeds = [\n    \"connect api.weather.example:443  # the forecast API\",\n    \"lookup api.weather.example\",\n]\n",
+    )
+    .unwrap();
+    let out = dir.join("declared.wasm");
+    ok(capnet()
+        .args(["needs", "set"])
+        .arg(library(&dir))
+        .arg("--from-cargo")
+        .arg(&manifest)
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(
+        ok(capnet().args(["needs", "show"]).arg(&out)),
+        "capnet:needs 1\nconnect api.weather.example:443  # the forecast API\nlookup api.weather.example\n"
+    );
+}
+
+#[test]
+fn a_malformed_need_in_cargo_toml_is_refused_at_its_line_and_nothing_is_written() {
+    let dir = scratch("cargo-bad");
+    let manifest = dir.join("Cargo.toml");
+    std::fs::write(
+        &manifest,
+        "[package]\nname = \"weather\"\n\n[package.metadata.capnet]\nneeds = [\n    \"connect 127.0.0.1:8001\",\n    \"connect 10.0.0.0/8:9000-80  # the API\",\n]\n",
+    )
+    .unwrap();
+    let out = dir.join("never.wasm");
+    let stderr = refused(
+        capnet()
+            .args(["needs", "set"])
+            .arg(library(&dir))
+            .arg("--from-cargo")
+            .arg(&manifest)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}:7:6: rule \"connect 10.0.0.0/8:9000-80\": port range start is above its end (write 80-9000)",
+            manifest.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+
+    std::fs::write(&manifest, "[package]\nname = \"weather\"\n").unwrap();
+    let stderr = refused(
+        capnet()
+            .args(["needs", "set"])
+            .arg(library(&dir))
+            .arg("--from-cargo")
+            .arg(&manifest),
+    );
+    assert!(
+        stderr.contains("no [package.metadata.capnet] table"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_composed_example_carries_the_weather_librarys_cargo_declaration() {
+    // scripts/compose-nano writes guest/rust/nano/weather/Cargo.toml's needs into the library.
+    for app in ["nano-app", "p3-nano-app"] {
+        let json = ok(capnet()
+            .args(["inspect", "--json"])
+            .arg(lang_guest("rust", app)));
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let weather = report["parties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "weather")
+            .unwrap();
+        assert_eq!(
+            weather["declared"],
+            serde_json::json!([{
+                "rule": "connect 127.0.0.1:8081",
+                "reason": "the forecast server (scripts/demo's)"
+            }]),
+            "{app}"
+        );
+    }
+}
+
+/// `capnet compose` of the Rust example app with `weather` as its weather library and the
+/// Rust metrics library.
+fn compose_with_weather(weather: &Path, out: &Path) {
+    ok(capnet()
+        .arg("compose")
+        .arg(guest("nano-app"))
+        .arg("--library")
+        .arg(format!("weather={}", weather.display()))
+        .arg("--library")
+        .arg(format!("metrics={}", guest("metrics").display()))
+        .arg("-o")
+        .arg(out));
+}
+
+#[test]
+fn a_librarys_learned_uses_become_its_declaration_and_grant_it_exactly_that() {
+    let dir = scratch("learn");
+    let (forecast, forecast_hits) = server("sunny");
+    let (other, other_hits) = server("other");
+    let plain = dir.join("plain.wasm");
+    compose_with_weather(&guest("weather"), &plain);
+    // A learning run: the weather library fetches the forecast, the app the other server.
+    let learned = dir.join("learned.toml");
+    let out = capnet()
+        .arg("run")
+        .arg("--learn")
+        .arg(&learned)
+        .arg(&plain)
+        .arg(format!("weather={forecast}"))
+        .arg(format!("app={other}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let weather = dir.join("weather.wasm");
+    ok(capnet()
+        .args(["needs", "set"])
+        .arg(guest("weather"))
+        .arg("--from-learn")
+        .arg(&learned)
+        .args(["--library", "weather", "-o"])
+        .arg(&weather));
+    assert_eq!(
+        ok(capnet().args(["needs", "show"]).arg(&weather)),
+        format!("capnet:needs 1\nconnect {forecast}  # learned: used once: tcp-connect\n")
+    );
+    let stderr = refused(
+        capnet()
+            .args(["needs", "set"])
+            .arg(guest("weather"))
+            .arg("--from-learn")
+            .arg(&learned)
+            .args(["--library", "radar"]),
+    );
+    assert!(
+        stderr.contains("no [library.radar.allow] table"),
+        "{stderr}"
+    );
+
+    // Granted what it declared, the library reaches what it used and nothing else.
+    let app = dir.join("declared.wasm");
+    compose_with_weather(&weather, &app);
+    let steps = [format!("weather={forecast}"), format!("weather={other}")];
+    let (out, decisions) = run_nano(&app, GRANT_DECLARED, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok sunny", steps[0])
+    );
+    assert!(
+        step_line(&stdout, &steps[1]).contains("error PermissionDenied"),
+        "{stdout}"
+    );
+    assert_eq!(
+        forecast_hits.load(Ordering::SeqCst),
+        2,
+        "the learning run and this one"
+    );
+    assert_eq!(
+        other_hits.load(Ordering::SeqCst),
+        1,
+        "the app's, while learning"
+    );
+    assert!(decisions.contains("not declared by weather"), "{decisions}");
+}
+
+/// Runs the Rust example app composed with `weather` (a library of another language, or the
+/// 0.3 example when `p3`) declaring a port-0 server, under `grant = "declared"`: the declared
+/// server is reached, the other is refused `access-denied` and sees nothing from the library.
+fn declared_library_keeps_to_its_declaration(test: &str, weather: &Path, p3: bool) {
+    let dir = scratch(test);
+    let (declared, declared_hits) = server("sunny");
+    let (other, other_hits) = server("other");
+    let library = dir.join("weather.wasm");
+    ok(capnet()
+        .args(["needs", "set"])
+        .arg(weather)
+        .arg(format!("connect {declared}  # the forecast"))
+        .arg("-o")
+        .arg(&library));
+    let app = dir.join("app.wasm");
+    if p3 {
+        ok(capnet()
+            .arg("compose")
+            .arg(guest("p3-nano-app"))
+            .arg("--library")
+            .arg(format!("weather={}", library.display()))
+            .arg("-o")
+            .arg(&app));
+    } else {
+        compose_with_weather(&library, &app);
+    }
+    let steps = [format!("weather={declared}"), format!("weather={other}")];
+    let (out, decisions) = run_nano(&app, GRANT_DECLARED, &steps);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        step_line(&stdout, &steps[0]),
+        format!("{}: ok sunny", steps[0])
+    );
+    let refused = step_line(&stdout, &steps[1]);
+    assert!(refused.contains("access-denied"), "{stdout}");
+    assert_eq!(declared_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(other_hits.load(Ordering::SeqCst), 0, "nothing arrived");
+    assert!(decisions.contains("not declared by weather"), "{decisions}");
+}
+
+#[test]
+fn a_python_library_granted_its_declaration_reaches_only_that() {
+    declared_library_keeps_to_its_declaration(
+        "python",
+        &lang_guest("python", "nano-weather"),
+        false,
+    );
+}
+
+#[test]
+fn a_javascript_library_granted_its_declaration_reaches_only_that() {
+    declared_library_keeps_to_its_declaration("js", &lang_guest("js", "nano-weather"), false);
+}
+
+#[test]
+fn a_0_3_library_granted_its_declaration_reaches_only_that() {
+    declared_library_keeps_to_its_declaration("p3", &guest("p3_weather"), true);
 }

@@ -14,7 +14,9 @@
 //!   default, every decision with `CAPNET_LOG=capnet=debug`, JSON lines with
 //!   `CAPNET_LOG_DECISIONS=json`;
 //! - `CAPNET_TCPLISTEN` pre-opens listeners, and a composed app's libraries get the grants of
-//!   the policy's `[library.NAME]` tables.
+//!   the policy's `[library.NAME]` tables; a table saying `grant = "declared"` gives its
+//!   library what its component declares (`capnet needs`), and a declared need the app's
+//!   rules do not allow stops the container before the guest runs.
 //!
 //! [`workload`] lists the variables.
 
@@ -104,13 +106,29 @@ pub fn run(
             return 1;
         }
     }
-    let policy = match workload.policy(default_policy) {
+    // Each library's declared needs, for a policy that grants a library what it declared; a
+    // component that does not read as a composition is left for the load to report.
+    let declared = match capnet::Composition::read(component) {
+        Ok(composition) => match capnet::needs::declared(component, &composition) {
+            Ok(declared) => declared,
+            Err(e) => {
+                eprintln!("error: cannot load component {name}: {e}");
+                return 1;
+            }
+        },
+        Err(_) => capnet::needs::Declared::new(),
+    };
+    let policy = match workload.policy_declaring(default_policy, &declared) {
         Ok(policy) => policy,
         Err(e) => {
             eprint!("{}", capnet_cli::logging::error_report(&e.into()));
             return 1;
         }
     };
+    if let Some((library, need)) = capnet::needs::refused_at_start(&policy, &declared).first() {
+        eprintln!("error: {}", capnet::needs::refusal(library, need));
+        return 1;
+    }
     for warning in policy.warnings() {
         eprintln!("warning: {warning}");
     }

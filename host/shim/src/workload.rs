@@ -17,6 +17,7 @@
 //! bundle's `config.json` is out of reach. Kubernetes fills a variable from an annotation
 //! with the downward API (`valueFrom.fieldRef`), so a Pod's annotation can still carry rules.
 
+use capnet::needs::Declared;
 use capnet::policy::{Policy, PolicyError};
 use capnet_cli::decision_log::DecisionLogSpec;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,21 @@ impl Workload {
     /// what is wrong`, with `CAPNET_RULES` for the variable's rules), or a file that cannot be
     /// read.
     pub fn policy(&self, default: &Path) -> Result<Policy, PolicyError> {
+        self.policy_declaring(default, &Declared::new())
+    }
+
+    /// The container's policy as [`Workload::policy`] reads it, with each library's declared
+    /// needs (`capnet::needs::declared`), so a `[library.NAME]` table saying
+    /// `grant = "declared"` gives the library what its component declares, as under
+    /// `capnet run`.
+    ///
+    /// # Errors
+    /// As [`Workload::policy`].
+    pub fn policy_declaring(
+        &self,
+        default: &Path,
+        declared: &Declared,
+    ) -> Result<Policy, PolicyError> {
         let mut builder = Policy::builder();
         if let Some(file) = self.policy_file(default) {
             builder = builder.file(&file)?;
@@ -115,7 +131,7 @@ impl Workload {
         if let Some(rules) = &self.rules {
             builder = builder.toml(RULES_ORIGIN, rules)?;
         }
-        Ok(builder.build())
+        Ok(capnet::needs::add_declarations(builder, declared, false)?.build())
     }
 }
 

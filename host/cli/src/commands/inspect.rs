@@ -7,7 +7,7 @@ use capnet::{Composition, Owner};
 use clap::Parser;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Show who holds each network import of a component (the app, each library), what each
@@ -31,58 +31,65 @@ pub struct InspectOpts {
 
 /// The JSON report; field names are part of capnet's interface.
 #[derive(Serialize, Debug)]
-struct Report {
+pub(crate) struct Report {
     component: String,
     policy: Option<String>,
-    parties: Vec<Party>,
+    pub(crate) parties: Vec<Party>,
 }
 
 #[derive(Serialize, Debug)]
-struct Party {
+pub(crate) struct Party {
     /// `"app"` or `"library"`.
     kind: &'static str,
     /// The library's name; `null` for the app.
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `"label"` when a labelled import named the library, else `"structure"`.
     found_by: &'static str,
     imports: Vec<Import>,
     /// The declared needs; `null` when the party declares nothing.
-    declared: Option<Vec<DeclaredNeed>>,
+    pub(crate) declared: Option<Vec<DeclaredNeed>>,
     /// The rules the policy grants it (a library: its own table, within the app's); `null`
     /// without `--policy`.
     granted: Option<Vec<Granted>>,
+    /// Whether the policy grants the library what it declared (`grant = "declared"`).
+    pub(crate) grant_declared: bool,
     /// Granted but not declared: the grant is wider than the library asked.
-    wider_than_declared: Vec<Granted>,
-    /// Declared but not granted: these uses will be denied.
-    will_fail: Vec<Failing>,
+    pub(crate) wider_than_declared: Vec<Granted>,
+    /// Declared but not granted: these uses will be denied, or refuse the start.
+    pub(crate) will_fail: Vec<Failing>,
 }
 
 #[derive(Serialize, Debug)]
-struct Import {
+pub(crate) struct Import {
     name: String,
     interface: String,
     labelled: bool,
 }
 
 #[derive(Serialize, Debug)]
-struct DeclaredNeed {
+pub(crate) struct DeclaredNeed {
     rule: String,
     reason: Option<String>,
 }
 
 #[derive(Serialize, Debug, PartialEq)]
-struct Granted {
-    rule: String,
+pub(crate) struct Granted {
+    pub(crate) rule: String,
     /// Where the rule was written: `policy.toml:7:12`, a flag.
-    at: String,
+    pub(crate) at: String,
 }
 
 #[derive(Serialize, Debug)]
-struct Failing {
-    rule: String,
-    reason: Option<String>,
+pub(crate) struct Failing {
+    pub(crate) rule: String,
+    pub(crate) reason: Option<String>,
+    /// Where it is declared: `weather#capnet:needs:3`.
+    pub(crate) at: String,
     /// Which grant leaves it out.
-    why: String,
+    pub(crate) why: String,
+    /// Whether `capnet run` refuses to start for it (a library granted what it declared,
+    /// declaring a need the app's rules do not allow), rather than deny the use.
+    pub(crate) refuses_start: bool,
 }
 
 impl InspectOpts {
@@ -92,7 +99,7 @@ impl InspectOpts {
     /// An unreadable component or policy, a composition capnet refuses, or a malformed
     /// declaration.
     pub fn run(self) -> wasmtime::Result<ExitCode> {
-        let report = self.report()?;
+        let report = report(&self.component, self.policy.as_deref(), false)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -100,42 +107,46 @@ impl InspectOpts {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
 
-    fn report(&self) -> wasmtime::Result<Report> {
-        let shown = self.component.display().to_string();
-        let wasm =
-            std::fs::read(&self.component).map_err(|e| wasmtime::format_err!("{shown}: {e}"))?;
-        let composition =
-            Composition::read(&wasm).map_err(|e| wasmtime::format_err!("{shown}: {e}"))?;
-        let mut declared = needs::declared(&wasm, &composition)?;
-        // The component's own declaration: a library inspected alone.
-        let own = needs::read(&format!("{shown}#{}", needs::SECTION), &wasm)?;
-        // Built as `capnet run` builds it: a library granted what it declared gets it here.
-        let policy = match &self.policy {
-            Some(file) => {
-                let mut builder = Policy::builder().file(file)?;
-                for (library, needs) in &declared {
-                    if let Some(needs) = needs {
-                        builder = needs.add_declared_to(builder, library)?;
-                    }
-                }
-                Some(builder.build())
-            }
-            None => None,
-        };
-
-        let mut parties = vec![party(&composition, &Owner::App, own, policy.as_ref())];
-        for name in composition.libraries() {
-            let needs = declared.remove(name).flatten();
-            let owner = Owner::Library(name.clone());
-            parties.push(party(&composition, &owner, needs, policy.as_ref()));
+/// The report on `component` against the policy in `policy_file`, built as `capnet run`
+/// builds it (`grant_declared`: `--grant-declared`): a library granted what it declared gets
+/// it here.
+///
+/// # Errors
+/// An unreadable component or policy, a composition capnet refuses, or a malformed
+/// declaration.
+pub(crate) fn report(
+    component: &Path,
+    policy_file: Option<&Path>,
+    grant_declared: bool,
+) -> wasmtime::Result<Report> {
+    let shown = component.display().to_string();
+    let wasm = std::fs::read(component).map_err(|e| wasmtime::format_err!("{shown}: {e}"))?;
+    let composition =
+        Composition::read(&wasm).map_err(|e| wasmtime::format_err!("{shown}: {e}"))?;
+    let mut declared = needs::declared(&wasm, &composition)?;
+    // The component's own declaration: a library inspected alone.
+    let own = needs::read(&format!("{shown}#{}", needs::SECTION), &wasm)?;
+    let policy = match policy_file {
+        Some(file) => {
+            let builder = Policy::builder().file(file)?;
+            Some(needs::add_declarations(builder, &declared, grant_declared)?.build())
         }
-        Ok(Report {
-            component: shown,
-            policy: self.policy.as_ref().map(|p| p.display().to_string()),
-            parties,
-        })
+        None => None,
+    };
+
+    let mut parties = vec![party(&composition, &Owner::App, own, policy.as_ref())];
+    for name in composition.libraries() {
+        let needs = declared.remove(name).flatten();
+        let owner = Owner::Library(name.clone());
+        parties.push(party(&composition, &owner, needs, policy.as_ref()));
     }
+    Ok(Report {
+        component: shown,
+        policy: policy_file.map(|p| p.display().to_string()),
+        parties,
+    })
 }
 
 fn party(
@@ -164,6 +175,10 @@ fn party(
         Owner::Library(name) => p.library(name),
     });
     let granted = policy.map(|_| table.map(|t| grouped(t.rules())).unwrap_or_default());
+    let grant_declared = match (owner, policy) {
+        (Owner::Library(name), Some(policy)) => policy.declared(name).is_some(),
+        _ => false,
+    };
     let mut wider = Vec::new();
     let mut failing = Vec::new();
     if let (Some(needs), Some(policy)) = (&needs, policy) {
@@ -191,10 +206,14 @@ fn party(
                 _ => None,
             };
             if let Some(why) = why {
+                let refuses_start =
+                    grant_declared && !rules.iter().all(|r| needs::covered(r, policy));
                 failing.push(Failing {
                     rule: need.rule.clone(),
                     reason: need.reason.clone(),
+                    at: format!("{}:{}", needs.origin(), need.line),
                     why,
+                    refuses_start,
                 });
             }
         }
@@ -221,6 +240,7 @@ fn party(
                 .collect()
         }),
         granted,
+        grant_declared,
         wider_than_declared: wider,
         will_fail: failing,
     }
@@ -347,7 +367,16 @@ fn tree(report: &Report) -> String {
             );
         }
         for need in &party.will_fail {
-            let _ = writeln!(out, "{pad}  ! will fail: {}: {}", need.rule, need.why);
+            let start = if need.refuses_start {
+                "; capnet run refuses to start"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "{pad}  ! will fail: {}: {}{start}",
+                need.rule, need.why
+            );
         }
     }
     out

@@ -20,12 +20,31 @@ enum PolicyCommand {
     Explain(ExplainOpts),
 }
 
-/// Validate a policy file and print a summary: rules per use, warnings, the default.
+/// Validate a policy file and print a summary: rules per use, warnings, the default. With
+/// --component, also check every library's declared needs against it before anything runs.
 #[derive(Parser, Debug)]
-#[command(after_help = "Example:\n  capnet policy check policy.toml")]
+#[command(after_help = "\
+With --component, each library's declared needs (`capnet needs`) are set beside what the
+policy grants it, as `capnet run` would build the grant:
+  error    a need the app's rules or the library's table do not allow (the use will be
+           denied), or, for a library granted what it declared, one the app's rules do not
+           allow (capnet run refuses to start)
+  warning  a rule the library's table grants beyond its declaration; a library granted what
+           it declared that declares nothing (it gets no network)
+The exit code is 1 when a need will fail.
+
+Examples:
+  capnet policy check policy.toml
+  capnet policy check --component app.wasm policy.toml")]
 pub struct CheckOpts {
     /// The policy file (TOML).
     file: PathBuf,
+    /// A composed app (or one library) whose declared needs to check against the policy.
+    #[arg(long, value_name = "APP.wasm")]
+    component: Option<PathBuf>,
+    /// Check as `capnet run --grant-declared` runs: every library granted what it declared.
+    #[arg(long, requires = "component")]
+    grant_declared: bool,
 }
 
 /// Print the verdict a policy gives one use of one address or name, and the rule that decided.
@@ -83,8 +102,66 @@ impl CheckOpts {
             "{}",
             check_summary(&self.file.display().to_string(), &policy)
         );
-        Ok(ExitCode::SUCCESS)
+        let Some(component) = &self.component else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        let report = super::inspect::report(component, Some(&self.file), self.grant_declared)?;
+        let (text, failing) = needs_findings(&report.parties);
+        eprint!("{text}");
+        let shown = component.display();
+        if failing == 0 {
+            println!("{shown}: every declared need is granted");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            println!("{shown}: {failing} declared need(s) will fail");
+            Ok(ExitCode::FAILURE)
+        }
     }
+}
+
+/// The `error:` and `warning:` lines `capnet policy check --component` prints for each
+/// party's declaration beside its grant, and how many needs will fail.
+fn needs_findings(parties: &[super::inspect::Party]) -> (String, usize) {
+    let mut out = String::new();
+    let mut failing = 0;
+    for party in parties {
+        let who = match &party.name {
+            Some(name) => format!("library {name}"),
+            None => "the app".to_owned(),
+        };
+        for need in &party.will_fail {
+            failing += 1;
+            let reason = need
+                .reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            let outcome = if need.refuses_start {
+                "capnet run refuses to start"
+            } else {
+                "the use will be denied"
+            };
+            let _ = writeln!(
+                out,
+                "error: {who} declares \"{}\"{reason} at {}: {}; {outcome}",
+                need.rule, need.at, need.why
+            );
+        }
+        for rule in &party.wider_than_declared {
+            let _ = writeln!(
+                out,
+                "warning: {who} is granted \"{}\" ({}), which it does not declare",
+                rule.rule, rule.at
+            );
+        }
+        if party.grant_declared && party.declared.is_none() {
+            let _ = writeln!(
+                out,
+                "warning: {who} is granted what it declares and declares nothing: it gets no network"
+            );
+        }
+    }
+    (out, failing)
 }
 
 /// The text `capnet policy check` prints for a policy that loaded.
@@ -128,6 +205,9 @@ pub fn check_summary(name: &str, policy: &Policy) -> String {
             count(Verdict::Allow),
             count(Verdict::Deny)
         );
+        if policy.declared(name).is_some() {
+            let _ = write!(out, ", granted what it declares");
+        }
         match library.limits().iter().next() {
             Some(_) => writeln!(out, "; limits: {}", limits_text(library, false)),
             None => writeln!(out),

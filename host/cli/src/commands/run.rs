@@ -5,7 +5,7 @@ use crate::decision_log::DecisionLogSpec;
 use crate::flags::PolicyFlags;
 use crate::host::{self, CommandHost, Exit};
 use crate::learn::LearnFile;
-use capnet::needs::Needs;
+use capnet::needs::Declared;
 use capnet::policy::{Policy, PolicyBuilder};
 use capnet::{CapnetCtx, PolicyHandle, Recorder};
 use clap::Parser;
@@ -62,7 +62,7 @@ pub struct RunOpts {
     grant_declared: bool,
     /// Each library of the component with its declaration, read before the policy is built.
     #[arg(skip)]
-    declared: Vec<(String, Option<Needs>)>,
+    declared: Declared,
 
     #[command(flatten)]
     flags: PolicyFlags,
@@ -141,20 +141,19 @@ impl RunOpts {
     /// Each library of the component with the needs it declares. A malformed declaration is
     /// refused here, before anything runs; a component that does not read as a composition
     /// is left for the load to report.
-    fn declarations(&self) -> wasmtime::Result<Vec<(String, Option<Needs>)>> {
+    fn declarations(&self) -> wasmtime::Result<Declared> {
         let Ok(wasm) = std::fs::read(&self.component) else {
-            return Ok(Vec::new());
+            return Ok(Declared::new());
         };
         let Ok(composition) = capnet::Composition::read(&wasm) else {
-            return Ok(Vec::new());
+            return Ok(Declared::new());
         };
-        let declared = capnet::needs::declared(&wasm, &composition).map_err(|e| {
+        capnet::needs::declared(&wasm, &composition).map_err(|e| {
             wasmtime::format_err!(e).context(format!(
                 "cannot load component {}",
                 self.component.display()
             ))
-        })?;
-        Ok(declared.into_iter().collect())
+        })
     }
 
     /// Runs the component; the exit code is the guest's.
@@ -164,7 +163,12 @@ impl RunOpts {
     pub fn run(mut self) -> wasmtime::Result<ExitCode> {
         self.declared = self.declarations()?;
         let policy = self.policy()?;
-        check_declared(&policy, &self.declared)?;
+        if let Some((library, need)) = capnet::needs::refused_at_start(&policy, &self.declared)
+            .into_iter()
+            .next()
+        {
+            wasmtime::bail!("{}", capnet::needs::refusal(library, need));
+        }
         for warning in policy.warnings() {
             eprintln!("warning: {warning}");
         }
@@ -354,7 +358,7 @@ struct PolicySource {
     /// `--grant-declared`.
     grant_declared: bool,
     /// Each library's declaration, which bounds its grant where the policy says so.
-    declared: Vec<(String, Option<Needs>)>,
+    declared: Declared,
 }
 
 impl PolicySource {
@@ -364,37 +368,9 @@ impl PolicySource {
             builder = builder.file(path)?;
         }
         builder = self.flags.apply(builder)?;
-        if self.grant_declared {
-            builder = builder.grant_declared(None);
-        }
-        for (library, needs) in &self.declared {
-            match needs {
-                Some(needs) => builder = needs.add_declared_to(builder, library)?,
-                None if self.grant_declared => builder = builder.library(library)?,
-                None => {}
-            }
-        }
+        builder = capnet::needs::add_declarations(builder, &self.declared, self.grant_declared)?;
         Ok(builder.build())
     }
-}
-
-/// Refuses to start when a library granted what it declared declares a need the app's own
-/// rules do not cover: it would fail at run time, so it is named now.
-fn check_declared(policy: &Policy, declared: &[(String, Option<Needs>)]) -> wasmtime::Result<()> {
-    for (library, needs) in declared {
-        let (Some(needs), Some(_)) = (needs, policy.declared(library)) else {
-            continue;
-        };
-        if let Some(need) = needs.uncovered(policy).first() {
-            wasmtime::bail!(
-                "library {library} declares \"{}\" ({library}#{}:{}), which the app's rules do not allow: allow it in the app's rules, or grant the library by a table",
-                need.rule,
-                capnet::needs::SECTION,
-                need.line
-            );
-        }
-    }
-    Ok(())
 }
 
 /// On SIGHUP, reads the policy file again (with the same flags) and makes it the policy of
