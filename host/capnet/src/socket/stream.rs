@@ -26,7 +26,7 @@ use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Poll;
 use tokio::io::Interest;
@@ -141,9 +141,9 @@ impl Connection {
     }
 
     /// One `recv` by `read`, of up to `asked` bytes. A read that comes back shorter than
-    /// asked drained the socket, so tokio is told it is no longer readable (as its own
-    /// `poll_read` does): the next read waits for the kernel's word rather than make a `recv`
-    /// that would only say `EAGAIN`.
+    /// asked drained the socket; with `clear_short`, tokio is told it is no longer readable
+    /// (as its own `poll_read` does), so the next read waits for the kernel's word rather than
+    /// make a `recv` that would only say `EAGAIN`.
     ///
     /// The readiness is cleared through the outer `try_io`, which took its readiness snapshot
     /// before the `recv`: bytes that arrive after the `recv` mark the socket readable again
@@ -151,6 +151,7 @@ impl Connection {
     fn recv(
         &self,
         asked: usize,
+        clear_short: bool,
         mut read: impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let mut got = None;
@@ -158,7 +159,7 @@ impl Connection {
             let n = read(&self.stream)?;
             got = Some(n);
             match n {
-                1.. if n < asked => Err(io::ErrorKind::WouldBlock.into()),
+                1.. if n < asked && clear_short => Err(io::ErrorKind::WouldBlock.into()),
                 _ => Ok(n),
             }
         });
@@ -241,7 +242,15 @@ pub(crate) struct ReadSide {
     /// Whether the last read filled [`SMALL_READ`]: the peer is sending in bulk, so the next
     /// read asks the kernel how much is queued and takes it straight into guest memory.
     bulk: AtomicBool,
+    /// Whether the last read was short and left the readiness set ([`ReadSide::recv`]).
+    left_ready: AtomicBool,
+    /// How many more short reads clear the readiness because a `recv` after one that left it
+    /// set found nothing.
+    doubt: AtomicU32,
 }
+
+/// Short reads that clear the readiness after a `recv` that tried without it found nothing.
+const DOUBTFUL_READS: u32 = 8;
 
 /// The most a read takes through the host's scratch buffer: a read that finds fewer bytes
 /// queued (a request, a reply, a ping) costs one `recv`; one that finds more switches its
@@ -274,17 +283,37 @@ impl ReadSide {
     }
 
     /// One `recv` ([`Connection::recv`]), noting whether it left the readiness exact.
+    ///
+    /// After a short read the readiness is left set while doing so pays: the guest's next
+    /// `read` then tries a `recv` at once, which finds the peer's next bytes when they came
+    /// while the guest answered (as they do when the peer runs on the same CPU), where a
+    /// cleared readiness would cost an `epoll_wait` and three more host calls (`subscribe`,
+    /// `block`, the pollable's drop). When that `recv` finds nothing, the next
+    /// [`DOUBTFUL_READS`] short reads clear the readiness, then it is tried again.
     fn recv(
         &self,
         asked: usize,
         read: impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let result = self.conn.recv(asked, read);
-        let fresh = match &result {
-            Ok(n) => (1..asked).contains(n),
-            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        let doubt = self.doubt.load(Ordering::Relaxed);
+        let result = self.conn.recv(asked, doubt != 0, read);
+        let (fresh, left_ready) = match &result {
+            Ok(n) if (1..asked).contains(n) => {
+                if doubt != 0 {
+                    self.doubt.store(doubt - 1, Ordering::Relaxed);
+                }
+                (doubt != 0, doubt == 0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if self.left_ready.load(Ordering::Relaxed) {
+                    self.doubt.store(DOUBTFUL_READS, Ordering::Relaxed);
+                }
+                (true, false)
+            }
+            _ => (false, false),
         };
         self.readiness_is_fresh.store(fresh, Ordering::Relaxed);
+        self.left_ready.store(left_ready, Ordering::Relaxed);
         result
     }
 
@@ -358,6 +387,8 @@ impl TcpReader {
                 closed: AtomicBool::new(false),
                 readiness_is_fresh: AtomicBool::new(false),
                 bulk: AtomicBool::new(false),
+                left_ready: AtomicBool::new(false),
+                doubt: AtomicU32::new(0),
             }),
         }
     }
