@@ -5,7 +5,8 @@
 //! runs), and by the same logic built natively, in tokio and in
 //! blocking `std` (a process of its own), each driven by the same native client. Prints medians
 //! with min-max over the runs, the ratios capnet/baseline and capnet/native, and then the
-//! ratios `capnet run`/native std and `capnet run`/wasmtime-wasi with the context switches per
+//! ratios `capnet run`/native std and `capnet run`/wasmtime-wasi with the CPU time (per round
+//! trip or connection, or per MiB moved) and context switches per
 //! operation of each server process. The `0.3` rows run the `wasi:sockets@0.3.0` guests
 //! (p3-echo-server, p3-sink-server) under `capnet run` and under the baseline host on
 //! wasmtime-wasi's p3 sockets, each a process of its own, against native tokio, in a table of
@@ -360,6 +361,7 @@ async fn run(options: &'static Options) {
                         continue;
                     }
                     let switched = running.pid().map(servers::context_switches);
+                    let spent = running.pid().map(servers::cpu_ns);
                     // The client runs as a task on the runtime's workers, as the servers do,
                     // not on the thread that waits for the whole run.
                     let measure = tokio::spawn((scenarios[i].measure)(running.addr, options));
@@ -376,6 +378,24 @@ async fn run(options: &'static Options) {
                                     .entry(server.name())
                                     .or_default()
                                     .push(switches as f64 / ops(options) as f64);
+                            }
+                            // CPU per round trip or connection, or per MiB moved.
+                            let units = match scenarios[i].ops {
+                                Some(ops) => Some(ops(options) as f64),
+                                None if scenarios[i].unit == "MB/s" => {
+                                    Some((options.bulk >> 20) as f64)
+                                }
+                                None => None,
+                            };
+                            if let (Some(pid), Some(before), Some(units)) =
+                                (running.pid(), spent, units)
+                            {
+                                let micros = (servers::cpu_ns(pid) - before) as f64 / 1e3;
+                                rows[i]
+                                    .cpu
+                                    .entry(server.name())
+                                    .or_default()
+                                    .push(micros / units);
                             }
                         }
                         Err(_) => {

@@ -23,6 +23,9 @@ pub struct Row {
     /// Context switches of the server's process per operation, one figure per run, for the
     /// servers that run in a process of their own, by server name.
     pub switches: BTreeMap<&'static str, Vec<f64>>,
+    /// CPU time of the server's process in µs per operation (per MiB for the transfers), one
+    /// figure per run, for the servers that run in a process of their own, by server name.
+    pub cpu: BTreeMap<&'static str, Vec<f64>>,
 }
 
 /// Median, min and max.
@@ -59,6 +62,7 @@ impl Row {
             native: vec![],
             native_std: vec![],
             switches: BTreeMap::new(),
+            cpu: BTreeMap::new(),
         }
     }
 
@@ -93,6 +97,11 @@ impl Row {
     fn switches_of(&self, server: Server) -> Option<f64> {
         Some(Summary::of(self.switches.get(server.name())?)?.median)
     }
+
+    /// The median CPU time per operation (or MiB) of `server`'s process, in µs.
+    fn cpu_of(&self, server: Server) -> Option<f64> {
+        Some(Summary::of(self.cpu.get(server.name())?)?.median)
+    }
 }
 
 pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
@@ -121,6 +130,7 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
         row.switches_of(server)
             .map_or("-".into(), |s| format!("{s:.2}"))
     };
+    let cpu = |row: &Row, server| row.cpu_of(server).map_or("-".into(), figure);
     let users: Vec<&Row> = rows
         .iter()
         .filter(|r| !r.p3 && !r.capnet_run.is_empty())
@@ -128,16 +138,19 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
     if !users.is_empty() {
         println!();
         println!(
-            "as users run it: `capnet run`, wasmtime-wasi run the same way, and native std, each a process of its own; cs/op = that process's context switches per operation; ratios above 1 mean capnet run is better (/wasi: against the in-process baseline above)"
+            "as users run it: `capnet run`, wasmtime-wasi run the same way, and native std, each a process of its own; cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation; ratios above 1 mean capnet run is better (/wasi: against the in-process baseline above)"
         );
         println!(
-            "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>5} {:>5} {:>9} {:>5}",
+            "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>5} {:>9} {:>5}",
             "scenario",
             "capnet run",
+            "cpu",
             "cs/op",
             "wasmtime-wasi run",
+            "cpu",
             "cs/op",
             "native std",
+            "cpu",
             "cs/op",
             "/std",
             "/wasi-run",
@@ -145,13 +158,16 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
         );
         for row in users {
             println!(
-                "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>5} {:>5} {:>9} {:>5}",
+                "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>5} {:>9} {:>5}",
                 format!("{} [{}]", row.scenario, row.unit),
                 cell(&row.capnet_run),
+                cpu(row, Server::CapnetRun),
                 switches(row, Server::CapnetRun),
                 cell(&row.baseline_run),
+                cpu(row, Server::BaselineRun),
                 switches(row, Server::BaselineRun),
                 cell(&row.native_std),
+                cpu(row, Server::NativeStd),
                 switches(row, Server::NativeStd),
                 ratio(row.ratio_of(&row.capnet_run, &row.native_std)),
                 ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
@@ -163,14 +179,16 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
     if !p3.is_empty() {
         println!();
         println!(
-            "wasi:sockets@0.3.0 guests: `capnet run` and wasmtime-wasi's p3 sockets run the same way, each a process of its own, and native tokio; cs/op = that process's context switches per operation; ratios above 1 mean capnet run is better"
+            "wasi:sockets@0.3.0 guests: `capnet run` and wasmtime-wasi's p3 sockets run the same way, each a process of its own, and native tokio (in the bench's process); cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation; ratios above 1 mean capnet run is better"
         );
         println!(
-            "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>7} {:>9}",
+            "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>7} {:>9}",
             "scenario",
             "capnet run",
+            "cpu",
             "cs/op",
             "wasmtime-wasi run",
+            "cpu",
             "cs/op",
             "native",
             "/native",
@@ -178,11 +196,13 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
         );
         for row in p3 {
             println!(
-                "{:<50} {:>22} {:>5} {:>22} {:>5} {:>22} {:>7} {:>9}",
+                "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>7} {:>9}",
                 format!("{} [{}]", row.scenario, row.unit),
                 cell(&row.capnet_run),
+                cpu(row, Server::CapnetRun),
                 switches(row, Server::CapnetRun),
                 cell(&row.baseline_run),
+                cpu(row, Server::BaselineRun),
                 switches(row, Server::BaselineRun),
                 cell(&row.native),
                 ratio(row.ratio_of(&row.capnet_run, &row.native)),

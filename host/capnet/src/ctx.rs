@@ -17,6 +17,9 @@ pub struct CapnetCtx {
     pub(crate) preopens: Preopens,
     /// Each library's grant, made at the library's first use (see [`crate::library`]).
     pub(crate) libraries: HashMap<Arc<str>, Grant>,
+    /// The 0.2 streams of its TCP connections, which `read` and `write` serve straight
+    /// between the socket and guest memory.
+    pub(crate) streams: crate::p2::streams::Streams,
 }
 
 impl Default for CapnetCtx {
@@ -124,6 +127,7 @@ impl CapnetCtxBuilder {
             ),
             preopens: Preopens(self.preopens),
             libraries: HashMap::new(),
+            streams: Default::default(),
         }
     }
 }

@@ -173,6 +173,12 @@ pub fn add_to_linker_with_wasi<T: CapnetView + WasiView + 'static>(
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    // `read` and `write` again, for the sockets' streams to move bytes straight between the
+    // socket and guest memory.
+    l.allow_shadowing(true);
+    let streams = p2::streams::add_to_linker(l);
+    l.allow_shadowing(false);
+    streams?;
     add_to_linker(l)
 }
 

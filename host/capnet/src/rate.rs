@@ -169,6 +169,12 @@ fn cost(rate: u64, bytes: u64) -> u64 {
     u64::try_from(cost).unwrap_or(u64::MAX)
 }
 
+/// Whether a `bytes-per-second` rate applies to `grant` now: a load of each rate.
+pub(crate) fn is_limited(grant: &Grant) -> bool {
+    let (instance, library) = grant.buckets();
+    instance.rate() != 0 || library.is_some_and(|b| b.rate() != 0)
+}
+
 /// One stream's (or one call's) view of its grant's buckets: how much it may move now, and
 /// a timer that wakes it when there is more. The timer is made at the first wait of a
 /// poll-driven stream and reset after that, never made again.
@@ -216,9 +222,7 @@ impl Meter {
     /// A meter of `grant`'s buckets if any has a rate now, for a call that makes its own:
     /// with no rate it costs the call no clone of the grant.
     pub(crate) fn if_limited(grant: &Grant) -> Option<Self> {
-        let (instance, library) = grant.buckets();
-        let limited = instance.rate() != 0 || library.is_some_and(|b| b.rate() != 0);
-        limited.then(|| Self::new(grant.clone()))
+        is_limited(grant).then(|| Self::new(grant.clone()))
     }
 
     /// Takes up to `want` bytes from every bucket with a rate (all `want`, `whole`, while each

@@ -4,7 +4,8 @@
 //!
 //! Interfaces: `wasi:sockets/network`, `instance-network` (and the libraries' named imports of
 //! it), `tcp`, `tcp-create-socket`, `udp`, `udp-create-socket`, `ip-name-lookup`;
-//! `capnet:sockets/preopens` and `attenuate`.
+//! `capnet:sockets/preopens` and `attenuate`; and `input-stream.read` of `wasi:io/streams` for
+//! the sockets' streams.
 
 pub(crate) mod attenuate;
 pub(crate) mod bindings;
@@ -14,6 +15,7 @@ pub(crate) mod instance_network;
 pub(crate) mod ip_name_lookup;
 pub(crate) mod network;
 pub(crate) mod preopens;
+pub(crate) mod streams;
 pub(crate) mod tcp;
 pub(crate) mod tcp_create_socket;
 pub(crate) mod udp;

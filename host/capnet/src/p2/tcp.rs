@@ -21,9 +21,14 @@ impl CapnetCtxView<'_> {
     }
 
     fn push_streams(&mut self, (reader, writer): Connected) -> SocketResult<Streams> {
+        let reading = std::sync::Arc::downgrade(reader.side());
+        let writing = std::sync::Arc::downgrade(writer.side());
         let input: DynInputStream = Box::new(reader);
         let output: DynOutputStream = Box::new(writer);
-        Ok((self.table.push(input)?, self.table.push(output)?))
+        let (input, output) = (self.table.push(input)?, self.table.push(output)?);
+        let streams = &mut self.ctx.streams;
+        streams.insert((input.rep(), reading), (output.rep(), writing));
+        Ok((input, output))
     }
 }
 

@@ -1,8 +1,9 @@
 //! The byte streams of a connected TCP socket, read and written straight from the tokio socket.
 //!
-//! No task or channel sits between the guest and the kernel: `read` is one `recv` into a fresh,
-//! uninitialised buffer that is handed to the guest without another copy, and `write` is one
-//! `send`. Only when the kernel cannot take all the bytes a guest was permitted to write does the
+//! No task or channel sits between the guest and the kernel. A 0.2 guest's `read` is planned
+//! here ([`ReadSide::plan_read`]) and lowered by the 0.2 front (`crate::p2::streams`): a small
+//! read is one `recv` into the store's scratch buffer, copied into the guest's list; a bulk read
+//! is one `ioctl(FIONREAD)` and one `recv` straight into that list. `write` is one `send`. Only when the kernel cannot take all the bytes a guest was permitted to write does the
 //! remainder move to a short-lived drain task, so the bytes leave even if the guest never comes
 //! back to this stream (it may be blocked reading the reply, or have dropped the stream). Under
 //! `capnet run`, whose runtime has one thread, that task runs on the guest's own thread whenever
@@ -25,8 +26,8 @@ use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Poll;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -125,12 +126,46 @@ impl Connection {
         if self.receive_shut.load(Ordering::Relaxed) {
             return Poll::Ready(Ok(0));
         }
+        // A short read leaves tokio's readiness as it is: the next read tries a `recv` first,
+        // which finds the peer's next bytes when they came while the guest answered (as they
+        // do when the peer runs on the same CPU), where a cleared readiness would cost an
+        // `epoll_wait` and a turn of the event loop (6.6 against 4.2 µs of server CPU per
+        // 1-byte round trip, both pinned to one CPU).
         loop {
             std::task::ready!(self.stream.poll_read_ready(cx))?;
             match self.stream.try_read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 other => return Poll::Ready(other),
             }
+        }
+    }
+
+    /// One `recv` by `read`, of up to `asked` bytes. A read that comes back shorter than
+    /// asked drained the socket; with `clear_short`, tokio is told it is no longer readable
+    /// (as its own `poll_read` does), so the next read waits for the kernel's word rather than
+    /// make a `recv` that would only say `EAGAIN`.
+    ///
+    /// The readiness is cleared through the outer `try_io`, which took its readiness snapshot
+    /// before the `recv`: bytes that arrive after the `recv` mark the socket readable again
+    /// with a newer snapshot, which this clear does not touch.
+    fn recv(
+        &self,
+        asked: usize,
+        clear_short: bool,
+        mut read: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut got = None;
+        let outcome = self.stream.try_io(Interest::READABLE, || {
+            let n = read(&self.stream)?;
+            got = Some(n);
+            match n {
+                1.. if n < asked && clear_short => Err(io::ErrorKind::WouldBlock.into()),
+                _ => Ok(n),
+            }
+        });
+        match got {
+            Some(n) => Ok(n),
+            None => outcome,
         }
     }
 
@@ -190,71 +225,192 @@ fn failed(error: io::Error) -> StreamError {
 
 /// The `input-stream` of a TCP connection.
 pub struct TcpReader {
-    conn: Arc<Connection>,
+    side: Arc<ReadSide>,
     meter: Meter,
-    closed: bool,
+}
+
+/// The state of a connection's reading side, shared by its [`TcpReader`] (which alone keeps
+/// it alive) and the 0.2 front's `read`, which lowers bytes straight from the socket into guest
+/// memory ([`crate::p2::streams`]) and finds the reader by it.
+pub(crate) struct ReadSide {
+    conn: Arc<Connection>,
+    closed: AtomicBool,
     /// Whether tokio's read readiness was last cleared by a read of ours (a short read or
     /// `EAGAIN`). From then on only new bytes, the end or an error make it readable again, so
     /// the pollable can trust it; before the first such read it may be stale.
-    readiness_is_fresh: bool,
+    readiness_is_fresh: AtomicBool,
+    /// Whether the last read filled [`SMALL_READ`]: the peer is sending in bulk, so the next
+    /// read asks the kernel how much is queued and takes it straight into guest memory.
+    bulk: AtomicBool,
+    /// Whether the last read was short and left the readiness set ([`ReadSide::recv`]).
+    left_ready: AtomicBool,
+    /// How many more short reads clear the readiness because a `recv` after one that left it
+    /// set found nothing.
+    doubt: AtomicU32,
+}
+
+/// Short reads that clear the readiness after a `recv` that tried without it found nothing.
+const DOUBTFUL_READS: u32 = 8;
+
+/// The most a read takes through the host's scratch buffer: a read that finds fewer bytes
+/// queued (a request, a reply, a ping) costs one `recv`; one that finds more switches its
+/// stream to bulk reads straight into guest memory (one `ioctl` and one `recv` each).
+pub(crate) const SMALL_READ: usize = 4 * 1024;
+
+/// What a 0.2 `read` does, decided before any guest memory is allocated, since a list handed
+/// to the guest must hold exactly the bytes it says.
+pub(crate) enum ReadPlan {
+    /// Through the stream's own [`InputStream::read`]: a rate is set, so the bytes must be
+    /// metered.
+    Metered,
+    /// Nothing now: an empty list.
+    Empty,
+    /// The stream is closed or failed.
+    Failed(StreamError),
+    /// The first `n` bytes of the scratch buffer.
+    Small(usize),
+    /// `n` bytes the kernel holds for us: allocate them in the guest and [`ReadSide::recv_direct`].
+    Direct(usize),
+}
+
+impl ReadSide {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed) || self.conn.receive_shut.load(Ordering::Relaxed)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// One `recv` ([`Connection::recv`]), noting whether it left the readiness exact.
+    ///
+    /// After a short read the readiness is left set while doing so pays: the guest's next
+    /// `read` then tries a `recv` at once, which finds the peer's next bytes when they came
+    /// while the guest answered (as they do when the peer runs on the same CPU), where a
+    /// cleared readiness would cost an `epoll_wait` and three more host calls (`subscribe`,
+    /// `block`, the pollable's drop). When that `recv` finds nothing, the next
+    /// [`DOUBTFUL_READS`] short reads clear the readiness, then it is tried again.
+    fn recv(
+        &self,
+        asked: usize,
+        read: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let doubt = self.doubt.load(Ordering::Relaxed);
+        let result = self.conn.recv(asked, doubt != 0, read);
+        let (fresh, left_ready) = match &result {
+            Ok(n) if (1..asked).contains(n) => {
+                if doubt != 0 {
+                    self.doubt.store(doubt - 1, Ordering::Relaxed);
+                }
+                (doubt != 0, doubt == 0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if self.left_ready.load(Ordering::Relaxed) {
+                    self.doubt.store(DOUBTFUL_READS, Ordering::Relaxed);
+                }
+                (true, false)
+            }
+            _ => (false, false),
+        };
+        self.readiness_is_fresh.store(fresh, Ordering::Relaxed);
+        self.left_ready.store(left_ready, Ordering::Relaxed);
+        result
+    }
+
+    /// Plans a 0.2 `read` of up to `size` bytes for a guest with no rate on its grant; a small
+    /// read lands in `scratch` (at least [`SMALL_READ`] bytes) at once.
+    pub(crate) fn plan_read(&self, size: usize, scratch: &mut [u8]) -> ReadPlan {
+        if self.is_closed() {
+            return ReadPlan::Failed(StreamError::Closed);
+        }
+        if size == 0 {
+            return ReadPlan::Empty;
+        }
+        if crate::rate::is_limited(&self.conn.grant) {
+            return ReadPlan::Metered;
+        }
+        if poll_now(|cx| self.conn.stream.poll_read_ready(cx)).is_pending() {
+            return ReadPlan::Empty;
+        }
+        let size = size.min(READ_CHUNK);
+        if self.bulk.load(Ordering::Relaxed) {
+            // What the kernel holds is ours alone (no one else reads this socket), and it
+            // hands queued bytes out before an end or an error: a `recv` of that many gets
+            // them all.
+            let queued = rustix::io::ioctl_fionread(&self.conn.stream).unwrap_or(0);
+            let queued = usize::try_from(queued).unwrap_or(usize::MAX);
+            if queued >= SMALL_READ.min(size) {
+                return ReadPlan::Direct(queued.min(size));
+            }
+            self.bulk.store(false, Ordering::Relaxed);
+        }
+        let want = size.min(SMALL_READ).min(scratch.len());
+        let scratch = &mut scratch[..want];
+        match self.recv(scratch.len(), |stream| stream.try_read(scratch)) {
+            Ok(0) => {
+                self.close();
+                ReadPlan::Failed(StreamError::Closed)
+            }
+            Ok(n) => {
+                self.bulk
+                    .store(n == SMALL_READ && size > SMALL_READ, Ordering::Relaxed);
+                ReadPlan::Small(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadPlan::Empty,
+            Err(e) => {
+                self.close();
+                ReadPlan::Failed(failed(e))
+            }
+        }
+    }
+
+    /// The `recv` of a [`ReadPlan::Direct`] into the guest's list: how many bytes it got, fewer
+    /// than `buf` holds only if the kernel broke its word (then the stream closes). It asks
+    /// for no more than was queued, so it cannot tell whether it drained the socket: the
+    /// readiness stays, and the next read finds out.
+    pub(crate) fn recv_direct(&self, buf: &mut [u8]) -> usize {
+        let asked = buf.len();
+        let got = self.recv(asked, |stream| stream.try_read(buf)).unwrap_or(0);
+        if got < asked {
+            self.close();
+        }
+        got
+    }
 }
 
 impl TcpReader {
     pub(crate) fn new(conn: Arc<Connection>) -> Self {
         Self {
             meter: conn.meter(),
-            conn,
-            closed: false,
-            readiness_is_fresh: false,
+            side: Arc::new(ReadSide {
+                conn,
+                closed: AtomicBool::new(false),
+                readiness_is_fresh: AtomicBool::new(false),
+                bulk: AtomicBool::new(false),
+                left_ready: AtomicBool::new(false),
+                doubt: AtomicU32::new(0),
+            }),
         }
     }
 
-    fn is_closed(&self) -> bool {
-        self.closed || self.conn.receive_shut.load(Ordering::Relaxed)
-    }
-
-    /// One `recv` into `buf`'s spare capacity. A read that comes back shorter than asked
-    /// drained the socket, so tokio is told it is no longer readable (as its own `poll_read`
-    /// does): the guest's next `read` answers "nothing yet" without a `recv` that would only
-    /// say `EAGAIN`, which is one syscall of the four a request/response costs the server.
-    ///
-    /// The readiness is cleared through the outer `try_io`, which took its readiness snapshot
-    /// before the `recv`: bytes that arrive after the `recv` mark the socket readable again
-    /// with a newer snapshot, which this clear does not touch.
-    fn recv(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        let asked = buf.capacity();
-        let mut got = None;
-        let outcome = self.conn.stream.try_io(Interest::READABLE, || {
-            let n = self.conn.stream.try_read_buf(buf)?;
-            got = Some(n);
-            match n {
-                1.. if n < asked => Err(io::ErrorKind::WouldBlock.into()),
-                _ => Ok(n),
-            }
-        });
-        let result = match got {
-            Some(n) => Ok(n),
-            None => outcome,
-        };
-        self.readiness_is_fresh = match &result {
-            Ok(n) => (1..asked).contains(n),
-            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-        };
-        result
+    /// The reading side, for the 0.2 front to find this reader by.
+    pub(crate) fn side(&self) -> &Arc<ReadSide> {
+        &self.side
     }
 }
 
 #[wasmtime_wasi_io::async_trait]
 impl InputStream for TcpReader {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        if self.is_closed() {
+        let side = &self.side;
+        if side.is_closed() {
             return Err(StreamError::Closed);
         }
         if size == 0 {
             return Ok(Bytes::new());
         }
         // Skip the allocation when tokio already knows there is nothing to read.
-        if poll_now(|cx| self.conn.stream.poll_read_ready(cx)).is_pending() {
+        if poll_now(|cx| side.conn.stream.poll_read_ready(cx)).is_pending() {
             return Ok(Bytes::new());
         }
         // Past the rate the bytes stay in the kernel: the pollable waits for the refill.
@@ -263,19 +419,19 @@ impl InputStream for TcpReader {
             return Ok(Bytes::new());
         }
         let mut buf = Vec::with_capacity(allowed);
-        let read = self.recv(&mut buf);
+        let read = side.recv(allowed, |stream| stream.try_read_buf(&mut buf));
         self.meter
             .give_back(allowed - read.as_ref().map_or(0, |n| *n));
         match read {
             Ok(0) => {
-                self.closed = true;
+                side.close();
                 Err(StreamError::Closed)
             }
             // `Bytes` from a `Vec` goes back into a `Vec` without a copy when lowered.
             Ok(_) => Ok(Bytes::from(buf)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
             Err(e) => {
-                self.closed = true;
+                side.close();
                 Err(failed(e))
             }
         }
@@ -295,7 +451,7 @@ impl InputStream for TcpReader {
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for TcpReader {
     async fn ready(&mut self) {
-        if self.is_closed() {
+        if self.side.is_closed() {
             return;
         }
         self.meter.ready().await;
@@ -303,18 +459,30 @@ impl Pollable for TcpReader {
         // reports: the docs promise bytes or the end. Readiness our own read cleared is exact,
         // and waiting on it costs no syscall; otherwise (a fresh connection, or a read that
         // filled its buffer) tokio may say readable with nothing there, so peek a byte.
-        if self.readiness_is_fresh {
-            let _ = self.conn.stream.readable().await;
+        let stream = &self.side.conn.stream;
+        if self.side.readiness_is_fresh.load(Ordering::Relaxed) {
+            let _ = stream.readable().await;
         } else {
-            let _ = self.conn.stream.peek(&mut [0u8; 1]).await;
+            let _ = stream.peek(&mut [0u8; 1]).await;
         }
     }
 }
 
 /// The `output-stream` of a TCP connection.
 pub struct TcpWriter {
-    conn: Arc<Connection>,
+    side: Arc<WriteSide>,
     meter: Meter,
+}
+
+/// The state of a connection's writing side, shared by its [`TcpWriter`] (which alone keeps it
+/// alive) and the 0.2 front's `write`, which sends a guest's list from guest memory
+/// ([`crate::p2::streams`]) and finds the writer by it.
+pub(crate) struct WriteSide {
+    conn: Arc<Connection>,
+    state: Mutex<WriteState>,
+}
+
+struct WriteState {
     /// What the last `check-write` allowed and has not been written yet: taken from the
     /// buckets of a rate, and given back when the next `check-write` or the drop finds it.
     permit: usize,
@@ -325,20 +493,9 @@ pub struct TcpWriter {
     closed: bool,
 }
 
-impl TcpWriter {
-    pub(crate) fn new(conn: Arc<Connection>) -> Self {
-        Self {
-            meter: conn.meter(),
-            conn,
-            permit: 0,
-            drain: None,
-            error: None,
-            closed: false,
-        }
-    }
-
+impl WriteState {
     /// Collects a finished drain task; reports a failure once, then the stream is closed.
-    fn settle(&mut self) -> StreamResult<()> {
+    fn settle(&mut self, conn: &Connection) -> StreamResult<()> {
         if let Some(task) = &mut self.drain {
             match poll_now(|cx| std::pin::Pin::new(&mut *task).poll(cx)) {
                 Poll::Pending => return Ok(()),
@@ -354,20 +511,90 @@ impl TcpWriter {
             self.closed = true;
             return Err(failed(e));
         }
-        if self.closed || self.conn.send_shut.load(Ordering::Relaxed) {
+        if self.closed || conn.send_shut.load(Ordering::Relaxed) {
             return Err(StreamError::Closed);
         }
         Ok(())
     }
+}
 
-    fn spawn_drain(&mut self, rest: Bytes) {
-        self.conn.draining.store(true, Ordering::SeqCst);
-        let conn = self.conn.clone();
-        self.drain = Some(tokio::spawn(async move {
-            let result = write_all(&conn.stream, rest).await;
-            conn.drained();
-            result
-        }));
+impl WriteSide {
+    /// The calls of one store come one at a time: the lock is never contended.
+    fn lock(&self) -> MutexGuard<'_, WriteState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a 0.2 `write` may send from guest memory here: when no rate is set, so there
+    /// is no meter to give an unsent permit back to.
+    pub(crate) fn sends_direct(&self) -> bool {
+        !crate::rate::is_limited(&self.conn.grant)
+    }
+
+    /// `write`: sends `bytes` (within what `check-write` permitted) as far as the kernel takes
+    /// them at once, and leaves the rest, made owned by `rest`, to a drain task. What that
+    /// task holds is given back to `meter`.
+    pub(crate) fn write(
+        &self,
+        bytes: &[u8],
+        rest: impl FnOnce(usize) -> Bytes,
+        meter: Option<&Meter>,
+    ) -> StreamResult<()> {
+        let mut state = self.lock();
+        state.settle(&self.conn)?;
+        if bytes.len() > state.permit {
+            return Err(StreamError::trap(
+                "write exceeds the budget that check-write granted",
+            ));
+        }
+        state.permit -= bytes.len();
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match self.conn.stream.try_write(&bytes[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.conn.draining.store(true, Ordering::SeqCst);
+                    let conn = self.conn.clone();
+                    let rest = rest(sent);
+                    state.drain = Some(tokio::spawn(async move {
+                        let result = write_all(&conn.stream, rest).await;
+                        conn.drained();
+                        result
+                    }));
+                    let permit = std::mem::take(&mut state.permit);
+                    if let Some(meter) = meter {
+                        meter.give_back(permit);
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    state.closed = true;
+                    return Err(failed(e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TcpWriter {
+    pub(crate) fn new(conn: Arc<Connection>) -> Self {
+        Self {
+            meter: conn.meter(),
+            side: Arc::new(WriteSide {
+                conn,
+                state: Mutex::new(WriteState {
+                    permit: 0,
+                    drain: None,
+                    error: None,
+                    closed: false,
+                }),
+            }),
+        }
+    }
+
+    /// The writing side, for the 0.2 front to find this writer by.
+    pub(crate) fn side(&self) -> &Arc<WriteSide> {
+        &self.side
     }
 }
 
@@ -388,97 +615,96 @@ async fn write_all(stream: &TcpStream, mut bytes: Bytes) -> io::Result<()> {
 
 #[wasmtime_wasi_io::async_trait]
 impl OutputStream for TcpWriter {
-    fn write(&mut self, mut bytes: Bytes) -> StreamResult<()> {
-        self.settle()?;
-        if bytes.len() > self.permit {
-            return Err(StreamError::trap(
-                "write exceeds the budget that check-write granted",
-            ));
-        }
-        self.permit -= bytes.len();
-        while !bytes.is_empty() {
-            match self.conn.stream.try_write(&bytes) {
-                Ok(n) => bytes.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.spawn_drain(bytes);
-                    self.meter.give_back(std::mem::take(&mut self.permit));
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.closed = true;
-                    return Err(failed(e));
-                }
-            }
-        }
-        Ok(())
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let owned = bytes.clone();
+        let rest = move |sent| owned.slice(sent..);
+        self.side.write(&bytes, rest, Some(&self.meter))
     }
 
     fn flush(&mut self) -> StreamResult<()> {
         // Bytes go to the kernel as they are written; a drain task in flight is the only
         // buffer, and `check-write` stays at 0 until it is done.
-        self.settle()
+        self.side.lock().settle(&self.side.conn)
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        self.meter.give_back(std::mem::take(&mut self.permit));
-        self.settle()?;
-        if self.drain.is_some() {
+        let conn = &self.side.conn;
+        let mut state = self.side.lock();
+        self.meter.give_back(std::mem::take(&mut state.permit));
+        state.settle(conn)?;
+        if state.drain.is_some() {
             return Ok(0);
         }
-        self.permit = match poll_now(|cx| self.conn.stream.poll_write_ready(cx)) {
+        state.permit = match poll_now(|cx| conn.stream.poll_write_ready(cx)) {
             // Past the rate, 0 until the buckets refill (the pollable waits for that).
-            Poll::Ready(Ok(())) => self.meter.take(self.conn.write_budget),
+            Poll::Ready(Ok(())) => self.meter.take(conn.write_budget),
             Poll::Ready(Err(e)) => {
-                self.closed = true;
+                state.closed = true;
                 return Err(failed(e));
             }
             Poll::Pending => 0,
         };
-        Ok(self.permit)
+        Ok(state.permit)
     }
 
     async fn blocking_write_and_flush(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.settle()?;
-        if let Some(task) = self.drain.take() {
-            let result = flatten(task.await);
-            result.map_err(|e| {
-                self.closed = true;
-                failed(e)
-            })?;
+        let side = self.side.clone();
+        let task = {
+            let mut state = side.lock();
+            state.settle(&side.conn)?;
+            state.drain.take()
+        };
+        let fail = |e| {
+            side.lock().closed = true;
+            failed(e)
+        };
+        if let Some(task) = task {
+            flatten(task.await).map_err(fail)?;
         }
         // At most 4096 bytes (the WIT's bound): taken whole once the buckets hold a byte.
-        self.meter.give_back(std::mem::take(&mut self.permit));
+        let permit = std::mem::take(&mut side.lock().permit);
+        self.meter.give_back(permit);
         while !self.meter.take_whole(bytes.len()) {
             self.meter.ready().await;
         }
-        write_all(&self.conn.stream, bytes).await.map_err(|e| {
-            self.closed = true;
-            failed(e)
-        })
+        write_all(&side.conn.stream, bytes).await.map_err(fail)
     }
 }
 
 impl Drop for TcpWriter {
     fn drop(&mut self) {
-        self.meter.give_back(self.permit);
+        self.meter.give_back(self.side.lock().permit);
     }
 }
 
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for TcpWriter {
     async fn ready(&mut self) {
-        if let Some(task) = &mut self.drain {
-            let result = flatten(task.await);
-            self.drain = None;
-            if let Err(e) = result {
-                self.error = Some(e);
+        let side = &self.side;
+        let drained = std::future::poll_fn(|cx| {
+            let mut state = side.lock();
+            let Some(task) = &mut state.drain else {
+                return Poll::Ready(false);
+            };
+            let result = std::task::ready!(std::pin::Pin::new(task).poll(cx));
+            state.drain = None;
+            if let Err(e) = flatten(result) {
+                state.error = Some(e);
             }
+            Poll::Ready(true)
+        })
+        .await;
+        if drained {
             return;
         }
-        if self.closed || self.error.is_some() || self.conn.send_shut.load(Ordering::Relaxed) {
-            return;
+        {
+            let state = side.lock();
+            if state.closed || state.error.is_some() || side.conn.send_shut.load(Ordering::Relaxed)
+            {
+                return;
+            }
         }
         self.meter.ready().await;
-        let _ = self.conn.stream.writable().await;
+        let _ = side.conn.stream.writable().await;
     }
 }
