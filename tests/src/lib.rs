@@ -416,8 +416,8 @@ pub type ImageFile<'a> = (&'a str, &'a [u8]);
 
 /// Writes an OCI image archive, as `ctr images import` reads it, to `out`: an image named
 /// `name` for this machine's platform whose one layer holds `files` (parent directories
-/// included) and whose process is `entrypoint`. Built by runwasi's `oci-tar-builder`, the
-/// layer by the `tar` crate.
+/// included) and whose process is `entrypoint`, its file executable. Built by runwasi's
+/// `oci-tar-builder`, the layer by the `tar` crate.
 ///
 /// # Panics
 /// When a file cannot be written next to `out`.
@@ -442,7 +442,11 @@ pub fn oci_image(name: &str, files: &[ImageFile<'_>], entrypoint: &[&str], out: 
     }
     for (path, bytes) in files {
         let mut header = tar::Header::new_gnu();
-        header.set_mode(0o644);
+        header.set_mode(if entrypoint.first() == Some(path) {
+            0o755
+        } else {
+            0o644
+        });
         header.set_size(bytes.len() as u64);
         tar.append_data(&mut header, path.trim_start_matches('/'), *bytes)
             .expect("a file entry");

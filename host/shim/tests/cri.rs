@@ -1,0 +1,842 @@
+//! The shim the way kubelet drives it: CRI calls to containerd's CRI plugin, which picks the
+//! runtime from the pod's runtime handler `capnet`, configured as the README tells a node
+//! operator. A containerd of the test's own (its root, state, socket, CNI configuration and
+//! network in a temporary directory) runs pods whose sandbox is a static pause program and
+//! whose containers are components, each pod in its own network namespace (CNI's bridge and
+//! host-local IPAM, Debian's `containernetworking-plugins`) or on the host's; the test reads
+//! what they print from the CRI log files, as `kubectl logs` does.
+//!
+//! Needs root, containerd, the CNI plugins and a C compiler with a static libc (`scripts/setup`
+//! installs them); skipped, saying so, when not root. Every pod, process, mount, network
+//! namespace, bridge and address the test makes is removed when it ends, pass or fail.
+
+use capnet_tests::{ImageFile, guest, lang_guest, oci_image};
+use containerd_client::tonic::transport::Channel;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::{
+    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
+    CreateContainerRequest, ImageSpec, KeyValue, LinuxContainerConfig, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, ListPodSandboxRequest, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, RemoveContainerRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+    VersionRequest,
+};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The runtime handler of the README's containerd configuration and RuntimeClass.
+const HANDLER: &str = "capnet";
+/// The pod sandbox's image, built by the test.
+const PAUSE_IMAGE: &str = "capnet.test/pause:1";
+const HTTP_HELLO: &str = "capnet.test/http-hello:1";
+const TCP_CLIENT: &str = "capnet.test/tcp-client:1";
+/// Where the images keep their component.
+const COMPONENT: &str = "/app.wasm";
+/// The port the pod's server listens on, inside the pod's own network namespace.
+const POD_PORT: u16 = 8080;
+
+/// How long containerd may take to answer, and a container to end, before the test fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A node: containerd with its CRI plugin and CNI, of this test's own; dropping it removes
+/// every pod, then containerd and all it made.
+struct Node {
+    dir: PathBuf,
+    snapshotter: &'static str,
+    bridge: String,
+    /// The pods' network and the host's address on it (the bridge's).
+    gateway: Ipv4Addr,
+    ip_forward: Option<String>,
+    process: Child,
+    runtime: tokio::runtime::Runtime,
+    cri: Option<RuntimeServiceClient<Channel>>,
+}
+
+impl Node {
+    /// Starts a containerd for the test `test`, with the runtime handler [`HANDLER`] and a
+    /// bridge network for pods. `None` when not root.
+    fn start(test: &str) -> Option<Node> {
+        if !is_root() {
+            eprintln!(
+                "skipped: the CRI test starts containerd, pods and networks, which needs root"
+            );
+            return None;
+        }
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("capnet-cri-{pid}-{test}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("net.d")).unwrap();
+        let snapshotter = if overlay_works(&dir) {
+            "overlayfs"
+        } else {
+            "native"
+        };
+        // A subnet and bridge of this node's own, so that two nodes (tests of this process or
+        // of two runs) never meet: one node's cleanup must not take another's bridge.
+        static NODES: AtomicUsize = AtomicUsize::new(0);
+        let node = NODES.fetch_add(1, Ordering::SeqCst) as u32;
+        let net = pid.wrapping_mul(8).wrapping_add(node) % (50 * 250);
+        let subnet = [10, 200 + (net / 250) as u8, (net % 250) as u8];
+        let gateway = Ipv4Addr::new(subnet[0], subnet[1], subnet[2], 1);
+        let bridge = format!("cn{pid}-{node}");
+        let d = dir.display();
+        std::fs::write(
+            dir.join("net.d/10-capnet.conflist"),
+            format!(
+                r#"{{
+  "cniVersion": "0.4.0",
+  "name": "capnet-test",
+  "plugins": [{{
+    "type": "bridge",
+    "bridge": "{bridge}",
+    "isGateway": true,
+    "ipMasq": false,
+    "ipam": {{
+      "type": "host-local",
+      "ranges": [[{{ "subnet": "{}.{}.{}.0/24" }}]],
+      "dataDir": "{d}/ipam"
+    }}
+  }}]
+}}
+"#,
+                subnet[0], subnet[1], subnet[2]
+            ),
+        )
+        .unwrap();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  netns_mounts_under_state_dir = true
+  # Where the test itself runs in a container, a negative OOM score (the sandbox's -998) is
+  # refused: keep every score at or above containerd's own.
+  restrict_oom_score_adj = true
+  stream_server_port = "0"
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "{snapshotter}"
+
+# A node's configuration keeps runc, containerd's default runtime, beside capnet.
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.capnet]
+  runtime_type = "io.containerd.capnet.v1"
+
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "{CNI_BIN}"
+  conf_dir = "{d}/net.d"
+"#
+            ),
+        )
+        .unwrap();
+        // The bridge plugin turns on IPv4 forwarding for its gateway: put it back after.
+        let ip_forward = std::fs::read_to_string(IP_FORWARD).ok();
+        // containerd finds a runtime's shim on its PATH: the one cargo just built.
+        let shim = Path::new(env!("CARGO_BIN_EXE_containerd-shim-capnet-v1"));
+        let path = format!(
+            "{}:{}",
+            shim.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let process = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .env("PATH", path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd is installed (scripts/setup installs Debian's containerd)");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut node = Node {
+            dir,
+            snapshotter,
+            bridge,
+            gateway,
+            ip_forward,
+            process,
+            runtime,
+            cri: None,
+        };
+        node.wait_ready();
+        Some(node)
+    }
+
+    /// Waits until the CRI plugin answers on containerd's socket.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        let socket = self.dir.join("containerd.sock");
+        loop {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                panic!(
+                    "containerd cannot run here: it exited ({status}):\n{}",
+                    self.log()
+                );
+            }
+            let answer = self.runtime.block_on(async {
+                let channel = containerd_client::connect(&socket).await.ok()?;
+                let mut cri = RuntimeServiceClient::new(channel);
+                let version = cri.version(VersionRequest::default()).await.ok()?;
+                Some((cri, version.into_inner()))
+            });
+            if let Some((cri, version)) = answer {
+                eprintln!(
+                    "CRI: {} {} (API {})",
+                    version.runtime_name, version.runtime_version, version.runtime_api_version
+                );
+                self.cri = Some(cri);
+                return;
+            }
+            let log = self.log();
+            assert!(
+                !log.contains("failed to load plugin io.containerd.grpc.v1.cri"),
+                "containerd's CRI plugin did not start:\n{log}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "containerd's CRI plugin did not answer on its socket:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    fn cri(&self) -> RuntimeServiceClient<Channel> {
+        self.cri.clone().expect("connected")
+    }
+
+    /// Imports the image archive at `archive` where the CRI plugin keeps its images.
+    fn import(&self, archive: &Path) {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.join("containerd.sock"))
+            .args(["--namespace", "k8s.io", "images", "import"])
+            .args(["--snapshotter", self.snapshotter])
+            .arg(archive)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ctr images import: {out:?}");
+    }
+
+    /// Builds the pause program and imports an image of it as [`PAUSE_IMAGE`].
+    fn import_pause(&self) {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cri/pause.c");
+        let binary = self.dir.join("pause");
+        let out = Command::new("gcc")
+            .args(["-static", "-Os", "-s", "-o"])
+            .arg(&binary)
+            .arg(&source)
+            .output()
+            .expect("gcc is installed (scripts/setup)");
+        assert!(
+            out.status.success(),
+            "gcc -static (scripts/setup installs libc6-dev): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pause = std::fs::read(&binary).unwrap();
+        let archive = self.dir.join("pause.tar");
+        oci_image(PAUSE_IMAGE, &[("/pause", &pause)], &["/pause"], &archive);
+        self.import(&archive);
+    }
+
+    /// Imports an image of the component at `wasm`, with no policy file: the pod's rules
+    /// come from `CAPNET_RULES`, as the README's Pod gives them.
+    fn import_component(&self, name: &str, wasm: &Path) {
+        let wasm = std::fs::read(wasm).unwrap();
+        let files: [ImageFile<'_>; 1] = [(COMPONENT, &wasm)];
+        let archive = self
+            .dir
+            .join(format!("{}.tar", name.replace([':', '/'], "_")));
+        oci_image(name, &files, &[COMPONENT], &archive);
+        self.import(&archive);
+    }
+
+    /// RunPodSandbox with the handler [`HANDLER`], in a network namespace of its own or, for
+    /// `host_network`, in the host's.
+    fn run_pod(&self, name: &str, host_network: bool) -> Pod {
+        let logs = self.dir.join("pods").join(name);
+        // kubelet makes the pod's log directory; containerd writes the files in it.
+        std::fs::create_dir_all(&logs).unwrap();
+        let network = if host_network {
+            NamespaceMode::Node
+        } else {
+            NamespaceMode::Pod
+        };
+        let config = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: name.into(),
+                uid: format!("{name}-uid"),
+                namespace: "capnet-test".into(),
+                attempt: 0,
+            }),
+            hostname: name.into(),
+            log_directory: logs.display().to_string(),
+            linux: Some(LinuxPodSandboxConfig {
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: network as i32,
+                        pid: NamespaceMode::Pod as i32,
+                        ipc: NamespaceMode::Pod as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut cri = self.cri();
+        let id = self
+            .runtime
+            .block_on(cri.run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: HANDLER.into(),
+            }))
+            .unwrap_or_else(|e| panic!("RunPodSandbox {name}: {e}\n{}", self.log()))
+            .into_inner()
+            .pod_sandbox_id;
+        let status = self
+            .runtime
+            .block_on(cri.pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: id.clone(),
+                verbose: false,
+            }))
+            .unwrap()
+            .into_inner()
+            .status
+            .expect("a sandbox status");
+        let ip = status
+            .network
+            .filter(|network| !network.ip.is_empty())
+            .map(|network| network.ip.parse().expect("an IP address"));
+        Pod {
+            id,
+            config,
+            logs,
+            ip,
+        }
+    }
+
+    /// CreateContainer and StartContainer: `image` in `pod` as `name`, with the guest's
+    /// `args` and the environment `env` (`KEY=VALUE`).
+    fn start_container(
+        &self,
+        pod: &Pod,
+        name: &str,
+        image: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Container {
+        let config = ContainerConfig {
+            metadata: Some(ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            envs: env
+                .iter()
+                .map(|(key, value)| KeyValue {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                })
+                .collect(),
+            log_path: format!("{name}.log"),
+            linux: Some(LinuxContainerConfig::default()),
+            ..Default::default()
+        };
+        let mut cri = self.cri();
+        let id = self
+            .runtime
+            .block_on(cri.create_container(CreateContainerRequest {
+                pod_sandbox_id: pod.id.clone(),
+                config: Some(config),
+                sandbox_config: Some(pod.config.clone()),
+            }))
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", self.log()))
+            .into_inner()
+            .container_id;
+        self.runtime
+            .block_on(cri.start_container(StartContainerRequest {
+                container_id: id.clone(),
+            }))
+            .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", self.log()));
+        Container {
+            id,
+            log: pod.logs.join(format!("{name}.log")),
+        }
+    }
+
+    /// Waits for `container` to exit, reads its log and removes it.
+    fn finish(&self, container: Container) -> Finished {
+        let mut cri = self.cri();
+        let deadline = Instant::now() + PATIENCE;
+        let exit_code = loop {
+            let status = self
+                .runtime
+                .block_on(cri.container_status(ContainerStatusRequest {
+                    container_id: container.id.clone(),
+                    verbose: false,
+                }))
+                .unwrap()
+                .into_inner()
+                .status
+                .expect("a container status");
+            if status.state == ContainerState::ContainerExited as i32 {
+                break status.exit_code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the container did not end: {:?}",
+                CriLog::read(&container.log)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = CriLog::read(&container.log);
+        self.runtime
+            .block_on(cri.remove_container(RemoveContainerRequest {
+                container_id: container.id,
+            }))
+            .unwrap();
+        Finished { exit_code, log }
+    }
+
+    /// StopPodSandbox (which gives its address back to IPAM) and RemovePodSandbox.
+    fn remove_pod(&self, id: &str) {
+        let mut cri = self.cri();
+        self.runtime
+            .block_on(cri.stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            }))
+            .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", self.log()));
+        self.runtime
+            .block_on(cri.remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            }))
+            .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", self.log()));
+    }
+}
+
+const CNI_BIN: &str = "/usr/lib/cni";
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Pods a failed test left: stopping them releases their addresses and network
+        // namespaces, removing them ends their shims.
+        if let Some(mut cri) = self.cri.clone() {
+            let pods = self
+                .runtime
+                .block_on(cri.list_pod_sandbox(ListPodSandboxRequest::default()))
+                .map(|pods| pods.into_inner().items)
+                .unwrap_or_default();
+            for pod in pods {
+                let _ = self
+                    .runtime
+                    .block_on(cri.stop_pod_sandbox(StopPodSandboxRequest {
+                        pod_sandbox_id: pod.id.clone(),
+                    }));
+                let _ = self
+                    .runtime
+                    .block_on(cri.remove_pod_sandbox(RemovePodSandboxRequest {
+                        pod_sandbox_id: pod.id.clone(),
+                    }));
+                let _ = std::fs::remove_dir_all(
+                    Path::new("/run/containerd/capnet/k8s.io").join(&pod.id),
+                );
+            }
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        // Snapshots and network namespaces still mounted.
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let mut points: Vec<&str> = mounts
+                .lines()
+                .filter_map(|line| line.split_whitespace().nth(1))
+                .filter(|point| Path::new(point).starts_with(&self.dir))
+                .collect();
+            points.reverse();
+            for point in points {
+                let _ = Command::new("umount").args(["-l", point]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        if let Some(value) = &self.ip_forward {
+            let _ = std::fs::write(IP_FORWARD, value);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // runwasi's state of the k8s.io namespace, containerd's shim sockets and CNI's cache of
+        // results, when this test made the directories and nothing else is in them.
+        for dir in [
+            "/var/lib/cni/results",
+            "/var/lib/cni",
+            "/run/containerd/capnet/k8s.io",
+            "/run/containerd/capnet",
+            "/run/containerd/s",
+            "/run/containerd",
+        ] {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// A pod sandbox: its id, the configuration it was made with (CreateContainer takes it
+/// again), its log directory and its IP (none on the host's network).
+struct Pod {
+    id: String,
+    config: PodSandboxConfig,
+    logs: PathBuf,
+    ip: Option<IpAddr>,
+}
+
+/// A started container and its CRI log file.
+struct Container {
+    id: String,
+    log: PathBuf,
+}
+
+/// How a container ended, with its log.
+struct Finished {
+    exit_code: i32,
+    log: CriLog,
+}
+
+/// A CRI log file read back by stream, as `kubectl logs` shows it.
+#[derive(Debug, Default)]
+struct CriLog {
+    stdout: String,
+    stderr: String,
+}
+
+impl CriLog {
+    /// Reads the file: one line per write, `TIME STREAM TAG MESSAGE`, where the tag `P` marks
+    /// a partial line whose end comes in the next.
+    fn read(path: &Path) -> CriLog {
+        let mut log = CriLog::default();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.lines() {
+            let mut fields = line.splitn(4, ' ');
+            let (Some(_time), Some(stream), Some(tag), message) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let out = match stream {
+                "stdout" => &mut log.stdout,
+                _ => &mut log.stderr,
+            };
+            out.push_str(message.unwrap_or_default());
+            if tag != "P" {
+                out.push('\n');
+            }
+        }
+        log
+    }
+
+    /// Waits for a line of stdout that starts with `prefix` and returns the rest of it.
+    fn wait_for_line(path: &Path, prefix: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = CriLog::read(path);
+            if let Some(rest) = log.stdout.lines().find_map(|l| l.strip_prefix(prefix)) {
+                return rest.trim().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line {prefix:?} in the log: {log:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// Whether an overlay mount works in `dir` (not in every container a test may run in);
+/// containerd's native snapshotter serves where it does not.
+fn overlay_works(dir: &Path) -> bool {
+    let probe = dir.join("overlay-probe");
+    let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| probe.join(d));
+    for d in [&lower, &upper, &work, &merged] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let mounted = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&merged)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        let _ = Command::new("umount").arg(&merged).status();
+    }
+    let _ = std::fs::remove_dir_all(&probe);
+    mounted
+}
+
+fn curl(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", url])
+        .output()
+        .expect("curl is installed (scripts/setup)");
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A TCP server at `ip`, port 0, that answers every connection with `reply` and counts them.
+fn counting_server(ip: IpAddr, reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let _ = stream.read_to_end(&mut request);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (addr, accepted)
+}
+
+/// A pod with a network namespace of its own: its component listens on the pod IP and the
+/// host reaches it there; what the pod's rules deny never leaves the pod; `loopback` is the
+/// pod's own, not the host's.
+#[test]
+fn a_pod_s_component_serves_on_the_pod_ip_and_its_rules_hold_inside_the_pod() {
+    let Some(node) = Node::start("pod-network") else {
+        return;
+    };
+    node.import_pause();
+    node.import_component(HTTP_HELLO, &guest("http-hello"));
+    node.import_component(TCP_CLIENT, &guest("tcp-client"));
+
+    let pod = node.run_pod("net", false);
+    let ip = pod.ip.expect("a pod in its own network has an IP");
+
+    // The listener is made in the pod's namespace: the pod IP serves it.
+    let listen = format!("0.0.0.0:{POD_PORT}");
+    let rules = format!("[allow]\nlisten = [\"{listen}\"]\n");
+    let web = node.start_container(
+        &pod,
+        "web",
+        HTTP_HELLO,
+        &[("CAPNET_RULES", &rules)],
+        &[&listen, "1"],
+    );
+    assert_eq!(CriLog::wait_for_line(&web.log, "listening on "), listen);
+    assert_eq!(
+        curl(&format!("http://{ip}:{POD_PORT}/")),
+        "hello from a capnet guest\n"
+    );
+    let web = node.finish(web);
+    assert_eq!(web.exit_code, 0, "{:?}", web.log);
+
+    // A server on the host's side of the pod network: the pod reaches it when its rules allow.
+    let (server, accepted) = counting_server(node.gateway.into(), "from the host");
+    let allowed = node.finish(node.start_container(
+        &pod,
+        "allowed",
+        TCP_CLIENT,
+        &[(
+            "CAPNET_RULES",
+            &format!("[allow]\nconnect = [\"{server}\"]\n"),
+        )],
+        &[&server.to_string(), "hi"],
+    ));
+    assert_eq!(allowed.exit_code, 0, "{:?}", allowed.log);
+    assert_eq!(allowed.log.stdout.trim_end(), "from the host");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    // ... and when they do not, the connect is refused inside the pod: nothing arrives.
+    let denied = node.finish(node.start_container(
+        &pod,
+        "denied",
+        TCP_CLIENT,
+        &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
+        &[&server.to_string(), "hi"],
+    ));
+    assert_eq!(denied.exit_code, 1, "{:?}", denied.log);
+    assert!(
+        denied
+            .log
+            .stderr
+            .contains(&format!("denied tcp-connect {server}: access-denied")),
+        "the decision is in the CRI log: {:?}",
+        denied.log
+    );
+    assert!(
+        denied
+            .log
+            .stderr
+            .contains(&format!("error: connect {server}: access-denied")),
+        "{:?}",
+        denied.log
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "nothing arrived");
+
+    // `loopback` is the pod's: a server on the host's loopback is not there.
+    let (host_loopback, host_accepted) =
+        counting_server(Ipv4Addr::LOCALHOST.into(), "from the host's loopback");
+    let loopback = node.finish(node.start_container(
+        &pod,
+        "loopback",
+        TCP_CLIENT,
+        &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
+        &[&host_loopback.to_string(), "hi"],
+    ));
+    assert_eq!(loopback.exit_code, 1, "{:?}", loopback.log);
+    assert!(
+        loopback.log.stderr.contains(&format!(
+            "error: connect {host_loopback}: connection-refused"
+        )),
+        "{:?}",
+        loopback.log
+    );
+    assert_eq!(host_accepted.load(Ordering::SeqCst), 0);
+
+    node.remove_pod(&pod.id);
+}
+
+/// A `hostNetwork` pod: its component's sockets are the host's, and a use its rules deny is
+/// refused with the decision in its CRI log.
+#[test]
+fn a_host_network_pod_s_component_serves_on_the_host() {
+    let Some(node) = Node::start("host-network") else {
+        return;
+    };
+    node.import_pause();
+    node.import_component(HTTP_HELLO, &guest("http-hello"));
+
+    let pod = node.run_pod("host", true);
+    assert_eq!(pod.ip, None, "{:?}", pod.ip);
+
+    let web = node.start_container(
+        &pod,
+        "web",
+        HTTP_HELLO,
+        &[("CAPNET_RULES", "[allow]\nlisten = [\"127.0.0.1:0\"]\n")],
+        &["127.0.0.1:0", "1"],
+    );
+    let addr = CriLog::wait_for_line(&web.log, "listening on ");
+    assert_eq!(
+        curl(&format!("http://{addr}/")),
+        "hello from a capnet guest\n"
+    );
+    let web = node.finish(web);
+    assert_eq!(web.exit_code, 0, "{:?}", web.log);
+
+    // Rules that grant no listen: the bind is denied, and `kubectl logs` says so.
+    let denied = node.finish(node.start_container(
+        &pod,
+        "denied",
+        HTTP_HELLO,
+        &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
+        &["127.0.0.1:0", "1"],
+    ));
+    assert_eq!(denied.exit_code, 1, "{:?}", denied.log);
+    assert!(
+        denied
+            .log
+            .stderr
+            .contains("denied tcp-bind 127.0.0.1:0: access-denied"),
+        "{:?}",
+        denied.log
+    );
+
+    node.remove_pod(&pod.id);
+}
+
+/// The Python guest (CPython inside, 17 MiB) as a pod's container, started twice from the same
+/// image: each start's time, from CreateContainer to its listener, is printed. Both compile
+/// the component today: runwasi's precompilation serves only images whose layers are wasm,
+/// which Debian's containerd 1.6 cannot unpack.
+#[test]
+fn the_python_guest_s_pod_starts_and_serves() {
+    let Some(node) = Node::start("python") else {
+        return;
+    };
+    node.import_pause();
+    let image = "capnet.test/python-echo-server:1";
+    node.import_component(image, &lang_guest("python", "echo-server"));
+    let pod = node.run_pod("python", true);
+
+    let mut starts = Vec::new();
+    for run in ["first", "second"] {
+        let began = Instant::now();
+        let echo = node.start_container(
+            &pod,
+            &format!("echo-{run}"),
+            image,
+            &[("CAPNET_RULES", "[allow]\nlisten = [\"127.0.0.1:0\"]\n")],
+            &["127.0.0.1:0", "1"],
+        );
+        let addr = CriLog::wait_for_line(&echo.log, "listening on ");
+        starts.push(began.elapsed());
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream.write_all(b"ping").unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut echoed = String::new();
+        stream.read_to_string(&mut echoed).unwrap();
+        assert_eq!(echoed, "ping");
+        let echo = node.finish(echo);
+        assert_eq!(echo.exit_code, 0, "{:?}", echo.log);
+    }
+    eprintln!(
+        "the Python guest's pod started in {:.2} s the first time, {:.2} s the second",
+        starts[0].as_secs_f64(),
+        starts[1].as_secs_f64()
+    );
+    node.remove_pod(&pod.id);
+}
