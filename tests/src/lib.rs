@@ -483,3 +483,88 @@ pub fn oci_image(name: &str, files: &[ImageFile<'_>], entrypoint: &[&str], out: 
         .expect("build the image archive");
     std::fs::remove_file(&layer).expect("remove the layer");
 }
+
+/// A TCP server at `ip`, port 0, that reads each request to its end, answers `reply` and counts
+/// the connections it got: what reached it, for tests that show what did not.
+///
+/// # Panics
+/// When no port can be bound at `ip`.
+pub fn counting_server(
+    ip: std::net::IpAddr,
+    reply: &'static str,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind a counting server");
+    let addr = listener.local_addr().expect("its address");
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let _ = stream.read_to_end(&mut request);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (addr, count)
+}
+
+/// Whether the tests run as root (containerd and network namespaces need it).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// Whether an overlay mount works in `dir` (not in every container a test may run in);
+/// containerd's native snapshotter serves where it does not.
+///
+/// # Panics
+/// When the probe's directories cannot be made in `dir`.
+pub fn overlay_works(dir: &Path) -> bool {
+    use std::process::{Command, Stdio};
+
+    let probe = dir.join("overlay-probe");
+    let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| probe.join(d));
+    for d in [&lower, &upper, &work, &merged] {
+        std::fs::create_dir_all(d).expect("make the overlay probe's directories");
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let mounted = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&merged)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        let _ = Command::new("umount").arg(&merged).status();
+    }
+    let _ = std::fs::remove_dir_all(&probe);
+    mounted
+}
+
+/// The body `curl` gets from `url`.
+///
+/// # Panics
+/// When curl is missing or the request fails.
+pub fn curl(url: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", url])
+        .output()
+        .expect("curl is installed (scripts/setup)");
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("curl's answer is text")
+}

@@ -6,7 +6,7 @@
 //! Needs root and Debian's `containerd` (`scripts/setup` installs it). Everything the test
 //! starts is stopped and removed when it ends, whether it passes or not.
 
-use capnet_tests::{ImageFile, guest, lang_guest, oci_image};
+use capnet_tests::{ImageFile, curl, guest, is_root, lang_guest, oci_image, overlay_works};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -217,40 +217,6 @@ impl Drop for Containerd {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
-}
-
-/// Whether an overlay mount works in `dir` (not in every container a test may run in);
-/// containerd's native snapshotter serves where it does not.
-fn overlay_works(dir: &Path) -> bool {
-    let probe = dir.join("overlay-probe");
-    let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| probe.join(d));
-    for d in [&lower, &upper, &work, &merged] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    let mounted = Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &options])
-        .arg(&merged)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if mounted {
-        let _ = Command::new("umount").arg(&merged).status();
-    }
-    let _ = std::fs::remove_dir_all(&probe);
-    mounted
-}
-
 /// The first line of `child`'s stdout that starts with `prefix`, without it.
 fn stdout_line(child: &mut Child, prefix: &str) -> String {
     let stdout = child.stdout.take().expect("piped stdout");
@@ -275,19 +241,6 @@ fn wait(mut child: Child) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
-}
-
-fn curl(url: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20", url])
-        .output()
-        .expect("curl is installed (scripts/setup)");
-    assert!(
-        out.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// One containerd for all the cases: starting it and importing images is most of the time.

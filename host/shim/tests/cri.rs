@@ -10,7 +10,9 @@
 //! installs them); skipped, saying so, when not root. Every pod, process, mount, network
 //! namespace, bridge and address the test makes is removed when it ends, pass or fail.
 
-use capnet_tests::{ImageFile, guest, lang_guest, oci_image};
+use capnet_tests::{
+    ImageFile, counting_server, curl, guest, is_root, lang_guest, oci_image, overlay_works,
+};
 use containerd_client::tonic::transport::Channel;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
@@ -22,11 +24,10 @@ use k8s_cri::v1::{
     VersionRequest,
 };
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -583,71 +584,6 @@ impl CriLog {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
-}
-
-/// Whether an overlay mount works in `dir` (not in every container a test may run in);
-/// containerd's native snapshotter serves where it does not.
-fn overlay_works(dir: &Path) -> bool {
-    let probe = dir.join("overlay-probe");
-    let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| probe.join(d));
-    for d in [&lower, &upper, &work, &merged] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    let mounted = Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &options])
-        .arg(&merged)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if mounted {
-        let _ = Command::new("umount").arg(&merged).status();
-    }
-    let _ = std::fs::remove_dir_all(&probe);
-    mounted
-}
-
-fn curl(url: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20", url])
-        .output()
-        .expect("curl is installed (scripts/setup)");
-    assert!(
-        out.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A TCP server at `ip`, port 0, that answers every connection with `reply` and counts them.
-fn counting_server(ip: IpAddr, reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind((ip, 0)).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            count.fetch_add(1, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let _ = stream.read_to_end(&mut request);
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    (addr, accepted)
 }
 
 /// A pod with a network namespace of its own: its component listens on the pod IP and the

@@ -4,30 +4,10 @@
 //! allow stops the container before the guest runs.
 
 use capnet_cli::compose::{Library, compose};
-use capnet_tests::guest;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use capnet_tests::{counting_server, guest};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// A TCP server on a port of its own that answers each request and counts the connections.
-fn server() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let _ = stream.read_to_end(&mut request);
-            let _ = stream.write_all(b"sunny");
-        }
-    });
-    (addr, count)
-}
+use std::sync::atomic::Ordering;
 
 /// The example nano app whose weather library declares `rules`.
 fn app_declaring(rules: &[String]) -> Vec<u8> {
@@ -52,8 +32,8 @@ const RULES: &str =
 
 #[test]
 fn a_library_granted_its_declaration_in_a_container_reaches_only_that() {
-    let (declared, declared_hits) = server();
-    let (other, other_hits) = server();
+    let (declared, declared_hits) = counting_server(Ipv4Addr::LOCALHOST.into(), "sunny");
+    let (other, other_hits) = counting_server(Ipv4Addr::LOCALHOST.into(), "sunny");
     let app = app_declaring(&[format!("connect {declared}  # the forecast")]);
     let steps = [format!("weather={declared}"), format!("weather={other}")];
     let code = containerd_shim_capnet_v1::run(
@@ -71,7 +51,7 @@ fn a_library_granted_its_declaration_in_a_container_reaches_only_that() {
 
 #[test]
 fn a_declared_need_the_apps_rules_do_not_allow_stops_the_container() {
-    let (declared, declared_hits) = server();
+    let (declared, declared_hits) = counting_server(Ipv4Addr::LOCALHOST.into(), "sunny");
     let app = app_declaring(&["connect 10.9.9.9:443  # the mirror".to_owned()]);
     let code = containerd_shim_capnet_v1::run(
         "nano-app.wasm",

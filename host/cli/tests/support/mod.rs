@@ -2,11 +2,11 @@
 //! and a server that counts who reached it.
 #![allow(dead_code, reason = "each test file uses its own part")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 /// The `capnet` binary under test, with no log filter of the user's and a cache of the tests'.
 pub fn capnet() -> Command {
@@ -32,21 +32,8 @@ pub fn listening(child: &mut Child) -> SocketAddr {
         .expect("an address")
 }
 
-/// A TCP server on a port of its own that reads each request to its end, answers `reply`, and
-/// counts the connections it got: what reached it, for tests that show what did not.
+/// A counting server on loopback (`capnet_tests::counting_server`): what reached it, for tests
+/// that show what did not.
 pub fn server(reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let _ = stream.read_to_end(&mut request);
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    (addr, count)
+    capnet_tests::counting_server(Ipv4Addr::LOCALHOST.into(), reply)
 }
