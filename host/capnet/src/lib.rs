@@ -52,6 +52,7 @@ mod grant;
 mod library;
 mod limit;
 pub mod needs;
+pub mod p1;
 mod p2;
 mod p3;
 mod rate;
