@@ -29,10 +29,11 @@ pub(crate) struct Descriptors {
 
 /// What a socket descriptor is.
 pub(crate) enum Socket {
-    /// A pre-opened listener.
-    Listener(Listener),
+    /// A pre-opened listener. (Both kinds are boxed: the table's nodes stay small, and a box
+    /// is made once per accept, beside the connection's own.)
+    Listener(Box<Listener>),
     /// A connection a listener accepted.
-    Stream(Stream),
+    Stream(Box<Stream>),
 }
 
 /// A pre-opened listener and what accepts from it: every peer checked against `tcp-accept`.

@@ -54,7 +54,7 @@ impl P1Ctx {
         for (listener, addr) in ctx.preopens.take_all() {
             let socket = TcpSocket::preopened(listener, addr, grant.clone())?;
             let listener = Listener::new(socket).map_err(std::io::Error::other)?;
-            sockets.push(Socket::Listener(listener));
+            sockets.push(Socket::Listener(Box::new(listener)));
         }
         Ok(Self {
             sockets,
@@ -161,7 +161,7 @@ fn define<T: P1View + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             return Err(Errno::Inval.into());
         };
         let socket = listener.accept().await?;
-        let new = sockets.push(Socket::Stream(Stream::new(socket, nonblocking)?));
+        let new = sockets.push(Socket::Stream(Box::new(Stream::new(socket, nonblocking)?)));
         abi::write_u32(mem, abi::addr(fd_out), new)
     });
     shadow!(linker, async fd_read, (fd, iovs, iovs_len, nread), |sockets, mem| async move {
