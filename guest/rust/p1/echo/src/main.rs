@@ -1,8 +1,9 @@
-//! `p1-echo [CONNS]`: the classic WASI preview 1 server, built for `wasm32-wasip1` and run
+//! `p1-echo [CONNS [FD]]`: the classic WASI preview 1 server, built for `wasm32-wasip1` and run
 //! unchanged under `wasmtime run --tcplisten ADDR` or `capnet run --tcplisten ADDR`.
 //!
 //! Preview 1 has no bind: the runtime pre-opens the listener and the module takes it as
-//! descriptor 3 (`TcpListener::from_raw_fd(3)`). Connections are served one at a time, with
+//! descriptor 3 (`TcpListener::from_raw_fd(3)`; FD names another, a later pre-open).
+//! Connections are served one at a time, with
 //! blocking `std::net` calls: every byte a client sends is written back until it shuts down
 //! its write side. For each connection the server prints `connection N: echoed B bytes`, so a
 //! test counts what reached the module; after CONNS connections (default: serve forever) it
@@ -16,9 +17,12 @@ use std::os::fd::FromRawFd;
 const FIRST_PREOPEN: i32 = 3;
 
 fn main() {
-    let conns: Option<u64> = std::env::args().nth(1).map(|n| n.parse().expect("CONNS is a number"));
-    // SAFETY: the runtime hands descriptor 3 over as a listening socket and nothing else owns it.
-    let listener = unsafe { TcpListener::from_raw_fd(FIRST_PREOPEN) };
+    let mut args = std::env::args().skip(1);
+    let conns: Option<u64> = args.next().map(|n| n.parse().expect("CONNS is a number"));
+    let fd = args.next().map_or(FIRST_PREOPEN, |fd| fd.parse().expect("FD is a number"));
+    // SAFETY: the runtime hands the descriptor over as a listening socket and nothing else owns
+    // it.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
     let mut served = 0;
     while conns.is_none_or(|n| served < n) {
         let (mut stream, _) = listener.accept().expect("accept");
