@@ -19,7 +19,9 @@ const FIRST_PREOPEN: i32 = 3;
 fn main() {
     let mut args = std::env::args().skip(1);
     let conns: Option<u64> = args.next().map(|n| n.parse().expect("CONNS is a number"));
-    let fd = args.next().map_or(FIRST_PREOPEN, |fd| fd.parse().expect("FD is a number"));
+    let fd = args
+        .next()
+        .map_or(FIRST_PREOPEN, |fd| fd.parse().expect("FD is a number"));
     // SAFETY: the runtime hands the descriptor over as a listening socket and nothing else owns
     // it.
     let listener = unsafe { TcpListener::from_raw_fd(fd) };

@@ -16,7 +16,9 @@ const FIRST_PREOPEN: i32 = 3;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let conns: Option<usize> = std::env::args().nth(1).map(|n| n.parse().expect("CONNS is a number"));
+    let conns: Option<usize> = std::env::args()
+        .nth(1)
+        .map(|n| n.parse().expect("CONNS is a number"));
     // SAFETY: the runtime hands descriptor 3 over as a listening socket and nothing else owns it.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(FIRST_PREOPEN) };
     listener.set_nonblocking(true).expect("set_nonblocking");
