@@ -24,6 +24,26 @@ pub fn guest(name: &str) -> PathBuf {
     rust_guests().join(format!("{name}.wasm"))
 }
 
+/// The path of a Rust WASI preview 1 module, e.g. `p1_guest("p1-echo")`, built on first use.
+pub fn p1_guest(name: &str) -> PathBuf {
+    p1_guests().join(format!("{name}.wasm"))
+}
+
+/// The preview 1 modules of `guest/rust` (its `p1/` members, not default members).
+const P1_GUESTS: [&str; 2] = ["p1-echo", "p1-tokio-echo"];
+
+/// Builds the preview 1 modules of `guest/rust` for `wasm32-wasip1` once per test process and
+/// returns where they are.
+fn p1_guests() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let packages = P1_GUESTS.iter().flat_map(|name| ["-p", *name]);
+            build_guests("wasm32-wasip1", packages)
+        })
+        .clone()
+}
+
 /// The `guest/rust` workspace of the running test's checkout (sources, not components).
 pub fn rust_guest_dir() -> PathBuf {
     repo_root().join("guest/rust")
@@ -37,41 +57,40 @@ pub fn rust_guest_dir() -> PathBuf {
 fn rust_guests() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let guests = repo_root().join("guest/rust");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-            let mut build = std::process::Command::new(cargo);
-            build
-                .current_dir(&guests)
-                .args([
-                    "build",
-                    "--release",
-                    "--locked",
-                    "--target",
-                    "wasm32-wasip2",
-                ])
-                .arg("--target-dir")
-                .arg(guests.join("target"));
-            // The outer build's settings are for the host, not for the guests.
-            for var in [
-                "CARGO_TARGET_DIR",
-                "CARGO_BUILD_TARGET",
-                "RUSTFLAGS",
-                "CARGO_ENCODED_RUSTFLAGS",
-            ] {
-                build.env_remove(var);
-            }
-            let status = build
-                .status()
-                .expect("cannot run cargo to build the guests");
-            assert!(
-                status.success(),
-                "building the guests in {} failed; is the target installed? (scripts/setup)",
-                guests.display()
-            );
-            guests.join("target/wasm32-wasip2/release")
-        })
+        .get_or_init(|| build_guests("wasm32-wasip2", []))
         .clone()
+}
+
+/// Builds `packages` of `guest/rust` (its default members when none) for `target`, and
+/// returns where they are.
+fn build_guests<'a>(target: &str, packages: impl IntoIterator<Item = &'a str>) -> PathBuf {
+    let guests = repo_root().join("guest/rust");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .current_dir(&guests)
+        .args(["build", "--release", "--locked", "--target", target])
+        .args(packages)
+        .arg("--target-dir")
+        .arg(guests.join("target"));
+    // The outer build's settings are for the host, not for the guests.
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build
+        .status()
+        .expect("cannot run cargo to build the guests");
+    assert!(
+        status.success(),
+        "building the guests in {} for {target} failed; is the target installed? (scripts/setup)",
+        guests.display()
+    );
+    guests.join("target").join(target).join("release")
 }
 
 /// The repository the running test belongs to, found from its `CARGO_MANIFEST_DIR` at run

@@ -15,6 +15,8 @@
 //! receives it, read from the component's structure ([`Composition`],
 //! [`add_composition_to_linker`]).
 //! `wasi:io` is `wasmtime-wasi-io`'s, so sockets, clocks and stdio share one `poll`.
+//! The preview 1 front ([`p1`]) serves the socket functions of `wasi_snapshot_preview1` to core
+//! modules, on listeners the runtime pre-opened, over the same core and grants.
 //!
 //! # Embedding
 //! ```no_run
@@ -52,6 +54,7 @@ mod grant;
 mod library;
 mod limit;
 pub mod needs;
+pub mod p1;
 mod p2;
 mod p3;
 mod rate;

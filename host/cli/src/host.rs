@@ -1,6 +1,7 @@
 //! Running a `wasi:cli/command` component with capnet's sockets and `wasmtime-wasi`'s rest.
 
 use crate::activation::ActivatedListeners;
+use capnet::p1::{P1Ctx, P1CtxView, P1View};
 use capnet::policy::Policy;
 use capnet::{CapnetCtx, CapnetCtxBuilder, CapnetCtxView, CapnetView};
 use std::net::SocketAddr;
@@ -8,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Cache, CacheConfig, Engine, ResourceLimiter, Store};
+use wasmtime::{Cache, CacheConfig, Engine, Module, ResourceLimiter, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -234,20 +236,25 @@ pub fn linker_for(
     Ok((linker, composition.libraries().to_vec()))
 }
 
-/// Refuses, saying what it is instead, a file that is not a component: text, a core module,
-/// or anything without WebAssembly's magic number. The message follows the file's name.
+/// What a file holds that capnet runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WasmKind {
+    /// A component (WASI 0.2 or 0.3).
+    Component,
+    /// A core module: a WASI preview 1 program, if [`check_is_preview1_command`] says so.
+    CoreModule,
+}
+
+/// Says what `wasm` is, or refuses, saying what it is instead, a file capnet does not run:
+/// text, or anything without WebAssembly's magic number. The message follows the file's name.
 ///
 /// # Errors
-/// When `wasm` is not a component binary.
-pub fn check_is_component(wasm: &[u8]) -> Result<(), String> {
+/// When `wasm` is neither a component nor a core module binary.
+pub fn check_wasm(wasm: &[u8]) -> Result<WasmKind, String> {
     const MAGIC: &[u8] = b"\0asm";
     match wasm.get(..8) {
-        Some([b'\0', b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
-        Some([b'\0', b'a', b's', b'm', 1, 0, 0, 0]) => Err(
-            "is a core WebAssembly module (what wasm32-wasip1 builds), not a component: capnet runs \
-             components, as Rust's wasm32-wasip2 target and `wasm-tools component new` make them"
-                .to_owned(),
-        ),
+        Some([b'\0', b'a', b's', b'm', _, _, 1, 0]) => Ok(WasmKind::Component),
+        Some([b'\0', b'a', b's', b'm', 1, 0, 0, 0]) => Ok(WasmKind::CoreModule),
         _ if wasm.is_empty() => Err("is empty, not a WebAssembly component".to_owned()),
         _ if !wasm.starts_with(MAGIC) && std::str::from_utf8(wasm).is_ok() => {
             let text = String::from_utf8_lossy(wasm);
@@ -260,6 +267,39 @@ pub fn check_is_component(wasm: &[u8]) -> Result<(), String> {
         }
         _ => Err("is not a WebAssembly component (no \\0asm header of a component)".to_owned()),
     }
+}
+
+/// Refuses a core module capnet run cannot start: one that is not WASI preview 1 (it imports
+/// nothing from `wasi_snapshot_preview1`), one that imports something else too (wasi-threads,
+/// WASIX, a shared memory), naming each such import, or one with no `_start`.
+///
+/// # Errors
+/// Saying which of those it is; the message follows the file's name.
+pub fn check_is_preview1_command(module: &Module) -> Result<(), String> {
+    if !capnet::p1::is_preview1(module) {
+        return Err(
+            "is a core WebAssembly module that is not WASI preview 1 (it imports nothing from \
+             wasi_snapshot_preview1): capnet runs components, and preview 1 modules as Rust's \
+             wasm32-wasip1 target builds them"
+                .to_owned(),
+        );
+    }
+    let unserved = capnet::p1::unserved_imports(module);
+    if !unserved.is_empty() {
+        return Err(format!(
+            "imports {}, which capnet does not serve: a preview 1 module is given \
+             wasi_snapshot_preview1 only (no wasi-threads, WASIX or other extension)",
+            unserved.join(", ")
+        ));
+    }
+    if !module.exports().any(|export| export.name() == "_start") {
+        return Err(
+            "is a preview 1 module with no _start export: capnet run starts commands, as Rust's \
+             `fn main` on wasm32-wasip1 builds them"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// Refuses a component capnet run cannot start: one that exports no `wasi:cli/run`.
@@ -300,8 +340,30 @@ pub fn compile(
     name: &str,
     progress: bool,
 ) -> wasmtime::Result<Component> {
+    announced(name, progress, || Component::new(engine, wasm))
+}
+
+/// [`compile`] for a core module (a preview 1 program).
+///
+/// # Errors
+/// When the engine refuses the module.
+pub fn compile_module(
+    engine: &Engine,
+    wasm: &[u8],
+    name: &str,
+    progress: bool,
+) -> wasmtime::Result<Module> {
+    announced(name, progress, || Module::new(engine, wasm))
+}
+
+/// Runs `compile`; with `progress`, says on stderr when it takes more than a second.
+fn announced<T>(
+    name: &str,
+    progress: bool,
+    compile: impl FnOnce() -> wasmtime::Result<T>,
+) -> wasmtime::Result<T> {
     if !progress {
-        return Component::new(engine, wasm);
+        return compile();
     }
     let started = std::time::Instant::now();
     let (done, waiting) = std::sync::mpsc::channel::<()>();
@@ -317,15 +379,15 @@ pub fn compile(
         }
         slow
     });
-    let component = Component::new(engine, wasm);
+    let compiled = compile();
     let _ = done.send(());
     if announcer.join().unwrap_or(false) {
-        match &component {
+        match &compiled {
             Ok(_) => eprintln!(" {:.1} s", started.elapsed().as_secs_f64()),
             Err(_) => eprintln!(" failed"),
         }
     }
-    component
+    compiled
 }
 
 /// How a command ended.
@@ -385,10 +447,79 @@ pub async fn run_command(
     }
 }
 
+/// The store data of one preview 1 module: `wasmtime-wasi`'s preview 1 and capnet's sockets.
+pub struct ModuleHost {
+    wasi: WasiP1Ctx,
+    sockets: P1Ctx,
+    memory: GuestMemory,
+}
+
+impl ModuleHost {
+    /// A host with the given contexts.
+    pub fn new(wasi: WasiP1Ctx, sockets: P1Ctx) -> Self {
+        Self {
+            wasi,
+            sockets,
+            memory: GuestMemory::default(),
+        }
+    }
+
+    /// What the module's linear memory takes, readable from any thread while it runs.
+    pub fn guest_memory(&self) -> GuestMemory {
+        self.memory.clone()
+    }
+}
+
+impl P1View for ModuleHost {
+    fn p1(&mut self) -> P1CtxView<'_> {
+        P1CtxView {
+            wasi: &mut self.wasi,
+            capnet: &mut self.sockets,
+        }
+    }
+}
+
+/// A linker for preview 1 modules: `wasmtime-wasi`'s preview 1 with capnet's sockets.
+///
+/// # Errors
+/// When a function cannot be defined.
+pub fn module_linker(engine: &Engine) -> wasmtime::Result<wasmtime::Linker<ModuleHost>> {
+    let mut linker = wasmtime::Linker::new(engine);
+    capnet::p1::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// Instantiates a preview 1 module and runs its `_start` to the end.
+pub async fn run_module(
+    engine: &Engine,
+    module: &wasmtime::InstancePre<ModuleHost>,
+    host: ModuleHost,
+) -> Exit {
+    let mut store = Store::new(engine, host);
+    store.limiter(|host| &mut host.memory);
+    let result = async {
+        let instance = module.instantiate_async(&mut store).await?;
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        start.call_async(&mut store, ()).await
+    }
+    .await;
+    match result {
+        Ok(()) => Exit::Code(0),
+        Err(error) => match error.downcast_ref::<I32Exit>() {
+            Some(exit) => Exit::Code(exit.0),
+            None => Exit::Trap(error),
+        },
+    }
+}
+
 /// Pre-opens a listener for each `ADDR[=GUEST]` or `NAME[=GUEST]` of `specs` (`source` names
 /// the flag or variable they came from, for messages): a socket the service manager passed
 /// (`activated`) at ADDR, or by that NAME, stands for the bind. What `specs` does not name of
 /// `activated` is handed to the guest at its own address.
+///
+/// They are handed over in the order `wasmtime run` numbers a preview 1 module's sockets from
+/// descriptor 3: the service manager's in its order (`LISTEN_FDS`), then those bound for
+/// `specs`, in the order given.
 ///
 /// # Errors
 /// A spec that does not parse, an address that cannot be bound, a name nothing was passed as.
@@ -398,13 +529,15 @@ pub fn preopen_listeners(
     specs: &[String],
     mut activated: ActivatedListeners,
 ) -> wasmtime::Result<CapnetCtxBuilder> {
+    // (the passed descriptor, if it was passed; the listener; the guest's address for it)
+    let mut preopens = Vec::new();
     for spec in specs {
         let (from, guest_addr) = parse_tcplisten(source, spec)?;
         let (listener, bound, passed) = match from {
             // A socket the service manager passed at that address stands for the bind.
             ListenSource::Addr(host_addr) => match activated.take_at(host_addr) {
                 Some(a) => {
-                    let fd = a.describe();
+                    let fd = (a.fd, a.describe());
                     (a.listener, a.addr, Some(fd))
                 }
                 None => {
@@ -419,25 +552,30 @@ pub fn preopen_listeners(
                 let a = activated
                     .take_named(name)
                     .map_err(|e| wasmtime::format_err!("{source} {spec}: {e}"))?;
-                let fd = a.describe();
+                let fd = (a.fd, a.describe());
                 (a.listener, a.addr, Some(fd))
             }
         };
         let guest_addr = guest_addr.unwrap_or(bound);
-        match passed {
-            Some(fd) => {
+        match &passed {
+            Some((_, fd)) => {
                 tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} ({fd} from the service manager) for the guest as {guest_addr}")
             }
             None => {
                 tracing::info!(target: "capnet::cli", "pre-opened listener on {bound} for the guest as {guest_addr}")
             }
         }
-        capnet = capnet.tcp_listener(listener, Some(guest_addr))?;
+        preopens.push((passed.map(|(fd, _)| fd), listener, Some(guest_addr)));
     }
     // What no spec named, the guest knows by its own address.
     for a in activated.into_rest() {
         tracing::info!(target: "capnet::cli", "pre-opened listener on {} ({} from the service manager) for the guest as {}", a.addr, a.describe(), a.addr);
-        capnet = capnet.tcp_listener(a.listener, None)?;
+        preopens.push((Some(a.fd), a.listener, None));
+    }
+    // Passed ones first, by descriptor; the sort is stable, so bound ones keep their order.
+    preopens.sort_by_key(|(fd, _, _)| fd.unwrap_or(i32::MAX));
+    for (_, listener, guest_addr) in preopens {
+        capnet = capnet.tcp_listener(listener, guest_addr)?;
     }
     Ok(capnet)
 }

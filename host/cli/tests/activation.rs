@@ -5,7 +5,7 @@
 //! sets `LISTEN_PID` to its own pid and execs capnet, which keeps the pid. That is what a
 //! service manager does, without needing one on the machine.
 
-use capnet_tests::guest;
+use capnet_tests::{PATIENCE, guest, p1_guest};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
@@ -204,5 +204,46 @@ fn a_passed_udp_socket_is_refused_before_the_guest_runs() {
         String::from_utf8_lossy(&out.stderr),
         "error: socket activation: fd 3 (\"dns\") is not a TCP socket (fd 3 is not a valid tcp socket); \
          capnet adopts listening TCP sockets: ListenStream=[ADDR:]PORT with Accept=no\n"
+    );
+}
+
+#[test]
+fn a_preview1_module_gets_the_passed_sockets_first_then_the_tcplisten_ones_as_wasmtime_numbers_them()
+ {
+    let (socket, _passed) = listener();
+    // fd 3 is the service manager's socket, fd 4 the one --tcplisten binds: the module serves
+    // fd 4, so only a client of the --tcplisten address is answered.
+    let mut child = activated(socket, None, None)
+        .args(["run", "--tcplisten", "127.0.0.1:0"])
+        .arg(p1_guest("p1-echo"))
+        .args(["1", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let bound: SocketAddr = loop {
+        let mut line = String::new();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "no pre-open line");
+        if line.contains("from the service manager") {
+            continue;
+        }
+        if let Some(rest) = line.split("pre-opened listener on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    let mut stream = TcpStream::connect(bound).unwrap();
+    // Were the order the other way, fd 4 would be the passed socket and this would wait.
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(b"fd 4").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "fd 4");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "connection 1: echoed 4 bytes\n"
     );
 }

@@ -962,7 +962,7 @@ fn a_file_that_is_not_a_component_is_refused_saying_what_it_is() {
         (
             "server.wasm",
             b"\0asm\x01\0\0\0",
-            "is a core WebAssembly module (what wasm32-wasip1 builds)",
+            "is a core WebAssembly module that is not WASI preview 1",
         ),
         ("empty.wasm", b"", "is empty"),
     ];

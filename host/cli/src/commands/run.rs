@@ -3,11 +3,11 @@
 use crate::activation::ActivatedListeners;
 use crate::decision_log::DecisionLogSpec;
 use crate::flags::PolicyFlags;
-use crate::host::{self, CommandHost, Exit};
+use crate::host::{self, CommandHost, Exit, ModuleHost};
 use crate::learn::LearnFile;
 use capnet::needs::Declared;
 use capnet::policy::{Policy, PolicyBuilder};
-use capnet::{CapnetCtx, PolicyHandle, Recorder};
+use capnet::{CapnetCtx, CapnetCtxBuilder, PolicyHandle, Recorder};
 use clap::Parser;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -236,7 +236,10 @@ impl RunOpts {
         let cannot_load = |e: wasmtime::Error| e.context(format!("cannot load component {shown}"));
         let wasm = std::fs::read(&self.component)
             .map_err(|e| wasmtime::format_err!("cannot read {shown}: {e}"))?;
-        host::check_is_component(&wasm).map_err(|e| wasmtime::format_err!("{shown} {e}"))?;
+        let kind = host::check_wasm(&wasm).map_err(|e| wasmtime::format_err!("{shown} {e}"))?;
+        if kind == host::WasmKind::CoreModule {
+            return self.run_preview1(&wasm, capnet, wasi, learning).await;
+        }
         // Who holds each network import is read before anything compiles, so a composition
         // capnet refuses says so at once.
         let composition = capnet::Composition::read(&wasm).map_err(|e| cannot_load(e.into()))?;
@@ -283,6 +286,51 @@ impl RunOpts {
 }
 
 impl RunOpts {
+    /// Runs a WASI preview 1 module, as `wasmtime run` does: the pre-opened sockets are its
+    /// descriptors from 3 on, served by capnet.
+    async fn run_preview1(
+        &self,
+        wasm: &[u8],
+        capnet: CapnetCtxBuilder,
+        mut wasi: WasiCtxBuilder,
+        learning: Option<(LearnFile, Arc<Recorder>)>,
+    ) -> wasmtime::Result<Exit> {
+        let shown = self.component.display().to_string();
+        let cannot_load = |e: wasmtime::Error| e.context(format!("cannot load module {shown}"));
+        let progress = !self.quiet && std::io::stderr().is_terminal();
+        let engine = self.engine(host::Abi::P2)?;
+        let module = host::compile_module(&engine, wasm, &shown, progress).map_err(cannot_load)?;
+        host::check_is_preview1_command(&module)
+            .map_err(|e| wasmtime::format_err!("{shown} {e}"))?;
+        let module = host::module_linker(&engine)?
+            .instantiate_pre(&module)
+            .map_err(cannot_load)?;
+        let capnet = capnet.build();
+        let handle = capnet.policy_handle();
+        let sockets = capnet::p1::P1Ctx::new(capnet)?;
+        // wasmtime numbers a preview 1 module's directories after its sockets; wasmtime-wasi,
+        // which serves the directories here, numbers them from 3.
+        if sockets.has_sockets() && !self.dir.is_empty() {
+            wasmtime::bail!(
+                "{shown}: --dir beside pre-opened sockets is not served for a preview 1 module yet \
+                 (both would be numbered from descriptor 3); drop --dir, or build the program for \
+                 wasm32-wasip2"
+            );
+        }
+        if self.policy.is_some() {
+            reload_on_hangup(self.policy_source(), handle)?;
+        }
+        let host = ModuleHost::new(wasi.build_p1(), sockets);
+        let memory = host.guest_memory();
+        host::print_memory_on_sigusr1(memory.clone())?;
+        let exit = host::run_module(&engine, &module, host).await;
+        tracing::debug!(target: "capnet::cli", "the guest's linear memory reached {} KiB", memory.bytes() / 1024);
+        if let Some((file, recorder)) = learning {
+            write_learned(&file, &recorder).map_err(|e| wasmtime::format_err!(e))?;
+        }
+        Ok(exit)
+    }
+
     /// An engine with the compiled-code cache these options ask for. A cache that cannot be set
     /// up costs start-up time, not the run: it is reported and the run goes on without one.
     fn engine(&self, abi: host::Abi) -> wasmtime::Result<wasmtime::Engine> {
