@@ -304,18 +304,12 @@ fn bad_policy_files_fail_at_load_with_their_pinned_message() {
             String::from_utf8_lossy(&out.stderr)
         );
         let stderr = String::from_utf8(out.stderr).unwrap();
-        let expected_path = file.with_extension("stderr");
-        if bless {
-            std::fs::write(&expected_path, &stderr).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|_| panic!("missing {}; run with BLESS=1", expected_path.display()));
-        if stderr != expected {
-            mismatches.push(format!(
-                "{name}:\n  expected: {expected:?}\n  actual:   {stderr:?}"
-            ));
-        }
+        mismatches.extend(support::pinned(
+            name,
+            &file.with_extension("stderr"),
+            &stderr,
+            bless,
+        ));
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -36,4 +37,17 @@ pub fn listening(child: &mut Child) -> SocketAddr {
 /// that show what did not.
 pub fn server(reply: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
     capnet_tests::counting_server(Ipv4Addr::LOCALHOST.into(), reply)
+}
+
+/// Compares `actual` with the text pinned in `expected_path`: `None` when they match, else what
+/// differs, named `name`. With `bless` (`BLESS=1`), writes `actual` there instead.
+pub fn pinned(name: &str, expected_path: &Path, actual: &str, bless: bool) -> Option<String> {
+    if bless {
+        std::fs::write(expected_path, actual).unwrap();
+        return None;
+    }
+    let expected = std::fs::read_to_string(expected_path)
+        .unwrap_or_else(|_| panic!("missing {}; run with BLESS=1", expected_path.display()));
+    (actual != expected)
+        .then(|| format!("{name}:\n  expected: {expected:?}\n  actual:   {actual:?}"))
 }
