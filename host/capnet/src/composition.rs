@@ -34,7 +34,7 @@ use std::fmt;
 use std::ops::Range;
 use wasmparser::{
     CanonicalFunction, Chunk, ComponentAlias, ComponentExternalKind, ComponentInstance,
-    ComponentTypeRef, ExternalKind, Instance, Parser, Payload,
+    ComponentName, ComponentTypeRef, ExternalKind, Instance, KnownCustom, Parser, Payload,
 };
 
 /// The party an authority import is served for.
@@ -220,6 +220,10 @@ struct Party {
     component: Option<Range<usize>>,
     /// The component's imports each instantiation argument carries, by argument name.
     args: Vec<(String, BTreeSet<u32>)>,
+    /// The instance this instantiation made, and the component it instantiated: indices into
+    /// their index spaces, where the `component-name` section names them.
+    instance: u32,
+    instantiated: u32,
 }
 
 /// The flows of one component's imports into its parties.
@@ -240,6 +244,10 @@ struct Flows {
     core_memories: Vec<Item>,
     core_globals: Vec<Item>,
     core_tags: Vec<Item>,
+    /// What the `component-name` section calls instances and components (`wac` and
+    /// `capnet compose` write one), by index: how a refusal names a party for the composer.
+    instance_names: std::collections::BTreeMap<u32, String>,
+    component_names: std::collections::BTreeMap<u32, String>,
 }
 
 type Parse<T> = Result<T, wasmparser::BinaryReaderError>;
@@ -308,6 +316,9 @@ impl Flows {
                                         .get(component_index as usize)
                                         .cloned()
                                         .flatten(),
+                                    instance: u32::try_from(flows.instances.len())
+                                        .unwrap_or(u32::MAX),
+                                    instantiated: component_index,
                                     ..Party::default()
                                 };
                                 for arg in &args {
@@ -416,8 +427,53 @@ impl Flows {
                         }
                     }
                 }
+                Payload::CustomSection(section) => {
+                    if let KnownCustom::ComponentName(names) = section.as_known() {
+                        flows.read_names(names);
+                    }
+                }
                 Payload::End(_) => return Ok(flows),
                 _ => {}
+            }
+        }
+    }
+
+    /// Keeps the instance and component names of a `component-name` section. A malformed
+    /// section only costs the names: the engine does not read it either.
+    fn read_names(&mut self, names: wasmparser::ComponentNameSectionReader<'_>) {
+        for name in names.into_iter().map_while(Result::ok) {
+            let (map, names) = match name {
+                ComponentName::Instances(names) => (&mut self.instance_names, names),
+                ComponentName::Components(names) => (&mut self.component_names, names),
+                _ => continue,
+            };
+            for naming in names.into_iter().map_while(Result::ok) {
+                map.insert(naming.index, naming.name.to_owned());
+            }
+        }
+    }
+
+    /// A party as the composer would recognise it: by the names the composition gives its
+    /// instance and component, else by its place.
+    fn describe(&self, party: u32) -> String {
+        if party == OWN_CODE {
+            return "the component's own code".to_owned();
+        }
+        let Some(instantiation) = self.parties.get(party as usize) else {
+            return format!("the composition's instantiation #{party} of a nested component");
+        };
+        let instance = self.instance_names.get(&instantiation.instance);
+        let component = self.component_names.get(&instantiation.instantiated);
+        match (instance, component) {
+            (Some(instance), Some(component)) => {
+                format!("instance \"{instance}\" (of component \"{component}\")")
+            }
+            (Some(instance), None) => format!("instance \"{instance}\""),
+            (None, Some(component)) => {
+                format!("the composition's instantiation #{party}, of component \"{component}\"")
+            }
+            (None, None) => {
+                format!("the composition's instantiation #{party} of a nested component")
             }
         }
     }
@@ -508,7 +564,7 @@ impl Flows {
             match (names.next(), names.next()) {
                 (Some(a), Some(b)) => refuse!(
                     "{} receives the labelled imports of two libraries, \"{a}\" and \"{b}\": {FIX}",
-                    describe(party)
+                    self.describe(party)
                 ),
                 (Some(name), None) => Ok(Some(Owner::Library(name.clone()))),
                 (None, _) if self.parties[party as usize].exported => Ok(Some(Owner::App)),
@@ -546,7 +602,7 @@ impl Flows {
                     Some(owner) => owners.insert(owner),
                     None => refuse!(
                         "import \"{name}\" reaches {}, which is neither the app (its exports are not the composition's) nor a library named by a labelled import: {FIX}",
-                        describe(*party)
+                        self.describe(*party)
                     ),
                 };
             }
@@ -644,14 +700,6 @@ fn within_the_app(
         }
     }
     Ok(())
-}
-
-fn describe(party: u32) -> String {
-    if party == OWN_CODE {
-        "the component's own code".to_owned()
-    } else {
-        format!("the composition's instantiation #{party} of a nested component")
-    }
 }
 
 /// The item at `index`, or an empty one for an index out of range (the engine refuses such a
@@ -786,23 +834,33 @@ mod tests {
         );
     }
 
+    /// The refusal names the library as the composition does (its `component-name` section),
+    /// else by its place.
     #[test]
-    fn a_library_with_no_label_that_receives_an_authority_import_is_refused() {
-        let error = compose(
-            &format!(r#"(import "{P2}" (instance $net)) (import "x" (instance $x))"#),
-            &format!(
-                "{}{}",
-                library("$w", "$net", "$x", "$x"),
-                app("$x", "$x", "$x")
+    fn a_library_with_no_label_that_receives_an_authority_import_is_refused_by_its_names() {
+        for (id, named) in [
+            ("$weather", r#"instance "weather" (of component "lib")"#),
+            (
+                "",
+                r#"the composition's instantiation #1, of component "lib""#,
             ),
-        )
-        .unwrap_err();
-        assert!(
-            error.to_string().starts_with(&format!(
-                "import \"{P2}\" reaches the composition's instantiation #1 of a nested component, which is neither the app"
-            )),
-            "{error}"
-        );
+        ] {
+            let error = compose(
+                &format!(r#"(import "{P2}" (instance $net)) (import "x" (instance $x))"#),
+                &format!(
+                    "{}{}",
+                    library(id, "$net", "$x", "$x"),
+                    app("$x", "$x", "$x")
+                ),
+            )
+            .unwrap_err();
+            assert!(
+                error.to_string().starts_with(&format!(
+                    "import \"{P2}\" reaches {named}, which is neither the app"
+                )),
+                "{error}"
+            );
+        }
     }
 
     #[test]
