@@ -16,19 +16,19 @@ use capnet_tests::{
     ImageFile, POLICY_LAYER, WASM_LAYER, WasmImageLayer, counting_server, curl, guest, is_root,
     lang_guest, oci_image, overlay_works, wasm_oci_image,
 };
-use containerd_client::services::v1::InfoRequest;
 use containerd_client::services::v1::content_client::ContentClient;
+use containerd_client::services::v1::{Info, InfoRequest};
 use containerd_client::tonic::transport::Channel;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
-    CreateContainerRequest, ImageSpec, KeyValue, LinuxContainerConfig, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, ListPodSandboxRequest, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, RemoveContainerRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
-    VersionRequest,
+    CreateContainerRequest, ImageSpec, ImageStatusRequest, KeyValue, LinuxContainerConfig,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, ListPodSandboxRequest, NamespaceMode,
+    NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopPodSandboxRequest, VersionRequest,
 };
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::net::{Shutdown, TcpStream};
@@ -241,9 +241,10 @@ state = "{d}/state"
         self.cri.clone().expect("connected")
     }
 
-    /// Imports the image archive at `archive` where the CRI plugin keeps its images, with
-    /// `ctr images import` and the options `options`.
-    fn import(&self, archive: &Path, options: &[&str]) {
+    /// Imports the image archive at `archive`, holding the image `name`, where the CRI plugin
+    /// keeps its images, with `ctr images import` and the options `options`, and waits until the
+    /// CRI plugin knows it (it learns of images from containerd's events, after the import).
+    fn import(&self, name: &str, archive: &Path, options: &[&str]) {
         let out = Command::new("ctr")
             .arg("--address")
             .arg(self.dir.join("containerd.sock"))
@@ -254,6 +255,28 @@ state = "{d}/state"
             .output()
             .unwrap();
         assert!(out.status.success(), "ctr images import: {out:?}");
+        let socket = self.dir.join("containerd.sock");
+        let deadline = Instant::now() + PATIENCE;
+        let mut images = self.runtime.block_on(async {
+            ImageServiceClient::new(containerd_client::connect(&socket).await.unwrap())
+        });
+        while self
+            .runtime
+            .block_on(images.image_status(ImageStatusRequest {
+                image: Some(ImageSpec {
+                    image: name.into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            }))
+            .unwrap_or_else(|e| panic!("ImageStatus {name}: {e}"))
+            .into_inner()
+            .image
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "the CRI plugin never saw {name}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Imports a wasm image named `name`: the component at `wasm` as its layer `app.wasm`, and
@@ -270,13 +293,13 @@ state = "{d}/state"
             .dir
             .join(format!("{}.tar", name.replace([':', '/'], "_")));
         let digests = wasm_oci_image(name, &layers, &[COMPONENT], &archive);
-        self.import(&archive, &["--no-unpack", "--all-platforms"]);
+        self.import(name, &archive, &["--no-unpack", "--all-platforms"]);
         digests
     }
 
-    /// The labels containerd's content store keeps on the blob `digest`, as the CRI plugin and
-    /// runwasi see them (the `k8s.io` namespace).
-    fn content_labels(&self, digest: &str) -> HashMap<String, String> {
+    /// What containerd's content store knows of the blob `digest` (its size, its labels), as
+    /// the CRI plugin and runwasi see it (the `k8s.io` namespace).
+    fn content_info(&self, digest: &str) -> Info {
         let socket = self.dir.join("containerd.sock");
         self.runtime.block_on(async {
             let channel = containerd_client::connect(&socket).await.unwrap();
@@ -293,7 +316,6 @@ state = "{d}/state"
                 .into_inner()
                 .info
                 .expect("the blob's info")
-                .labels
         })
     }
 
@@ -315,7 +337,7 @@ state = "{d}/state"
         let pause = std::fs::read(&binary).unwrap();
         let archive = self.dir.join("pause.tar");
         oci_image(PAUSE_IMAGE, &[("/pause", &pause)], &["/pause"], &archive);
-        self.import(&archive, &[]);
+        self.import(PAUSE_IMAGE, &archive, &[]);
     }
 
     /// Imports an image of the component at `wasm`, with no policy file: the pod's rules
@@ -327,7 +349,7 @@ state = "{d}/state"
             .dir
             .join(format!("{}.tar", name.replace([':', '/'], "_")));
         oci_image(name, &files, &[COMPONENT], &archive);
-        self.import(&archive, &[]);
+        self.import(name, &archive, &[]);
     }
 
     /// RunPodSandbox with the handler [`HANDLER`], in a network namespace of its own or, for
@@ -913,7 +935,8 @@ fn the_python_guest_s_wasm_image_compiles_at_its_first_start_only() {
     let component_layer = &layers[0];
     assert!(
         !node
-            .content_labels(component_layer)
+            .content_info(component_layer)
+            .labels
             .keys()
             .any(|label| label.starts_with(PRECOMPILED_LABEL)),
         "nothing is compiled before the first start"
@@ -950,7 +973,7 @@ fn the_python_guest_s_wasm_image_compiles_at_its_first_start_only() {
             "{:?}",
             echo.log
         );
-        let labels = node.content_labels(component_layer);
+        let labels = node.content_info(component_layer).labels;
         let (_, blob) = labels
             .iter()
             .find(|(label, _)| label.starts_with(PRECOMPILED_LABEL))
@@ -960,7 +983,7 @@ fn the_python_guest_s_wasm_image_compiles_at_its_first_start_only() {
     // One compiled blob, kept in the content store (it is there to read), and one compilation:
     // runwasi says when it compiles, in the shim's log that containerd's carries.
     assert_eq!(compiled[0], compiled[1]);
-    node.content_labels(&compiled[0]);
+    let size = node.content_info(&compiled[0]).size;
     assert_eq!(
         node.log().matches("precompiling layers for image").count(),
         1,
@@ -968,9 +991,11 @@ fn the_python_guest_s_wasm_image_compiles_at_its_first_start_only() {
         node.log()
     );
     eprintln!(
-        "the Python guest's pod started in {:.2} s the first time (compiling), {:.2} s the second (compiled code from containerd's content store)",
+        "the Python guest's pod started in {:.2} s the first time (compiling), {:.2} s the second \
+         (compiled code from containerd's content store, {:.1} MiB with the component)",
         starts[0].as_secs_f64(),
-        starts[1].as_secs_f64()
+        starts[1].as_secs_f64(),
+        size as f64 / (1 << 20) as f64
     );
     node.remove_pod(&pod.id);
 }
