@@ -36,7 +36,7 @@ use capnet_cli::host::{self, Abi, CommandHost, Exit};
 use containerd_shim_wasm::sandbox::Sandbox;
 use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source, WasmLayer};
 use containerd_shim_wasm::shim::{Compiler, Shim, Version};
-use precompiled::{Artifact, CapnetCompiler};
+use precompiled::{Artifact, CapnetCompiler, StoredCode};
 use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -123,7 +123,7 @@ pub enum Code<'a> {
     Wasm(&'a [u8]),
     /// A wasm image's layer compiled by [`CapnetCompiler`] ([`Artifact`]), as runwasi read it
     /// from containerd's content store.
-    Precompiled(&'a [u8]),
+    Precompiled(StoredCode<'a>),
 }
 
 impl<'a> Image<'a> {
@@ -134,12 +134,22 @@ impl<'a> Image<'a> {
     /// # Errors
     /// No component layer or more than one, more than one policy layer, or a policy that is not
     /// UTF-8.
-    pub fn from_layers(layers: &'a [WasmLayer]) -> anyhow::Result<Image<'a>> {
+    #[allow(unsafe_code)]
+    fn from_layers(layers: &'a [WasmLayer]) -> anyhow::Result<Image<'a>> {
         let (policies, components): (Vec<_>, Vec<_>) = layers
             .iter()
             .partition(|layer| layer.config.media_type().to_string() == precompiled::POLICY_LAYER);
         let component = match components.as_slice() {
-            [layer] if layer.precompiled => Code::Precompiled(&layer.layer),
+            // SAFETY: runwasi marks a layer precompiled when it is what the shim's compiler
+            // just returned, or what it read from containerd's content store under the label
+            // it put on the original layer for this shim's cache key. That store is
+            // content-addressed and written by root alone (who controls every container of the
+            // node anyway); an image brings layers, never content-store labels, and its own
+            // layers come unmarked. wasmtime checks what it can (its version, the engine's
+            // configuration, the CPU's features, the code's format) before running any of it.
+            [layer] if layer.precompiled => {
+                Code::Precompiled(unsafe { StoredCode::new(&layer.layer) })
+            }
             [layer] => Code::Wasm(&layer.layer),
             [] => anyhow::bail!("the image has a policy layer but no component layer"),
             _ => anyhow::bail!(
@@ -198,7 +208,7 @@ pub fn run(name: &str, image: &Image<'_>, args: &[String], env: &[String]) -> i3
     // declared needs are read from that, and it is compiled again if the code does not fit.
     let (component, compiled) = match image.component {
         Code::Wasm(bytes) => (bytes, None),
-        Code::Precompiled(bytes) => match Artifact::read(bytes) {
+        Code::Precompiled(stored) => match Artifact::read(stored.bytes()) {
             Some(artifact) => (artifact.original, Some((artifact.abi, artifact.compiled))),
             None => {
                 eprintln!(
@@ -343,7 +353,7 @@ async fn start(
     Ok(host::run_command(&engine, &linker, &component, host).await)
 }
 
-/// The component `compiled` holds, on an engine of `abi`.
+/// The component `compiled` (from a [`StoredCode`]) holds, on an engine of `abi`.
 ///
 /// # Errors
 /// When wasmtime refuses the code: compiled by another wasmtime, for another configuration or
@@ -351,15 +361,12 @@ async fn start(
 #[allow(unsafe_code)]
 fn deserialize(abi: Abi, compiled: &[u8]) -> wasmtime::Result<(Engine, Component)> {
     let engine = host::engine_for(abi, None)?;
-    // SAFETY: wasmtime trusts serialized code to be what it compiled, so the bytes must come
-    // from a trusted writer. They do: this shim's compiler wrote them (`CapnetCompiler`), runwasi
-    // stored them in containerd's content store, which is content-addressed and only root (who
-    // already controls every container of the node) writes to, and found them there by the label
-    // runwasi put on the original layer under this shim's cache key. An image cannot bring them:
-    // a registry serves layers, never content-store labels, and an image's own layers reach the
-    // sandbox as `Code::Wasm`, compiled from scratch. What wasmtime can check (its version, the
-    // engine's configuration, the CPU's features, the code's format) it checks, and a refusal is
-    // an error here, upon which the caller compiles the original component.
+    // SAFETY: wasmtime trusts serialized code to be what it compiled. `compiled` is the
+    // compiled part of a `StoredCode`, whose maker promised it is what `CapnetCompiler` wrote
+    // (or bytes wasmtime refuses): the sandbox makes one only of a layer runwasi read from
+    // containerd's content store (see `Image::from_layers`). What wasmtime can check (its
+    // version, the engine's configuration, the CPU's features, the code's format) it checks, and
+    // a refusal is an error here, upon which the caller compiles the original component.
     let component = unsafe { Component::deserialize(&engine, compiled)? };
     Ok((engine, component))
 }

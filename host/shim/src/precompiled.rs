@@ -86,6 +86,30 @@ impl<'a> Artifact<'a> {
     }
 }
 
+/// Compiled code as runwasi hands it to the sandbox, from containerd's content store: an
+/// [`Artifact`] that [`CapnetCompiler`] wrote. Only an `unsafe` promise makes one, because
+/// wasmtime runs serialized code as it finds it.
+#[derive(Clone, Copy, Debug)]
+pub struct StoredCode<'a>(&'a [u8]);
+
+impl<'a> StoredCode<'a> {
+    /// Takes `bytes` for code the shim's compiler wrote.
+    ///
+    /// # Safety
+    /// `bytes` must be what [`CapnetCompiler`] wrote, unchanged, or bytes that wasmtime refuses
+    /// before running any of them (not compiled code at all, or code for another engine): the
+    /// sandbox deserializes the compiled code they hold.
+    #[allow(unsafe_code)]
+    pub unsafe fn new(bytes: &'a [u8]) -> StoredCode<'a> {
+        StoredCode(bytes)
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
 /// Compiles component layers with the engines the sandbox runs them on.
 #[derive(Clone)]
 pub struct CapnetCompiler {

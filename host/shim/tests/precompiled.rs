@@ -4,7 +4,7 @@
 
 use capnet_cli::host::Abi;
 use capnet_tests::{counting_server, guest};
-use containerd_shim_capnet_v1::precompiled::{Artifact, CapnetCompiler};
+use containerd_shim_capnet_v1::precompiled::{Artifact, CapnetCompiler, StoredCode};
 use containerd_shim_capnet_v1::workload::ImagePolicy;
 use containerd_shim_capnet_v1::{Code, Image, run};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,9 +12,15 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 /// Runs the tcp-client guest from `artifact` against `server`, allowed to reach it.
+///
+/// Every artifact here is one `CapnetCompiler` wrote, or holds code wasmtime refuses before
+/// running it (not an ELF file; code for the other engine's features), or is not an artifact.
+#[allow(unsafe_code)]
 fn run_client(artifact: &[u8], server: SocketAddr) -> i32 {
+    // SAFETY: see above; each test says what its bytes are.
+    let stored = unsafe { StoredCode::new(artifact) };
     let image = Image {
-        component: Code::Precompiled(artifact),
+        component: Code::Precompiled(stored),
         policy: ImagePolicy::File(Path::new("/no/default/policy.toml")),
     };
     run(
