@@ -253,6 +253,7 @@ pub fn run(name: &str, image: &Image<'_>, args: &[String], env: &[String]) -> i3
         Some(ImagePolicy::Layer { origin, .. }) => {
             tracing::info!(target: "capnet::shim", "policy {origin} (the image's policy layer): {rules} rule(s)")
         }
+        // Only a file can be missing: a policy layer is there or not offered.
         None => tracing::info!(
             target: "capnet::shim",
             "no policy file at {} (CAPNET_POLICY names another): only CAPNET_RULES' {rules} rule(s) grant anything",
