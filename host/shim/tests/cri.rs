@@ -281,18 +281,25 @@ state = "{d}/state"
 
     /// Imports a wasm image named `name`: the component at `wasm` as its layer `app.wasm`, and
     /// `policy` (a file name and its TOML) as its policy layer. Returns the layers' digests.
-    /// As the README says: no unpacking (there is no file system to unpack), every platform
-    /// (the image's, `wasip2`/`wasm`, is not the node's).
     fn import_wasm_image(&self, name: &str, wasm: &Path, policy: (&str, &str)) -> Vec<String> {
         let wasm = std::fs::read(wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
-        let layers: [WasmImageLayer<'_>; 2] = [
-            (WASM_LAYER, "app.wasm", &wasm),
-            (POLICY_LAYER, policy.0, policy.1.as_bytes()),
-        ];
+        self.import_wasm_layers(
+            name,
+            &[
+                (WASM_LAYER, "app.wasm", &wasm),
+                (POLICY_LAYER, policy.0, policy.1.as_bytes()),
+            ],
+        )
+    }
+
+    /// Imports a wasm image named `name` whose layers are `layers`, as the README says: no
+    /// unpacking (there is no file system to unpack), every platform (the image's,
+    /// `wasip2`/`wasm`, is not the node's). Returns the layers' digests.
+    fn import_wasm_layers(&self, name: &str, layers: &[WasmImageLayer<'_>]) -> Vec<String> {
         let archive = self
             .dir
             .join(format!("{}.tar", name.replace([':', '/'], "_")));
-        let digests = wasm_oci_image(name, &layers, &[COMPONENT], &archive);
+        let digests = wasm_oci_image(name, layers, &[COMPONENT], &archive);
         self.import(name, &archive, &["--no-unpack", "--all-platforms"]);
         digests
     }
@@ -808,7 +815,8 @@ fn a_host_network_pod_s_component_serves_on_the_host() {
 /// A wasm image (its layers the component and its policy, no file system) as a pod's
 /// container: the component serves on the pod IP under the policy layer's rules, the pod's
 /// `CAPNET_RULES` add to them, a use they deny is refused with nothing arriving, and a bad
-/// policy layer stops the container with the message `capnet policy check` prints for it.
+/// policy layer stops the container with the message `capnet policy check` prints for it, and
+/// so does an image of two components.
 #[test]
 fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
     let Some(node) = Node::start("wasm-image") else {
@@ -902,6 +910,30 @@ fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
     assert_eq!(refused.exit_code, 1, "{:?}", refused.log);
     assert_eq!(refused.log.stderr, expected);
     assert_eq!(refused.log.stdout, "");
+
+    // Two components: the shim runs one, and says so rather than pick.
+    let hello = std::fs::read(guest("http-hello")).unwrap();
+    let client = std::fs::read(guest("tcp-client")).unwrap();
+    node.import_wasm_layers(
+        "capnet.test/two-components:1",
+        &[
+            (WASM_LAYER, "http-hello.wasm", &hello),
+            (WASM_LAYER, "tcp-client.wasm", &client),
+            (POLICY_LAYER, "policy.toml", serve.as_bytes()),
+        ],
+    );
+    let two = node.finish(node.start_container(
+        &pod,
+        "two-components",
+        "capnet.test/two-components:1",
+        &[],
+        &[&listen, "1"],
+    ));
+    assert_eq!(two.exit_code, 1, "{:?}", two.log);
+    assert_eq!(
+        two.log.stderr,
+        "error: the image has 2 component layers: the shim runs one component\n"
+    );
 
     node.remove_pod(&pod.id);
 }
