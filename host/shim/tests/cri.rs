@@ -815,8 +815,8 @@ fn a_host_network_pod_s_component_serves_on_the_host() {
 /// A wasm image (its layers the component and its policy, no file system) as a pod's
 /// container: the component serves on the pod IP under the policy layer's rules, the pod's
 /// `CAPNET_RULES` add to them, a use they deny is refused with nothing arriving, and a bad
-/// policy layer stops the container with the message `capnet policy check` prints for it, and
-/// so does an image of two components.
+/// policy layer stops the container with the message `capnet policy check` prints for it; an
+/// image of two components stops it too, saying the shim runs one.
 #[test]
 fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
     let Some(node) = Node::start("wasm-image") else {
