@@ -503,6 +503,138 @@ pub fn oci_image(name: &str, files: &[ImageFile<'_>], entrypoint: &[&str], out: 
     std::fs::remove_file(&layer).expect("remove the layer");
 }
 
+/// The media type of a component layer in the OCI layout of WebAssembly artifacts (what `wkg oci
+/// push` writes; runwasi also takes `application/vnd.bytecodealliance.wasm.component.layer.v0+wasm`).
+pub const WASM_LAYER: &str = "application/wasm";
+
+/// The media type of capnet's policy layer: a policy file's TOML.
+pub const POLICY_LAYER: &str = "application/vnd.capnet.policy.v1+toml";
+
+/// A layer of a wasm OCI image: its media type, the file name it carries
+/// (`org.opencontainers.image.title`) and its bytes.
+pub type WasmImageLayer<'a> = (&'a str, &'a str, &'a [u8]);
+
+/// Writes an OCI image archive, as `ctr images import` reads it, to `out`: an image named `name`
+/// whose layers are `layers` themselves (a component, a policy), not file systems, and whose
+/// process is `entrypoint`.
+///
+/// The configuration is an OCI image configuration for the platform `wasip2`/`wasm` (runwasi
+/// looks for the architecture `wasm`) with no diff ids: its root file system has no layer, so
+/// containerd 1.6 gives a container an empty snapshot and never tries to unpack a layer it
+/// has no processor for. It lists the layers' digests (`layerDigests`) so that it is the
+/// image's own: the CRI plugin takes an image's configuration digest for the image's id. Import it with `--no-unpack` (an unpack would find the layers and the
+/// empty root file system mismatched) and `--all-platforms` (the platform is not the node's).
+///
+/// Returns the layers' digests (`sha256:...`), in order.
+///
+/// # Panics
+/// When the archive cannot be written.
+pub fn wasm_oci_image(
+    name: &str,
+    layers: &[WasmImageLayer<'_>],
+    entrypoint: &[&str],
+    out: &Path,
+) -> Vec<String> {
+    use oci_spec::image::{
+        Arch, ConfigBuilder, DescriptorBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
+        ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+    };
+    use std::collections::HashMap;
+
+    let mut tar = tar::Builder::new(std::fs::File::create(out).expect("create the archive"));
+    let mut add = |path: &str, bytes: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(bytes.len() as u64);
+        tar.append_data(&mut header, path, bytes)
+            .expect("an archive entry");
+    };
+    let mut blob = |bytes: &[u8], media_type: MediaType| {
+        let digest = sha256::digest(bytes);
+        add(&format!("blobs/sha256/{digest}"), bytes);
+        DescriptorBuilder::default()
+            .media_type(media_type)
+            .digest(format!("sha256:{digest}"))
+            .size(bytes.len() as i64)
+    };
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|(media_type, title, bytes)| {
+            blob(bytes, MediaType::Other((*media_type).to_owned()))
+                .annotations(HashMap::from([(
+                    "org.opencontainers.image.title".to_owned(),
+                    (*title).to_owned(),
+                )]))
+                .build()
+                .expect("a layer descriptor")
+        })
+        .collect();
+    let digests: Vec<String> = layers.iter().map(|l| l.digest().clone()).collect();
+    let (os, architecture) = (Os::Other("wasip2".into()), Arch::Wasm);
+    let config = ImageConfigurationBuilder::default()
+        .os(os.clone())
+        .architecture(architecture.clone())
+        .config(
+            ConfigBuilder::default()
+                .entrypoint(entrypoint.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .build()
+                .expect("an image config"),
+        )
+        .rootfs(RootFsBuilder::default().build().expect("a rootfs"))
+        .build()
+        .expect("an image configuration");
+    // The CRI plugin names an image by its configuration's digest: without diff ids, two images
+    // of one entry point would be one. The layers' digests make each image's configuration its
+    // own, under the name the OCI layout of WebAssembly artifacts gives them.
+    let mut config = serde_json::to_value(&config).expect("the configuration's JSON");
+    config["layerDigests"] = digests.iter().map(|d: &String| d.as_str()).collect();
+    let config = config.to_string();
+    let config = blob(config.as_bytes(), MediaType::ImageConfig)
+        .build()
+        .expect("the configuration's descriptor");
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config)
+        .layers(layers)
+        .build()
+        .expect("a manifest")
+        .to_string()
+        .expect("the manifest's JSON");
+    let reference = name.rsplit_once(':').map_or("latest", |(_, tag)| tag);
+    let manifest = blob(manifest.as_bytes(), MediaType::ImageManifest)
+        .platform(
+            PlatformBuilder::default()
+                .os(os)
+                .architecture(architecture)
+                .build()
+                .expect("a platform"),
+        )
+        .annotations(HashMap::from([
+            ("io.containerd.image.name".to_owned(), name.to_owned()),
+            (
+                "org.opencontainers.image.ref.name".to_owned(),
+                reference.to_owned(),
+            ),
+        ]))
+        .build()
+        .expect("the manifest's descriptor");
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(vec![manifest])
+        .build()
+        .expect("an index")
+        .to_string()
+        .expect("the index's JSON");
+    add("index.json", index.as_bytes());
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    tar.into_inner()
+        .and_then(|mut f| std::io::Write::flush(&mut f))
+        .expect("write the archive");
+    digests
+}
+
 /// A TCP server at `ip`, port 0, that reads each request to its end, answers `reply` and counts
 /// the connections it got: what reached it, for tests that show what did not.
 ///

@@ -1,9 +1,10 @@
 //! What a container asks of capnet, read from its environment (the OCI runtime spec's
-//! `process.env`), and the policy that follows from it and from the image's policy file.
+//! `process.env`), and the policy that follows from it and from the image's policy (its
+//! policy layer, or its policy file: see [`ImagePolicy`]).
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `CAPNET_POLICY` | the policy file, a path inside the image (default [`POLICY_PATH`], if the image has it) |
+//! | `CAPNET_POLICY` | the policy file, a path in the container (default: the image's policy layer, else [`POLICY_PATH`] if the image has it) |
 //! | `CAPNET_RULES` | more rules, in the policy file's TOML, added after the file's |
 //! | `CAPNET_TCPLISTEN` | listeners to pre-open, `ADDR[=GUEST_ADDR]`, comma separated, as `capnet run --tcplisten` |
 //! | `CAPNET_LOG_DECISIONS` | `json` (or `json:FILE`): one JSON line per decision, as `capnet run --log-decisions` |
@@ -24,6 +25,21 @@ use std::path::{Path, PathBuf};
 
 /// Where the shim looks for the image's policy file when `CAPNET_POLICY` names none.
 pub const POLICY_PATH: &str = "/etc/capnet/policy.toml";
+
+/// The policy an image carries.
+#[derive(Clone, Copy, Debug)]
+pub enum ImagePolicy<'a> {
+    /// A file of its root file system (normally [`POLICY_PATH`]), read if it exists.
+    File(&'a Path),
+    /// The TOML of its policy layer (a wasm image's), named `origin` in messages: the layer's
+    /// file name, so an error reads as `capnet policy check` prints it for that file.
+    Layer {
+        /// The name in messages.
+        origin: &'a str,
+        /// The policy.
+        text: &'a str,
+    },
+}
 
 /// The origin `CAPNET_RULES` gets in messages: `CAPNET_RULES:2:12: rule ...`.
 pub const RULES_ORIGIN: &str = "CAPNET_RULES";
@@ -93,40 +109,45 @@ impl Workload {
         Ok(workload)
     }
 
-    /// The policy file to read: `CAPNET_POLICY`'s, else `default` when it exists, else none.
-    pub fn policy_file(&self, default: &Path) -> Option<PathBuf> {
-        match &self.policy {
-            Some(path) => Some(path.clone()),
-            None => default.exists().then(|| default.to_owned()),
+    /// Where the policy comes from: `CAPNET_POLICY`'s file, else `image`'s policy layer, else
+    /// its file when it exists, else nowhere (`None`).
+    pub fn policy_source<'a>(&'a self, image: &ImagePolicy<'a>) -> Option<ImagePolicy<'a>> {
+        match (&self.policy, image) {
+            (Some(path), _) => Some(ImagePolicy::File(path)),
+            (None, ImagePolicy::File(path)) => path.exists().then_some(*image),
+            (None, ImagePolicy::Layer { .. }) => Some(*image),
         }
     }
 
-    /// The container's policy: the policy file's rules (see [`Workload::policy_file`]), then
-    /// `CAPNET_RULES`'. With neither, it denies every use, as everywhere in capnet.
+    /// The container's policy: the policy file's rules (`CAPNET_POLICY`'s file, else `default`
+    /// when it exists), then `CAPNET_RULES`'. With neither, it denies every use, as everywhere in
+    /// capnet.
     ///
     /// # Errors
     /// The first bad rule, as `capnet policy check` names it (`FILE:LINE:COLUMN: rule "...":
     /// what is wrong`, with `CAPNET_RULES` for the variable's rules), or a file that cannot be
     /// read.
     pub fn policy(&self, default: &Path) -> Result<Policy, PolicyError> {
-        self.policy_declaring(default, &Declared::new())
+        self.policy_declaring(&ImagePolicy::File(default), &Declared::new())
     }
 
-    /// The container's policy as [`Workload::policy`] reads it, with each library's declared
-    /// needs (`capnet::needs::declared`), so a `[library.NAME]` table saying
-    /// `grant = "declared"` gives the library what its component declares, as under
-    /// `capnet run`.
+    /// The container's policy as [`Workload::policy`] reads it, from the source
+    /// [`Workload::policy_source`] picks, with each library's declared needs
+    /// (`capnet::needs::declared`), so a `[library.NAME]` table saying `grant = "declared"`
+    /// gives the library what its component declares, as under `capnet run`.
     ///
     /// # Errors
     /// As [`Workload::policy`].
     pub fn policy_declaring(
         &self,
-        default: &Path,
+        image: &ImagePolicy<'_>,
         declared: &Declared,
     ) -> Result<Policy, PolicyError> {
         let mut builder = Policy::builder();
-        if let Some(file) = self.policy_file(default) {
-            builder = builder.file(&file)?;
+        match self.policy_source(image) {
+            Some(ImagePolicy::File(file)) => builder = builder.file(file)?,
+            Some(ImagePolicy::Layer { origin, text }) => builder = builder.toml(origin, text)?,
+            None => {}
         }
         if let Some(rules) = &self.rules {
             builder = builder.toml(RULES_ORIGIN, rules)?;

@@ -4,24 +4,30 @@
 //! network in a temporary directory) runs pods whose sandbox is a static pause program and
 //! whose containers are components, each pod in its own network namespace (CNI's bridge and
 //! host-local IPAM, Debian's `containernetworking-plugins`) or on the host's; the test reads
-//! what they print from the CRI log files, as `kubectl logs` does.
+//! what they print from the CRI log files, as `kubectl logs` does. Images of both kinds run:
+//! root-fs images (a file system holding the component) and wasm images (the component and
+//! its policy as layers of their own), the latter compiled at their first start only.
 //!
 //! Needs root, containerd, the CNI plugins and a C compiler with a static libc (`scripts/setup`
 //! installs them); skipped, saying so, when not root. Every pod, process, mount, network
 //! namespace, bridge and address the test makes is removed when it ends, pass or fail.
 
 use capnet_tests::{
-    ImageFile, counting_server, curl, guest, is_root, lang_guest, oci_image, overlay_works,
+    ImageFile, POLICY_LAYER, WASM_LAYER, WasmImageLayer, counting_server, curl, guest, is_root,
+    lang_guest, oci_image, overlay_works, wasm_oci_image,
 };
+use containerd_client::services::v1::content_client::ContentClient;
+use containerd_client::services::v1::{Info, InfoRequest};
 use containerd_client::tonic::transport::Channel;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
-    CreateContainerRequest, ImageSpec, KeyValue, LinuxContainerConfig, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, ListPodSandboxRequest, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, RemoveContainerRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
-    VersionRequest,
+    CreateContainerRequest, ImageSpec, ImageStatusRequest, KeyValue, LinuxContainerConfig,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, ListPodSandboxRequest, NamespaceMode,
+    NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopPodSandboxRequest, VersionRequest,
 };
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -235,17 +241,89 @@ state = "{d}/state"
         self.cri.clone().expect("connected")
     }
 
-    /// Imports the image archive at `archive` where the CRI plugin keeps its images.
-    fn import(&self, archive: &Path) {
+    /// Imports the image archive at `archive`, holding the image `name`, where the CRI plugin
+    /// keeps its images, with `ctr images import` and the options `options`, and waits until the
+    /// CRI plugin knows it (it learns of images from containerd's events, after the import).
+    fn import(&self, name: &str, archive: &Path, options: &[&str]) {
         let out = Command::new("ctr")
             .arg("--address")
             .arg(self.dir.join("containerd.sock"))
             .args(["--namespace", "k8s.io", "images", "import"])
             .args(["--snapshotter", self.snapshotter])
+            .args(options)
             .arg(archive)
             .output()
             .unwrap();
         assert!(out.status.success(), "ctr images import: {out:?}");
+        let socket = self.dir.join("containerd.sock");
+        let deadline = Instant::now() + PATIENCE;
+        let mut images = self.runtime.block_on(async {
+            ImageServiceClient::new(containerd_client::connect(&socket).await.unwrap())
+        });
+        while self
+            .runtime
+            .block_on(images.image_status(ImageStatusRequest {
+                image: Some(ImageSpec {
+                    image: name.into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            }))
+            .unwrap_or_else(|e| panic!("ImageStatus {name}: {e}"))
+            .into_inner()
+            .image
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "the CRI plugin never saw {name}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Imports a wasm image named `name`: the component at `wasm` as its layer `app.wasm`, and
+    /// `policy` (a file name and its TOML) as its policy layer. Returns the layers' digests.
+    fn import_wasm_image(&self, name: &str, wasm: &Path, policy: (&str, &str)) -> Vec<String> {
+        let wasm = std::fs::read(wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
+        self.import_wasm_layers(
+            name,
+            &[
+                (WASM_LAYER, "app.wasm", &wasm),
+                (POLICY_LAYER, policy.0, policy.1.as_bytes()),
+            ],
+        )
+    }
+
+    /// Imports a wasm image named `name` whose layers are `layers`, as the README says: no
+    /// unpacking (there is no file system to unpack), every platform (the image's,
+    /// `wasip2`/`wasm`, is not the node's). Returns the layers' digests.
+    fn import_wasm_layers(&self, name: &str, layers: &[WasmImageLayer<'_>]) -> Vec<String> {
+        let archive = self
+            .dir
+            .join(format!("{}.tar", name.replace([':', '/'], "_")));
+        let digests = wasm_oci_image(name, layers, &[COMPONENT], &archive);
+        self.import(name, &archive, &["--no-unpack", "--all-platforms"]);
+        digests
+    }
+
+    /// What containerd's content store knows of the blob `digest` (its size, its labels), as
+    /// the CRI plugin and runwasi see it (the `k8s.io` namespace).
+    fn content_info(&self, digest: &str) -> Info {
+        let socket = self.dir.join("containerd.sock");
+        self.runtime.block_on(async {
+            let channel = containerd_client::connect(&socket).await.unwrap();
+            let mut request = containerd_client::tonic::Request::new(InfoRequest {
+                digest: digest.into(),
+            });
+            request
+                .metadata_mut()
+                .insert("containerd-namespace", "k8s.io".parse().unwrap());
+            ContentClient::new(channel)
+                .info(request)
+                .await
+                .unwrap_or_else(|e| panic!("content info {digest}: {e}"))
+                .into_inner()
+                .info
+                .expect("the blob's info")
+        })
     }
 
     /// Builds the pause program and imports an image of it as [`PAUSE_IMAGE`].
@@ -266,7 +344,7 @@ state = "{d}/state"
         let pause = std::fs::read(&binary).unwrap();
         let archive = self.dir.join("pause.tar");
         oci_image(PAUSE_IMAGE, &[("/pause", &pause)], &["/pause"], &archive);
-        self.import(&archive);
+        self.import(PAUSE_IMAGE, &archive, &[]);
     }
 
     /// Imports an image of the component at `wasm`, with no policy file: the pod's rules
@@ -278,7 +356,7 @@ state = "{d}/state"
             .dir
             .join(format!("{}.tar", name.replace([':', '/'], "_")));
         oci_image(name, &files, &[COMPONENT], &archive);
-        self.import(&archive);
+        self.import(name, &archive, &[]);
     }
 
     /// RunPodSandbox with the handler [`HANDLER`], in a network namespace of its own or, for
@@ -734,28 +812,178 @@ fn a_host_network_pod_s_component_serves_on_the_host() {
     node.remove_pod(&pod.id);
 }
 
-/// The Python guest (CPython inside, 17 MiB) as a pod's container, started twice from the same
-/// image: each start's time, from CreateContainer to its listener, is printed. Both compile
-/// the component today: runwasi's precompilation serves only images whose layers are wasm,
-/// which Debian's containerd 1.6 cannot unpack.
+/// A wasm image (its layers the component and its policy, no file system) as a pod's
+/// container: the component serves on the pod IP under the policy layer's rules, the pod's
+/// `CAPNET_RULES` add to them, a use they deny is refused with nothing arriving, and a bad
+/// policy layer stops the container with the message `capnet policy check` prints for it; an
+/// image of two components stops it too, saying the shim runs one.
 #[test]
-fn the_python_guest_s_pod_starts_and_serves() {
+fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
+    let Some(node) = Node::start("wasm-image") else {
+        return;
+    };
+    node.import_pause();
+    let listen = format!("0.0.0.0:{POD_PORT}");
+    let serve = format!("[allow]\nlisten = [\"{listen}\"]\n");
+    node.import_wasm_image(
+        "capnet.test/http-hello-wasm:1",
+        &guest("http-hello"),
+        ("policy.toml", &serve),
+    );
+    node.import_wasm_image(
+        "capnet.test/tcp-client-wasm:1",
+        &guest("tcp-client"),
+        ("policy.toml", "[allow]\nconnect = [\"loopback\"]\n"),
+    );
+    let pod = node.run_pod("wasm", false);
+    let ip = pod.ip.expect("a pod in its own network has an IP");
+
+    let web = node.start_container(
+        &pod,
+        "web",
+        "capnet.test/http-hello-wasm:1",
+        &[],
+        &[&listen, "1"],
+    );
+    assert_eq!(CriLog::wait_for_line(&web.log, "listening on "), listen);
+    assert_eq!(
+        curl(&format!("http://{ip}:{POD_PORT}/")),
+        "hello from a capnet guest\n"
+    );
+    let web = node.finish(web);
+    assert_eq!(web.exit_code, 0, "{:?}", web.log);
+    assert!(
+        web.log
+            .stderr
+            .contains("policy policy.toml (the image's policy layer): 2 rule(s)"),
+        "{:?}",
+        web.log
+    );
+
+    // The client's image allows `loopback` only: the host's side of the pod network is refused.
+    let (server, accepted) = counting_server(node.gateway.into(), "from the host");
+    let client = |name: &str, env: &[(&str, &str)]| {
+        node.finish(node.start_container(
+            &pod,
+            name,
+            "capnet.test/tcp-client-wasm:1",
+            env,
+            &[&server.to_string(), "hi"],
+        ))
+    };
+    let denied = client("denied", &[]);
+    assert_eq!(denied.exit_code, 1, "{:?}", denied.log);
+    assert!(
+        denied
+            .log
+            .stderr
+            .contains(&format!("denied tcp-connect {server}: access-denied")),
+        "{:?}",
+        denied.log
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing arrived");
+
+    // The pod's rules add to the image's.
+    let rules = format!("[allow]\nconnect = [\"{server}\"]\n");
+    let allowed = client("allowed", &[("CAPNET_RULES", &rules)]);
+    assert_eq!(allowed.exit_code, 0, "{:?}", allowed.log);
+    assert_eq!(allowed.log.stdout.trim_end(), "from the host");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    // A bad policy layer: the container ends before the guest runs, saying what is wrong where
+    // `capnet policy check` would (the CLI's pinned message for the same file).
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/policies");
+    let bad = std::fs::read_to_string(policies.join("reversed-port-range.toml")).unwrap();
+    let expected = std::fs::read_to_string(policies.join("reversed-port-range.stderr")).unwrap();
+    node.import_wasm_image(
+        "capnet.test/http-hello-bad-policy:1",
+        &guest("http-hello"),
+        ("reversed-port-range.toml", &bad),
+    );
+    let refused = node.finish(node.start_container(
+        &pod,
+        "bad-policy",
+        "capnet.test/http-hello-bad-policy:1",
+        &[],
+        &[&listen, "1"],
+    ));
+    assert_eq!(refused.exit_code, 1, "{:?}", refused.log);
+    assert_eq!(refused.log.stderr, expected);
+    assert_eq!(refused.log.stdout, "");
+
+    // Two components: the shim runs one, and says so rather than pick.
+    let hello = std::fs::read(guest("http-hello")).unwrap();
+    let client = std::fs::read(guest("tcp-client")).unwrap();
+    node.import_wasm_layers(
+        "capnet.test/two-components:1",
+        &[
+            (WASM_LAYER, "http-hello.wasm", &hello),
+            (WASM_LAYER, "tcp-client.wasm", &client),
+            (POLICY_LAYER, "policy.toml", serve.as_bytes()),
+        ],
+    );
+    let two = node.finish(node.start_container(
+        &pod,
+        "two-components",
+        "capnet.test/two-components:1",
+        &[],
+        &[&listen, "1"],
+    ));
+    assert_eq!(two.exit_code, 1, "{:?}", two.log);
+    assert_eq!(
+        two.log.stderr,
+        "error: the image has 2 component layers: the shim runs one component\n"
+    );
+
+    node.remove_pod(&pod.id);
+}
+
+/// The label runwasi puts on a layer it compiled, naming the compiled blob:
+/// `runwasi.io/precompiled/<shim>/<cache key>`.
+const PRECOMPILED_LABEL: &str = "runwasi.io/precompiled/capnet/";
+
+/// The Python guest (CPython inside, 17 MiB) as a wasm image, started twice in a pod: the first
+/// start compiles it and runwasi keeps the compiled code in containerd's content store, the
+/// second loads that code without compiling. Each start's time, from CreateContainer to the
+/// guest's listener, is printed.
+#[test]
+fn the_python_guest_s_wasm_image_compiles_at_its_first_start_only() {
     let Some(node) = Node::start("python") else {
         return;
     };
     node.import_pause();
-    let image = "capnet.test/python-echo-server:1";
-    node.import_component(image, &lang_guest("python", "echo-server"));
+    let image = "capnet.test/python-echo-server-wasm:1";
+    let wasm = lang_guest("python", "echo-server");
+    assert!(
+        wasm.exists(),
+        "{} is built by scripts/build-guests",
+        wasm.display()
+    );
+    let layers = node.import_wasm_image(
+        image,
+        &wasm,
+        ("policy.toml", "[allow]\nlisten = [\"127.0.0.1:0\"]\n"),
+    );
+    let component_layer = &layers[0];
+    assert!(
+        !node
+            .content_info(component_layer)
+            .labels
+            .keys()
+            .any(|label| label.starts_with(PRECOMPILED_LABEL)),
+        "nothing is compiled before the first start"
+    );
     let pod = node.run_pod("python", true);
 
     let mut starts = Vec::new();
+    let mut compiled = Vec::new();
     for run in ["first", "second"] {
         let began = Instant::now();
         let echo = node.start_container(
             &pod,
             &format!("echo-{run}"),
             image,
-            &[("CAPNET_RULES", "[allow]\nlisten = [\"127.0.0.1:0\"]\n")],
+            &[],
             &["127.0.0.1:0", "1"],
         );
         let addr = CriLog::wait_for_line(&echo.log, "listening on ");
@@ -768,11 +996,38 @@ fn the_python_guest_s_pod_starts_and_serves() {
         assert_eq!(echoed, "ping");
         let echo = node.finish(echo);
         assert_eq!(echo.exit_code, 0, "{:?}", echo.log);
+        // The sandbox got the compiled code both times (the first start compiled it in the
+        // shim, before the container ran).
+        assert!(
+            echo.log.stderr.contains(
+                "app: compiled code loaded from containerd's content store, not compiled"
+            ),
+            "{:?}",
+            echo.log
+        );
+        let labels = node.content_info(component_layer).labels;
+        let (_, blob) = labels
+            .iter()
+            .find(|(label, _)| label.starts_with(PRECOMPILED_LABEL))
+            .unwrap_or_else(|| panic!("the component layer names its compiled code: {labels:?}"));
+        compiled.push(blob.clone());
     }
+    // One compiled blob, kept in the content store (it is there to read), and one compilation:
+    // runwasi says when it compiles, in the shim's log that containerd's carries.
+    assert_eq!(compiled[0], compiled[1]);
+    let size = node.content_info(&compiled[0]).size;
+    assert_eq!(
+        node.log().matches("precompiling layers for image").count(),
+        1,
+        "the second start compiled again:\n{}",
+        node.log()
+    );
     eprintln!(
-        "the Python guest's pod started in {:.2} s the first time, {:.2} s the second",
+        "the Python guest's pod started in {:.2} s the first time (compiling), {:.2} s the second \
+         (compiled code from containerd's content store, {:.1} MiB with the component)",
         starts[0].as_secs_f64(),
-        starts[1].as_secs_f64()
+        starts[1].as_secs_f64(),
+        size as f64 / (1 << 20) as f64
     );
     node.remove_pod(&pod.id);
 }

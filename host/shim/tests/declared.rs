@@ -5,6 +5,8 @@
 
 use capnet_cli::compose::{Library, compose};
 use capnet_tests::{counting_server, guest};
+use containerd_shim_capnet_v1::workload::ImagePolicy;
+use containerd_shim_capnet_v1::{Code, Image};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -27,6 +29,14 @@ fn app_declaring(rules: &[String]) -> Vec<u8> {
     compose(&read("nano-app"), &libraries).unwrap().component
 }
 
+/// An image of `app` with no policy of its own: the rules are the container's.
+fn image(app: &[u8]) -> Image<'_> {
+    Image {
+        component: Code::Wasm(app),
+        policy: ImagePolicy::File(Path::new("/no/default/policy.toml")),
+    }
+}
+
 const RULES: &str =
     "CAPNET_RULES=[allow]\nconnect = [\"loopback\"]\n[library.weather]\ngrant = \"declared\"";
 
@@ -36,13 +46,8 @@ fn a_library_granted_its_declaration_in_a_container_reaches_only_that() {
     let (other, other_hits) = counting_server(Ipv4Addr::LOCALHOST.into(), "sunny");
     let app = app_declaring(&[format!("connect {declared}  # the forecast")]);
     let steps = [format!("weather={declared}"), format!("weather={other}")];
-    let code = containerd_shim_capnet_v1::run(
-        "nano-app.wasm",
-        &app,
-        &steps,
-        &[RULES.to_owned()],
-        Path::new("/no/default/policy.toml"),
-    );
+    let code =
+        containerd_shim_capnet_v1::run("nano-app.wasm", &image(&app), &steps, &[RULES.to_owned()]);
     // The app prints each step's outcome and exits 0 whatever they were.
     assert_eq!(code, 0);
     assert_eq!(declared_hits.load(Ordering::SeqCst), 1);
@@ -55,10 +60,9 @@ fn a_declared_need_the_apps_rules_do_not_allow_stops_the_container() {
     let app = app_declaring(&["connect 10.9.9.9:443  # the mirror".to_owned()]);
     let code = containerd_shim_capnet_v1::run(
         "nano-app.wasm",
-        &app,
+        &image(&app),
         &[format!("weather={declared}")],
         &[RULES.to_owned()],
-        Path::new("/no/default/policy.toml"),
     );
     assert_eq!(code, 1);
     assert_eq!(declared_hits.load(Ordering::SeqCst), 0, "nothing ran");

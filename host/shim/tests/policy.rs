@@ -3,7 +3,7 @@
 //! CLI's bad policy files, `host/cli/tests/policies/NAME.stderr`).
 
 use capnet::policy::{Policy, Use};
-use containerd_shim_capnet_v1::workload::Workload;
+use containerd_shim_capnet_v1::workload::{ImagePolicy, Workload};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -105,4 +105,46 @@ fn a_bad_policy_file_fails_with_the_message_policy_check_prints() {
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} bad policy files found");
+}
+
+/// A wasm image's policy layer is its policy: `CAPNET_RULES` adds to it, `CAPNET_POLICY`
+/// replaces it, and a bad one is named by the layer's file name.
+#[test]
+fn the_image_s_policy_layer_decides_and_capnet_policy_replaces_it() {
+    let layer = ImagePolicy::Layer {
+        origin: "policy.toml",
+        text: "[allow]\nlisten = [\"0.0.0.0:8080\"]\n",
+    };
+    let declared = capnet::needs::Declared::new();
+    let policy = |env: &[&str], image: &ImagePolicy<'_>| {
+        Workload::from_env(env)
+            .unwrap()
+            .policy_declaring(image, &declared)
+            .map_err(|e| capnet_cli::logging::error_report(&e.into()))
+    };
+
+    let added = policy(
+        &["CAPNET_RULES=[allow]\nconnect = [\"10.0.0.5:5432\"]"],
+        &layer,
+    )
+    .unwrap();
+    assert!(allows(&added, Use::TcpBind, "0.0.0.0:8080"));
+    assert!(allows(&added, Use::TcpConnect, "10.0.0.5:5432"));
+
+    let dir = scratch("layer");
+    let file = dir.join("other.toml");
+    std::fs::write(&file, "[allow]\nconnect = [\"loopback\"]\n").unwrap();
+    let replaced = policy(&[&format!("CAPNET_POLICY={}", file.display())], &layer).unwrap();
+    assert!(!allows(&replaced, Use::TcpBind, "0.0.0.0:8080"));
+    assert!(allows(&replaced, Use::TcpConnect, "127.0.0.1:80"));
+    std::fs::remove_dir_all(dir).unwrap();
+
+    let bad = ImagePolicy::Layer {
+        origin: "policy.toml",
+        text: "[allow]\nconnect = [\"10.0.0.0/8:9000-80\"]\n",
+    };
+    assert_eq!(
+        policy(&[], &bad).unwrap_err(),
+        "error: policy.toml:2:12: rule \"connect 10.0.0.0/8:9000-80\": port range start is above its end (write 80-9000)\n"
+    );
 }
