@@ -133,12 +133,13 @@ impl HostIncomingDatagramStream for CapnetCtxView<'_> {
         stream: Resource<IncomingDatagramStream>,
         max_results: u64,
     ) -> SocketResult<Vec<IncomingDatagram>> {
-        let datagrams = self.table.get_mut(&stream)?.receive(max_results, |data, from| {
-            IncomingDatagram {
+        let datagrams = self
+            .table
+            .get_mut(&stream)?
+            .receive(max_results, |data, from| IncomingDatagram {
                 data: data.to_vec(),
                 remote_address: from.into(),
-            }
-        })?;
+            })?;
         Ok(datagrams)
     }
 
