@@ -2,19 +2,20 @@
 //! in this process (behind a 1,000-rule policy whose allowing rules come last), by `capnet run`
 //! as a process of its own (as users run it), by a baseline host on `wasmtime-wasi`'s own p2
 //! sockets with `inherit_network` (in this process, and in one of its own run as `capnet run`
-//! runs), and by the same logic built natively, in tokio and in
-//! blocking `std` (a process of its own), each driven by the same native client. Prints medians
+//! runs), and by the same logic built natively: in tokio (in this process, and in one of its own
+//! on one thread as `capnet run` runs) and in blocking `std` (a process of its own), each driven
+//! by the same native client. Prints medians
 //! with min-max over the runs, the ratios capnet/baseline and capnet/native, and then the
 //! ratios `capnet run`/native std and `capnet run`/wasmtime-wasi with the CPU time (per round
 //! trip or connection, or per MiB moved) and context switches per
 //! operation of each server process. The `0.3` rows run the `wasi:sockets@0.3.0` guests
 //! (p3-echo-server, p3-sink-server) under `capnet run` and under the baseline host on
-//! wasmtime-wasi's p3 sockets, each a process of its own, against native tokio, in a table of
+//! wasmtime-wasi's p3 sockets, against native tokio, each a process of its own, in a table of
 //! their own (`--only 0.3` for those alone).
 //!
 //! Options: `--quick` (small sizes, 3 runs), `--runs N`, `--only TEXT` (scenarios whose name
 //! contains TEXT), `--concurrent N` (connections at once, default 1,000), `--servers
-//! capnet,capnet-run,wasmtime-wasi,wasmtime-wasi-run,native,native-std`, `--json FILE`, `--svg FILE`.
+//! capnet,capnet-run,wasmtime-wasi,wasmtime-wasi-run,native,native-tokio,native-std`, `--json FILE`, `--svg FILE`.
 //! `CAPNET_BENCH_CAPNET=PATH` runs another `capnet` binary than `target/release/capnet`.
 //!
 //! `--soak [--minutes N] [--rounds N] [--host capnet|wasmtime-wasi]` runs the soak instead (see
@@ -116,6 +117,7 @@ fn main() {
     {
         match flag.as_str() {
             "--native-std" => return servers::serve_std(guest),
+            "--native-tokio" => return servers::serve_tokio(guest),
             "--wasmtime-wasi" => return servers::serve_baseline(guest),
             _ => {}
         }

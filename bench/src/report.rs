@@ -19,6 +19,7 @@ pub struct Row {
     pub baseline: Vec<f64>,
     pub baseline_run: Vec<f64>,
     pub native: Vec<f64>,
+    pub native_run: Vec<f64>,
     pub native_std: Vec<f64>,
     /// Context switches of the server's process per operation, one figure per run, for the
     /// servers that run in a process of their own, by server name.
@@ -60,6 +61,7 @@ impl Row {
             baseline: vec![],
             baseline_run: vec![],
             native: vec![],
+            native_run: vec![],
             native_std: vec![],
             switches: BTreeMap::new(),
             cpu: BTreeMap::new(),
@@ -74,6 +76,7 @@ impl Row {
             Server::Baseline => &mut self.baseline,
             Server::BaselineRun => &mut self.baseline_run,
             Server::Native => &mut self.native,
+            Server::NativeRun => &mut self.native_run,
             Server::NativeStd => &mut self.native_std,
         }
     }
@@ -138,10 +141,10 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
     if !users.is_empty() {
         println!();
         println!(
-            "as users run it: `capnet run`, wasmtime-wasi run the same way, and native std, each a process of its own; cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation; ratios above 1 mean capnet run is better (/wasi: against the in-process baseline above)"
+            "as users run it: `capnet run`, wasmtime-wasi run the same way, native std and native tokio (one thread, as `capnet run`), each a process of its own; cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation; ratios above 1 mean capnet run is better (/wasi: against the in-process baseline above)"
         );
         println!(
-            "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>5} {:>9} {:>5}",
+            "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>5} {:>6} {:>9} {:>5}",
             "scenario",
             "capnet run",
             "cpu",
@@ -152,13 +155,17 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
             "native std",
             "cpu",
             "cs/op",
+            "native tokio",
+            "cpu",
+            "cs/op",
             "/std",
+            "/tokio",
             "/wasi-run",
             "/wasi"
         );
         for row in users {
             println!(
-                "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>5} {:>9} {:>5}",
+                "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>5} {:>6} {:>9} {:>5}",
                 format!("{} [{}]", row.scenario, row.unit),
                 cell(&row.capnet_run),
                 cpu(row, Server::CapnetRun),
@@ -169,7 +176,11 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
                 cell(&row.native_std),
                 cpu(row, Server::NativeStd),
                 switches(row, Server::NativeStd),
+                cell(&row.native_run),
+                cpu(row, Server::NativeRun),
+                switches(row, Server::NativeRun),
                 ratio(row.ratio_of(&row.capnet_run, &row.native_std)),
+                ratio(row.ratio_of(&row.capnet_run, &row.native_run)),
                 ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
                 ratio(row.ratio_of(&row.capnet_run, &row.baseline)),
             );
@@ -179,10 +190,10 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
     if !p3.is_empty() {
         println!();
         println!(
-            "wasi:sockets@0.3.0 guests: `capnet run` and wasmtime-wasi's p3 sockets run the same way, each a process of its own, and native tokio (in the bench's process); cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation; ratios above 1 mean capnet run is better"
+            "wasi:sockets@0.3.0 guests: `capnet run`, wasmtime-wasi's p3 sockets run the same way, and native tokio (one thread, as `capnet run`), each a process of its own; cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation; ratios above 1 mean capnet run is better"
         );
         println!(
-            "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>7} {:>9}",
+            "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>7} {:>9}",
             "scenario",
             "capnet run",
             "cpu",
@@ -190,13 +201,15 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
             "wasmtime-wasi run",
             "cpu",
             "cs/op",
-            "native",
+            "native tokio",
+            "cpu",
+            "cs/op",
             "/native",
             "/wasi-run"
         );
         for row in p3 {
             println!(
-                "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>7} {:>9}",
+                "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>7} {:>9}",
                 format!("{} [{}]", row.scenario, row.unit),
                 cell(&row.capnet_run),
                 cpu(row, Server::CapnetRun),
@@ -204,8 +217,10 @@ pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
                 cell(&row.baseline_run),
                 cpu(row, Server::BaselineRun),
                 switches(row, Server::BaselineRun),
-                cell(&row.native),
-                ratio(row.ratio_of(&row.capnet_run, &row.native)),
+                cell(&row.native_run),
+                cpu(row, Server::NativeRun),
+                switches(row, Server::NativeRun),
+                ratio(row.ratio_of(&row.capnet_run, &row.native_run)),
                 ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
             );
         }
@@ -238,6 +253,7 @@ struct JsonRow<'a> {
     capnet_run: Option<Summary>,
     baseline_run: Option<Summary>,
     native_std: Option<Summary>,
+    native_run: Option<Summary>,
     capnet_per_baseline: Option<f64>,
     capnet_per_native: Option<f64>,
     capnet_run_per_native_std: Option<f64>,
@@ -260,12 +276,13 @@ pub fn json(rows: &[Row], notes: &[String]) -> String {
             capnet_run: Summary::of(&row.capnet_run),
             baseline_run: Summary::of(&row.baseline_run),
             native_std: Summary::of(&row.native_std),
+            native_run: Summary::of(&row.native_run),
             capnet_per_baseline: row.ratio(&row.baseline),
             capnet_per_native: row.ratio(&row.native),
             capnet_run_per_native_std: row.ratio_of(&row.capnet_run, &row.native_std),
             capnet_run_per_baseline: row.ratio_of(&row.capnet_run, &row.baseline),
             capnet_run_per_baseline_run: row.ratio_of(&row.capnet_run, &row.baseline_run),
-            capnet_run_per_native: row.ratio_of(&row.capnet_run, &row.native),
+            capnet_run_per_native: row.ratio_of(&row.capnet_run, &row.native_run),
         })
         .collect();
     serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "notes": notes })).unwrap()

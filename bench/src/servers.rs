@@ -1,7 +1,8 @@
 //! The servers every scenario runs against: capnet in this process and `capnet run` as a
-//! process of its own, the wasmtime-wasi baseline, and the guests' logic built natively, in
-//! tokio (in this process) and in blocking `std` (a process of its own, one connection at a
-//! time, as the guests serve).
+//! process of its own, the wasmtime-wasi baseline in this process and in one of its own, and the
+//! guests' logic built natively: in tokio (in this process, and in one of its own on a
+//! current-thread runtime, as `capnet run` runs) and in blocking `std` (a process of its own,
+//! one connection at a time, as the guests serve).
 
 use capnet::CapnetCtx;
 use capnet::policy::{Policy, Verdict};
@@ -32,17 +33,21 @@ pub enum Server {
     BaselineRun,
     /// The guests' logic in tokio, in this process.
     Native,
+    /// The guests' logic in tokio, in a process of its own on one thread with its reactor, as
+    /// `capnet run` runs: what the `capnet run` rows compare with.
+    NativeRun,
     /// The guests' logic in blocking `std`, one connection at a time, in a process of its own.
     NativeStd,
 }
 
 impl Server {
-    pub const ALL: [Server; 6] = [
+    pub const ALL: [Server; 7] = [
         Server::Capnet,
         Server::CapnetRun,
         Server::Baseline,
         Server::BaselineRun,
         Server::Native,
+        Server::NativeRun,
         Server::NativeStd,
     ];
 
@@ -53,6 +58,7 @@ impl Server {
             Server::Baseline => "wasmtime-wasi",
             Server::BaselineRun => "wasmtime-wasi-run",
             Server::Native => "native",
+            Server::NativeRun => "native-tokio",
             Server::NativeStd => "native-std",
         }
     }
@@ -63,12 +69,12 @@ impl Server {
 
     /// Whether this server has `guest`'s logic: blocking `std` has no `poll` loop. The 0.3
     /// guests run as users run them, under `capnet run` and wasmtime-wasi's p3 sockets in a
-    /// process of their own, against native tokio.
+    /// process of their own, against native tokio in one of its own.
     pub fn serves(self, guest: Guest) -> bool {
         if guest.is_p3() {
             return matches!(
                 self,
-                Server::CapnetRun | Server::BaselineRun | Server::Native
+                Server::CapnetRun | Server::BaselineRun | Server::NativeRun
             );
         }
         self != Server::NativeStd || guest != Guest::PollEcho
@@ -217,7 +223,7 @@ pub async fn start(
 ) -> Running {
     match server {
         Server::Native => return native(guest).await,
-        Server::CapnetRun | Server::BaselineRun | Server::NativeStd => {
+        Server::CapnetRun | Server::BaselineRun | Server::NativeRun | Server::NativeStd => {
             return process(server, guest);
         }
         Server::Capnet | Server::Baseline => {}
@@ -359,8 +365,9 @@ pub fn run_command_baseline(component: &std::path::Path, args: &[String]) -> ! {
 }
 
 /// Starts `guest` under `capnet run`, under the baseline host (this binary again, with
-/// `--wasmtime-wasi`) or as its logic in blocking `std` (`--native-std`), as a process of its
-/// own whose stdout says where it listens.
+/// `--wasmtime-wasi`) or as its logic in tokio (`--native-tokio`) or blocking `std`
+/// (`--native-std`), as a process of its own whose stdout says where it listens. Each inherits
+/// this process's CPU pinning.
 fn process(server: Server, guest: Guest) -> Running {
     let mut command = if server == Server::CapnetRun {
         let binary = capnet_binary();
@@ -379,10 +386,10 @@ fn process(server: Server, guest: Guest) -> Running {
             .arg("127.0.0.1:0");
         command
     } else {
-        let flag = if server == Server::BaselineRun {
-            "--wasmtime-wasi"
-        } else {
-            "--native-std"
+        let flag = match server {
+            Server::BaselineRun => "--wasmtime-wasi",
+            Server::NativeRun => "--native-tokio",
+            _ => "--native-std",
         };
         let mut command = Command::new(std::env::current_exe().unwrap());
         command.args([flag, guest.name()]);
@@ -490,6 +497,22 @@ impl WasiView for Baseline {
             table: &mut self.table,
         }
     }
+}
+
+/// The child of [`process`] for [`Server::NativeRun`]: `guest`'s logic in tokio on 127.0.0.1,
+/// port 0, on a current-thread runtime as `capnet run` uses, every connection a task.
+pub fn serve_tokio(guest: Guest) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let running = native(guest).await;
+            announce(running.addr);
+            // Served by its tasks until the bench kills this process.
+            std::future::pending::<()>().await;
+            drop(running);
+        });
 }
 
 pub async fn native(guest: Guest) -> Running {

@@ -86,7 +86,9 @@ impl HasData for Capnet {
 /// libraries' imports are added per component by [`add_composition_to_linker`].
 ///
 /// `wasi:io` must be in the linker too, served from the same resource table that
-/// [`CapnetView::capnet`] returns; [`add_to_linker_with_wasi`] does all of it.
+/// [`CapnetView::capnet`] returns; [`add_to_linker_with_wasi`] does all of it. With `wasi:io`
+/// from elsewhere, [`add_socket_streams_to_linker`] after it moves the sockets' bytes with one
+/// copy fewer.
 ///
 /// # Errors
 /// When an interface is already defined in `linker`.
@@ -176,13 +178,29 @@ pub fn add_to_linker_with_wasi<T: CapnetView + WasiView + 'static>(
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
-    // `read` and `write` again, for the sockets' streams to move bytes straight between the
-    // socket and guest memory.
-    l.allow_shadowing(true);
-    let streams = p2::streams::add_to_linker(l);
-    l.allow_shadowing(false);
-    streams?;
+    add_socket_streams_to_linker(l)?;
     add_to_linker(l)
+}
+
+/// Serves `wasi:io/streams@0.2.12`'s `input-stream.read`, `input-stream.blocking-read` and
+/// `output-stream.write` again in `linker`, which already holds `wasi:io` (from `wasmtime-wasi`
+/// or `wasmtime-wasi-io`) on the table [`CapnetView::capnet`] returns: a read of one of
+/// capnet's sockets then lowers the bytes from the socket straight into the guest's list, and a
+/// write sends from guest memory, with every policy limit and rate as before; every other
+/// stream is served by `wasmtime-wasi-io` as it was. [`add_to_linker_with_wasi`] calls it; an
+/// embedder that adds `wasi:io` itself and [`add_to_linker`] calls it after `wasi:io` (before
+/// it, `wasi:io` would find these functions defined already). It leaves the linker's shadowing
+/// off.
+///
+/// # Errors
+/// When wasmtime refuses a definition.
+pub fn add_socket_streams_to_linker<T: CapnetView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let streams = p2::streams::add_to_linker(linker);
+    linker.allow_shadowing(false);
+    streams
 }
 
 /// Routes `wasi:io` to the shared resource table.

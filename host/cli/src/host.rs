@@ -169,8 +169,10 @@ pub fn config_for(abi: Abi) -> wasmtime::Config {
     // A composed app's libraries import `instance-network` under labels of their own, marked
     // with `(implements "wasi:sockets/instance-network")`.
     config.wasm_component_model_implements(true);
-    // WASI 0.3 components: async functions, streams and futures.
+    // WASI 0.3 components: async functions, streams and futures. A 0.2 engine also leaves out
+    // the store's bookkeeping for them, which wasmtime otherwise does on every host call.
     config.wasm_component_model_async(abi == Abi::P3);
+    config.concurrency_support(abi == Abi::P3);
     config
 }
 
@@ -210,15 +212,27 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("capnet")))
 }
 
-/// A linker with the full WASI 0.2 and 0.3 worlds and capnet's sockets of both generations.
+/// A linker with the full WASI 0.2 world and capnet's 0.2 sockets, and on an engine for 0.3
+/// components ([`engine_for`] with [`Abi::P3`]) the 0.3 world and sockets too.
 ///
 /// # Errors
 /// When an interface cannot be defined.
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CommandHost>> {
     let mut linker = Linker::new(engine);
     capnet::add_to_linker_with_wasi(&mut linker)?;
-    capnet::add_to_linker_with_wasi_p3(&mut linker)?;
+    if takes_async_abi(engine) {
+        capnet::add_to_linker_with_wasi_p3(&mut linker)?;
+    }
     Ok(linker)
+}
+
+/// Whether `engine` serves WASI 0.3's async functions: a 0.2 engine ([`config_for`]) has no
+/// concurrency support, and no 0.3 component loads on it, so its linkers leave 0.3 out.
+fn takes_async_abi(engine: &Engine) -> bool {
+    Linker::<()>::new(engine)
+        .root()
+        .func_wrap_concurrent("probe", |_, (): ()| Box::pin(async { Ok(()) }))
+        .is_ok()
 }
 
 /// A linker for the component `composition` was read from ([`capnet::Composition::read`]):

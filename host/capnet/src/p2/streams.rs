@@ -1,6 +1,6 @@
-//! `wasi:io/streams` `input-stream.read` and `output-stream.write` for the streams of capnet's
-//! TCP connections: bytes move between the socket and guest memory with no host buffer
-//! between. Every other stream (stdin, files, a stream under a `bytes-per-second` rate) is
+//! `wasi:io/streams` `input-stream.read`, `input-stream.blocking-read` and
+//! `output-stream.write` for the streams of capnet's TCP connections: bytes move between the
+//! socket and guest memory with no host buffer between. Every other stream (stdin, files, a stream under a `bytes-per-second` rate) is
 //! served by `wasmtime-wasi-io` as before.
 //!
 //! A `write` takes its list as a [`WasmList`], a view of guest memory, and sends from there;
@@ -195,9 +195,10 @@ unsafe impl Lower for ReadList {
     }
 }
 
-/// Serves `[method]input-stream.read` and `[method]output-stream.write` in `linker`, which
-/// must already hold the rest of `wasi:io/streams@0.2.12` (this replaces those functions).
-pub(crate) fn add_to_linker<T: CapnetView + 'static>(
+/// Serves `[method]input-stream.read`, `[method]input-stream.blocking-read` and
+/// `[method]output-stream.write` in `linker`, which must already hold the rest of
+/// `wasi:io/streams@0.2.12` (this replaces those functions).
+pub(crate) fn add_to_linker<T: CapnetView + Send + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
     let mut streams = linker.instance("wasi:io/streams@0.2.12")?;
@@ -205,6 +206,32 @@ pub(crate) fn add_to_linker<T: CapnetView + 'static>(
         "[method]input-stream.read",
         |mut store, (stream, len): (Resource<DynInputStream>, u64)| {
             Ok((read(store.data_mut().capnet(), stream, len)?,))
+        },
+    )?;
+    // A socket's `blocking-read` is its `read` until that finds bytes, the end or an error,
+    // waiting on the stream's own readiness in between, as `wasmtime-wasi-io` waits; every
+    // other stream keeps its own `blocking-read`.
+    streams.func_wrap_async(
+        "[method]input-stream.blocking-read",
+        |mut store: StoreContextMut<'_, T>, (stream, len): (Resource<DynInputStream>, u64)| {
+            Box::new(async move {
+                let view = store.data_mut().capnet();
+                if view.ctx.streams.readers.find(stream.rep()).is_none() {
+                    return match HostInputStream::blocking_read(view.table, stream, len).await {
+                        Ok(bytes) => Ok((Ok(ReadList::Bytes(bytes)),)),
+                        Err(e) => Ok((Err(view.table.convert_stream_error(e)?),)),
+                    };
+                }
+                loop {
+                    let again = Resource::new_borrow(stream.rep());
+                    match read(store.data_mut().capnet(), again, len)? {
+                        Ok(list) if list.len() == 0 && len != 0 => {}
+                        done => return Ok((done,)),
+                    }
+                    let table = store.data_mut().capnet().table;
+                    table.get_mut(&stream)?.ready().await;
+                }
+            })
         },
     )?;
     streams.func_wrap(

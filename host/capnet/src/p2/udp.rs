@@ -133,14 +133,14 @@ impl HostIncomingDatagramStream for CapnetCtxView<'_> {
         stream: Resource<IncomingDatagramStream>,
         max_results: u64,
     ) -> SocketResult<Vec<IncomingDatagram>> {
-        let datagrams = self.table.get_mut(&stream)?.receive(max_results)?;
-        Ok(datagrams
-            .into_iter()
-            .map(|(data, from)| IncomingDatagram {
-                data,
+        let datagrams = self
+            .table
+            .get_mut(&stream)?
+            .receive(max_results, |data, from| IncomingDatagram {
+                data: data.to_vec(),
                 remote_address: from.into(),
-            })
-            .collect())
+            })?;
+        Ok(datagrams)
     }
 
     fn subscribe(
