@@ -179,6 +179,19 @@ pub(crate) fn engine_for(guest: Guest) -> Engine {
     host::engine_for(host::Abi::P3, Some(&cache)).unwrap()
 }
 
+/// The engine the wasmtime-wasi baseline runs `guest` on as a process of its own: capnet's,
+/// but for a 0.2 guest with wasmtime's concurrency support left on, as the wasmtime CLI leaves
+/// it (capnet's 0.2 engine turns it off, which spares every host call wasmtime's task
+/// bookkeeping); the baseline is the runtime as users run it, not one tuned as capnet is.
+pub(crate) fn baseline_engine_for(guest: Guest) -> Engine {
+    if guest.is_p3() {
+        return engine_for(guest);
+    }
+    let mut config = host::config_for(host::Abi::P2);
+    config.concurrency_support(true);
+    Engine::new(&config).unwrap()
+}
+
 pub(crate) fn compile(engine: &Engine, path: &Path) -> Component {
     Component::from_file(engine, path)
         .unwrap_or_else(|e| panic!("cannot compile {}: {e:?}", path.display()))

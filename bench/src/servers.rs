@@ -324,7 +324,7 @@ async fn run_baseline(
 /// The child of [`process`] for [`Server::BaselineRun`]: the baseline host serving `guest` on
 /// 127.0.0.1, port 0, in this process, on one thread with its reactor as `capnet run` does.
 pub fn serve_baseline(guest: Guest) {
-    let engine = &crate::engine_for(guest);
+    let engine = &crate::baseline_engine_for(guest);
     let component = crate::compile(engine, &capnet_tests::guest(guest.name()));
     let mut wasi = WasiCtxBuilder::new();
     wasi.args(&[guest.name(), "127.0.0.1:0"])
