@@ -479,6 +479,23 @@ state = "{d}/state"
     }
 
     /// Waits for `container` to exit, reads its log and removes it.
+    /// Starts `image` (the `http-hello` guest) in `pod` as container "web" listening on the
+    /// pod's [`POD_PORT`], fetches its page from the host through the pod IP, and waits for it
+    /// to end, successfully.
+    fn serve_hello_on_pod_ip(&self, pod: &Pod, image: &str, env: &[(&str, &str)]) -> Finished {
+        let ip = pod.ip.expect("a pod in its own network has an IP");
+        let listen = format!("0.0.0.0:{POD_PORT}");
+        let web = self.start_container(pod, "web", image, env, &[&listen, "1"]);
+        assert_eq!(CriLog::wait_for_line(&web.log, "listening on "), listen);
+        assert_eq!(
+            curl(&format!("http://{ip}:{POD_PORT}/")),
+            "hello from a capnet guest\n"
+        );
+        let web = self.finish(web);
+        assert_eq!(web.exit_code, 0, "{:?}", web.log);
+        web
+    }
+
     fn finish(&self, container: Container) -> Finished {
         let mut cri = self.cri();
         let deadline = Instant::now() + PATIENCE;
@@ -677,25 +694,10 @@ fn a_pod_s_component_serves_on_the_pod_ip_and_its_rules_hold_inside_the_pod() {
     node.import_component(TCP_CLIENT, &guest("tcp-client"));
 
     let pod = node.run_pod("net", false);
-    let ip = pod.ip.expect("a pod in its own network has an IP");
 
     // The listener is made in the pod's namespace: the pod IP serves it.
-    let listen = format!("0.0.0.0:{POD_PORT}");
-    let rules = format!("[allow]\nlisten = [\"{listen}\"]\n");
-    let web = node.start_container(
-        &pod,
-        "web",
-        HTTP_HELLO,
-        &[("CAPNET_RULES", &rules)],
-        &[&listen, "1"],
-    );
-    assert_eq!(CriLog::wait_for_line(&web.log, "listening on "), listen);
-    assert_eq!(
-        curl(&format!("http://{ip}:{POD_PORT}/")),
-        "hello from a capnet guest\n"
-    );
-    let web = node.finish(web);
-    assert_eq!(web.exit_code, 0, "{:?}", web.log);
+    let rules = format!("[allow]\nlisten = [\"0.0.0.0:{POD_PORT}\"]\n");
+    node.serve_hello_on_pod_ip(&pod, HTTP_HELLO, &[("CAPNET_RULES", &rules)]);
 
     // A server on the host's side of the pod network: the pod reaches it when its rules allow.
     let (server, accepted) = counting_server(node.gateway.into(), "from the host");
@@ -836,22 +838,7 @@ fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
         ("policy.toml", "[allow]\nconnect = [\"loopback\"]\n"),
     );
     let pod = node.run_pod("wasm", false);
-    let ip = pod.ip.expect("a pod in its own network has an IP");
-
-    let web = node.start_container(
-        &pod,
-        "web",
-        "capnet.test/http-hello-wasm:1",
-        &[],
-        &[&listen, "1"],
-    );
-    assert_eq!(CriLog::wait_for_line(&web.log, "listening on "), listen);
-    assert_eq!(
-        curl(&format!("http://{ip}:{POD_PORT}/")),
-        "hello from a capnet guest\n"
-    );
-    let web = node.finish(web);
-    assert_eq!(web.exit_code, 0, "{:?}", web.log);
+    let web = node.serve_hello_on_pod_ip(&pod, "capnet.test/http-hello-wasm:1", &[]);
     assert!(
         web.log
             .stderr
