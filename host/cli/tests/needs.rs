@@ -90,6 +90,17 @@ fn compose(lib: &[u8], out: &Path) {
     std::fs::write(out, wasm).unwrap();
 }
 
+/// `capnet needs set` on the test's library, its needs read from `manifest`.
+fn set_from_cargo(dir: &Path, manifest: &Path) -> std::process::Command {
+    let mut command = capnet();
+    command
+        .args(["needs", "set"])
+        .arg(library(dir))
+        .arg("--from-cargo")
+        .arg(manifest);
+    command
+}
+
 fn ok(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
@@ -709,13 +720,7 @@ fn needs_set_from_cargo_writes_the_needs_a_crates_manifest_lists() {
     )
     .unwrap();
     let out = dir.join("declared.wasm");
-    ok(capnet()
-        .args(["needs", "set"])
-        .arg(library(&dir))
-        .arg("--from-cargo")
-        .arg(&manifest)
-        .arg("-o")
-        .arg(&out));
+    ok(set_from_cargo(&dir, &manifest).arg("-o").arg(&out));
     assert_eq!(
         ok(capnet().args(["needs", "show"]).arg(&out)),
         "capnet:needs 1\nconnect api.weather.example:443  # the forecast API\nlookup api.weather.example\n"
@@ -732,15 +737,7 @@ fn a_malformed_need_in_cargo_toml_is_refused_at_its_line_and_nothing_is_written(
     )
     .unwrap();
     let out = dir.join("never.wasm");
-    let stderr = refused(
-        capnet()
-            .args(["needs", "set"])
-            .arg(library(&dir))
-            .arg("--from-cargo")
-            .arg(&manifest)
-            .arg("-o")
-            .arg(&out),
-    );
+    let stderr = refused(set_from_cargo(&dir, &manifest).arg("-o").arg(&out));
     assert!(
         stderr.contains(&format!(
             "{}:7:6: rule \"connect 10.0.0.0/8:9000-80\": port range start is above its end (write 80-9000)",
@@ -751,13 +748,7 @@ fn a_malformed_need_in_cargo_toml_is_refused_at_its_line_and_nothing_is_written(
     assert!(!out.exists());
 
     std::fs::write(&manifest, "[package]\nname = \"weather\"\n").unwrap();
-    let stderr = refused(
-        capnet()
-            .args(["needs", "set"])
-            .arg(library(&dir))
-            .arg("--from-cargo")
-            .arg(&manifest),
-    );
+    let stderr = refused(&mut set_from_cargo(&dir, &manifest));
     assert!(
         stderr.contains("no [package.metadata.capnet] table"),
         "{stderr}"
