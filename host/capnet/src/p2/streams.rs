@@ -1,7 +1,7 @@
 //! `wasi:io/streams` `input-stream.read`, `input-stream.blocking-read` and
 //! `output-stream.write` for the streams of capnet's TCP connections: bytes move between the
-//! socket and guest memory with no host buffer between. Every other stream (stdin, files, a stream under a `bytes-per-second` rate) is
-//! served by `wasmtime-wasi-io` as before.
+//! socket and guest memory with no host buffer between. Every other stream (stdin, files, a
+//! stream under a `bytes-per-second` rate) is served by `wasmtime-wasi-io` as before.
 //!
 //! A `write` takes its list as a [`WasmList`], a view of guest memory, and sends from there;
 //! only what the kernel cannot take at once is copied, for the drain task that sends it.
