@@ -64,18 +64,22 @@ pub async fn ping_pong(addr: SocketAddr, size: usize, round_trips: usize) -> f64
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let start = Instant::now();
-    exchange(&mut stream, size, round_trips).await;
+    exchange(&mut stream, size, round_trips).await.unwrap();
     round_trips as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn exchange(stream: &mut TcpStream, size: usize, round_trips: usize) {
+/// `round_trips` echoed messages of `size` bytes. An I/O error is returned, not a panic: a
+/// client task of [`concurrent`] can outlive its measurement by a moment when that is
+/// abandoned as stalled and its server killed, and its error then goes unheard.
+async fn exchange(stream: &mut TcpStream, size: usize, round_trips: usize) -> std::io::Result<()> {
     let msg = vec![7u8; size];
     let mut back = vec![0u8; size];
     for _ in 0..round_trips {
-        stream.write_all(&msg).await.unwrap();
-        stream.read_exact(&mut back).await.unwrap();
+        stream.write_all(&msg).await?;
+        stream.read_exact(&mut back).await?;
         assert_eq!(back, msg, "the echo changed bytes");
     }
+    Ok(())
 }
 
 /// Connect, one byte each way, close, `connections` times in a row: connections/s.
@@ -84,7 +88,7 @@ pub async fn connection_rate(addr: SocketAddr, connections: usize) -> f64 {
     for _ in 0..connections {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        exchange(&mut stream, 1, 1).await;
+        exchange(&mut stream, 1, 1).await.unwrap();
     }
     connections as f64 / start.elapsed().as_secs_f64()
 }
@@ -105,7 +109,8 @@ pub async fn concurrent(addr: SocketAddr, connections: usize, round_trips: usize
         tasks.spawn(async move { exchange(&mut stream, 1024, round_trips).await });
     }
     while let Some(done) = tasks.join_next().await {
-        done.expect("every connection is served without error");
+        done.expect("a client task ends")
+            .expect("every connection is served without error");
     }
     (connections * round_trips) as f64 / start.elapsed().as_secs_f64()
 }
@@ -117,7 +122,7 @@ pub async fn idle_connections(addr: SocketAddr, connections: usize) -> Vec<TcpSt
     for _ in 0..connections {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        exchange(&mut stream, 1, 1).await;
+        exchange(&mut stream, 1, 1).await.unwrap();
         streams.push(stream);
     }
     streams

@@ -366,9 +366,20 @@ async fn run(options: &'static Options) {
             engine.clone()
         };
         let component = compile(&engine, &capnet_tests::guest(guest.name()));
+        // The in-process baseline runs on the engine wasmtime's CLI would use, as its process
+        // of its own does, not on capnet's.
+        let baseline = options.servers.contains(&Server::Baseline).then(|| {
+            let engine = baseline_engine_for(guest);
+            let component = compile(&engine, &capnet_tests::guest(guest.name()));
+            (engine, component)
+        });
         for &server in options.servers.iter().filter(|s| s.serves(guest)) {
             eprintln!("bench: {} under {}", guest.name(), server.name());
-            let running = servers::start(server, &engine, guest, &component).await;
+            let (engine, component) = match (&baseline, server) {
+                (Some((engine, component)), Server::Baseline) => (engine, component),
+                _ => (&engine, &component),
+            };
+            let running = servers::start(server, engine, guest, component).await;
             let mut stalled = vec![false; scenarios.len()];
             for _ in 0..options.runs {
                 for &i in &wanted {
@@ -544,7 +555,10 @@ async fn memory_per_idle_connection(server: Server, connections: usize) -> f64 {
 /// while this thread waits on stdin.
 fn serve_and_report_memory(runtime: &tokio::runtime::Runtime, server: Server, guest: Guest) {
     let running = runtime.block_on(async {
-        let engine = engine();
+        let engine = match server {
+            Server::Baseline => baseline_engine_for(guest),
+            _ => engine(),
+        };
         let component = compile(&engine, &capnet_tests::guest(guest.name()));
         servers::start(server, &engine, guest, &component).await
     });
