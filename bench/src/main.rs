@@ -15,7 +15,8 @@
 //!
 //! Options: `--quick` (small sizes, 3 runs), `--runs N`, `--only TEXT` (scenarios whose name
 //! contains TEXT), `--concurrent N` (connections at once, default 1,000), `--servers
-//! capnet,capnet-run,wasmtime-wasi,wasmtime-wasi-run,native,native-tokio,native-std`, `--json FILE`, `--svg FILE`.
+//! capnet,capnet-run,wasmtime-wasi,wasmtime-wasi-run,native,native-tokio,native-std`, `--json FILE`, `--svg FILE`,
+//! `--markdown FILE` (the tables as the README shows them).
 //! `CAPNET_BENCH_CAPNET=PATH` runs another `capnet` binary than `target/release/capnet`.
 //!
 //! `--soak [--minutes N] [--rounds N] [--host capnet|wasmtime-wasi]` runs the soak instead (see
@@ -55,6 +56,7 @@ struct Options {
     servers: Vec<Server>,
     json: Option<PathBuf>,
     svg: Option<PathBuf>,
+    markdown: Option<PathBuf>,
 }
 
 impl Options {
@@ -69,6 +71,7 @@ impl Options {
             servers: Server::ALL.to_vec(),
             json: None,
             svg: None,
+            markdown: None,
         };
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -96,6 +99,7 @@ impl Options {
                 }
                 "--json" => options.json = Some(value()?.into()),
                 "--svg" => options.svg = Some(value()?.into()),
+                "--markdown" => options.markdown = Some(value()?.into()),
                 other => return Err(format!("unknown option {other:?}")),
             }
         }
@@ -463,12 +467,15 @@ async fn run(options: &'static Options) {
         startup(options, &mut rows, &mut notes).await;
     }
 
-    report::print_table(&rows, options.runs, &notes);
+    report::print_tables(&rows, options.runs, &notes);
     if let Some(path) = &options.json {
         std::fs::write(path, report::json(&rows, &notes)).unwrap();
     }
     if let Some(path) = &options.svg {
         std::fs::write(path, report::svg(&rows)).unwrap();
+    }
+    if let Some(path) = &options.markdown {
+        std::fs::write(path, report::markdown(&rows, options.runs, &notes)).unwrap();
     }
 }
 

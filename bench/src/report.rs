@@ -68,6 +68,13 @@ impl Row {
         }
     }
 
+    /// Whether any server of a 0.3 row, each a process of its own, has a figure.
+    fn ran_in_processes(&self) -> bool {
+        [&self.capnet_run, &self.baseline_run, &self.native_run]
+            .iter()
+            .any(|runs| !runs.is_empty())
+    }
+
     /// The runs of `server`.
     pub fn figures_mut(&mut self, server: Server) -> &mut Vec<f64> {
         match server {
@@ -107,132 +114,194 @@ impl Row {
     }
 }
 
-pub fn print_table(rows: &[Row], runs: usize, notes: &[String]) {
-    println!("medians of {runs} runs (min-max); ratios above 1 mean capnet is better");
-    println!(
-        "{:<50} {:>22} {:>22} {:>22} {:>9} {:>9}",
-        "scenario", "capnet", "wasmtime-wasi", "native", "/baseline", "/native"
-    );
+/// One table of the report: printed aligned on stdout, and as Markdown for the README.
+struct Table {
+    title: String,
+    heads: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Columns as wide as their widest cell; the scenario left-aligned, figures right.
+    fn plain(&self) -> String {
+        let mut widths: Vec<usize> = self.heads.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &mut dyn Iterator<Item = &str>| {
+            let mut out = String::new();
+            for (i, (cell, width)) in cells.zip(&widths).enumerate() {
+                let pad = width - cell.chars().count();
+                match i {
+                    0 => out.push_str(&format!("{cell}{}", " ".repeat(pad))),
+                    _ => out.push_str(&format!("  {}{cell}", " ".repeat(pad))),
+                }
+            }
+            out.trim_end().to_string()
+        };
+        let mut out = format!("{}\n", self.title);
+        out.push_str(&line(&mut self.heads.iter().copied()));
+        out.push('\n');
+        for row in &self.rows {
+            out.push_str(&line(&mut row.iter().map(String::as_str)));
+            out.push('\n');
+        }
+        out
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = format!("{}\n\n| {} |\n|---|", self.title, self.heads.join(" | "));
+        out.push_str(&"---:|".repeat(self.heads.len() - 1));
+        out.push('\n');
+        for row in &self.rows {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        out
+    }
+}
+
+/// The report's tables: the servers in the bench's process, then those in processes of their
+/// own (0.2 guests, then 0.3 guests), each with only the rows it has figures for.
+fn tables(rows: &[Row], runs: usize) -> Vec<Table> {
     let cell = |values: &[f64]| match Summary::of(values) {
-        Some(s) => format!("{} ({}-{})", figure(s.median), figure(s.min), figure(s.max)),
-        None => "-".into(),
+        Some(s) => format!("{} ({}–{})", figure(s.median), figure(s.min), figure(s.max)),
+        None => "–".into(),
     };
-    let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}"));
-    for row in rows.iter().filter(|r| !r.p3) {
-        println!(
-            "{:<50} {:>22} {:>22} {:>22} {:>9} {:>9}",
-            format!("{} [{}]", row.scenario, row.unit),
-            cell(&row.capnet),
-            cell(&row.baseline),
-            cell(&row.native),
-            ratio(row.ratio(&row.baseline)),
-            ratio(row.ratio(&row.native)),
+    let ratio = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.2}"));
+    let scenario = |row: &Row| format!("{} [{}]", row.scenario, row.unit);
+    // A process of its own: its figure, its CPU per operation and its context switches.
+    let process = |row: &Row, figures: &[f64], server: Server, cells: &mut Vec<String>| {
+        cells.push(cell(figures));
+        cells.push(row.cpu_of(server).map_or("–".into(), figure));
+        cells.push(
+            row.switches_of(server)
+                .map_or("–".into(), |s| format!("{s:.2}")),
         );
-    }
-    let switches = |row: &Row, server| {
-        row.switches_of(server)
-            .map_or("-".into(), |s| format!("{s:.2}"))
     };
-    let cpu = |row: &Row, server| row.cpu_of(server).map_or("-".into(), figure);
-    let users: Vec<&Row> = rows
-        .iter()
-        .filter(|r| !r.p3 && !r.capnet_run.is_empty())
-        .collect();
-    if !users.is_empty() {
-        println!();
-        println!(
-            "as users run it: `capnet run`, wasmtime-wasi run the same way, native std and native tokio (one thread, as `capnet run`), each a process of its own; cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation; ratios above 1 mean capnet run is better (/wasi: against the in-process baseline above)"
-        );
-        println!(
-            "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>5} {:>6} {:>9} {:>5}",
+    let medians = format!("medians of {runs} runs (min–max)");
+    let mut tables = vec![Table {
+        title: format!(
+            "In the bench's process: capnet, the wasmtime-wasi host and native tokio; {medians}; ratios above 1 mean capnet is better"
+        ),
+        heads: vec![
             "scenario",
-            "capnet run",
-            "cpu",
-            "cs/op",
-            "wasmtime-wasi run",
-            "cpu",
-            "cs/op",
-            "native std",
-            "cpu",
-            "cs/op",
-            "native tokio",
-            "cpu",
-            "cs/op",
-            "/std",
-            "/tokio",
-            "/wasi-run",
-            "/wasi"
-        );
-        for row in users {
-            println!(
-                "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>5} {:>6} {:>9} {:>5}",
-                format!("{} [{}]", row.scenario, row.unit),
-                cell(&row.capnet_run),
-                cpu(row, Server::CapnetRun),
-                switches(row, Server::CapnetRun),
-                cell(&row.baseline_run),
-                cpu(row, Server::BaselineRun),
-                switches(row, Server::BaselineRun),
-                cell(&row.native_std),
-                cpu(row, Server::NativeStd),
-                switches(row, Server::NativeStd),
-                cell(&row.native_run),
-                cpu(row, Server::NativeRun),
-                switches(row, Server::NativeRun),
-                ratio(row.ratio_of(&row.capnet_run, &row.native_std)),
-                ratio(row.ratio_of(&row.capnet_run, &row.native_run)),
-                ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
-                ratio(row.ratio_of(&row.capnet_run, &row.baseline)),
-            );
-        }
-    }
-    let p3: Vec<&Row> = rows.iter().filter(|r| r.p3).collect();
-    if !p3.is_empty() {
-        println!();
-        println!(
-            "wasi:sockets@0.3.0 guests: `capnet run`, wasmtime-wasi's p3 sockets run the same way, and native tokio (one thread, as `capnet run`), each a process of its own; cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation; ratios above 1 mean capnet run is better"
-        );
-        println!(
-            "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>7} {:>9}",
-            "scenario",
-            "capnet run",
-            "cpu",
-            "cs/op",
-            "wasmtime-wasi run",
-            "cpu",
-            "cs/op",
-            "native tokio",
-            "cpu",
-            "cs/op",
+            "capnet",
+            "wasmtime-wasi",
+            "native",
+            "/baseline",
             "/native",
-            "/wasi-run"
-        );
-        for row in p3 {
-            println!(
-                "{:<50} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>22} {:>6} {:>5} {:>7} {:>9}",
-                format!("{} [{}]", row.scenario, row.unit),
-                cell(&row.capnet_run),
-                cpu(row, Server::CapnetRun),
-                switches(row, Server::CapnetRun),
-                cell(&row.baseline_run),
-                cpu(row, Server::BaselineRun),
-                switches(row, Server::BaselineRun),
-                cell(&row.native_run),
-                cpu(row, Server::NativeRun),
-                switches(row, Server::NativeRun),
-                ratio(row.ratio_of(&row.capnet_run, &row.native_run)),
-                ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
-            );
-        }
+        ],
+        rows: rows
+            .iter()
+            .filter(|r| !r.p3 && (!r.capnet.is_empty() || !r.baseline.is_empty()))
+            .map(|row| {
+                vec![
+                    scenario(row),
+                    cell(&row.capnet),
+                    cell(&row.baseline),
+                    cell(&row.native),
+                    ratio(row.ratio(&row.baseline)),
+                    ratio(row.ratio(&row.native)),
+                ]
+            })
+            .collect(),
+    }];
+    let processes = "each a process of its own; cpu = that process's CPU time in µs per operation (per MiB for the transfers); cs/op = its context switches per operation";
+    tables.push(Table {
+        title: format!(
+            "As users run it: `capnet run`, wasmtime-wasi run the same way, native std and native tokio (one thread, as `capnet run`), {processes}; {medians}; ratios above 1 mean capnet run is better (/wasi: against the in-process baseline)"
+        ),
+        heads: vec![
+            "scenario", "capnet run", "cpu", "cs/op", "wasmtime-wasi run", "cpu", "cs/op",
+            "native std", "cpu", "cs/op", "native tokio", "cpu", "cs/op", "/std", "/tokio",
+            "/wasi-run", "/wasi",
+        ],
+        rows: rows
+            .iter()
+            .filter(|r| !r.p3 && !r.capnet_run.is_empty())
+            .map(|row| {
+                let mut cells = vec![scenario(row)];
+                process(row, &row.capnet_run, Server::CapnetRun, &mut cells);
+                process(row, &row.baseline_run, Server::BaselineRun, &mut cells);
+                process(row, &row.native_std, Server::NativeStd, &mut cells);
+                process(row, &row.native_run, Server::NativeRun, &mut cells);
+                cells.extend([
+                    ratio(row.ratio_of(&row.capnet_run, &row.native_std)),
+                    ratio(row.ratio_of(&row.capnet_run, &row.native_run)),
+                    ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
+                    ratio(row.ratio_of(&row.capnet_run, &row.baseline)),
+                ]);
+                cells
+            })
+            .collect(),
+    });
+    tables.push(Table {
+        title: format!(
+            "wasi:sockets@0.3.0 guests: `capnet run`, wasmtime-wasi's p3 sockets run the same way, and native tokio (one thread, as `capnet run`), {processes}; {medians}; ratios above 1 mean capnet run is better"
+        ),
+        heads: vec![
+            "scenario", "capnet run", "cpu", "cs/op", "wasmtime-wasi run", "cpu", "cs/op",
+            "native tokio", "cpu", "cs/op", "/native", "/wasi-run",
+        ],
+        rows: rows
+            .iter()
+            .filter(|r| r.p3 && r.ran_in_processes())
+            .map(|row| {
+                let mut cells = vec![scenario(row)];
+                process(row, &row.capnet_run, Server::CapnetRun, &mut cells);
+                process(row, &row.baseline_run, Server::BaselineRun, &mut cells);
+                process(row, &row.native_run, Server::NativeRun, &mut cells);
+                cells.extend([
+                    ratio(row.ratio_of(&row.capnet_run, &row.native_run)),
+                    ratio(row.ratio_of(&row.capnet_run, &row.baseline_run)),
+                ]);
+                cells
+            })
+            .collect(),
+    });
+    tables.retain(|t| !t.rows.is_empty());
+    tables
+}
+
+/// The report on stdout: each table aligned, then the notes.
+pub fn print_tables(rows: &[Row], runs: usize, notes: &[String]) {
+    for table in tables(rows, runs) {
+        println!("{}", table.plain());
     }
     for note in notes {
         println!("{note}");
     }
 }
 
-/// Three significant digits at most, no exponent.
+/// The report as Markdown, as the README shows it.
+pub fn markdown(rows: &[Row], runs: usize, notes: &[String]) -> String {
+    let mut out = String::new();
+    for table in tables(rows, runs) {
+        out.push_str(&table.markdown());
+        out.push('\n');
+    }
+    for note in notes {
+        out.push_str(&format!("- {note}\n"));
+    }
+    out
+}
+
+/// A figure as the README writes it: whole from 100 up (thousands grouped), three significant
+/// digits below, no exponent.
 fn figure(x: f64) -> String {
-    if x >= 100.0 {
+    if x >= 1000.0 {
+        let digits = format!("{x:.0}");
+        let mut grouped = String::new();
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        grouped
+    } else if x >= 100.0 {
         format!("{x:.0}")
     } else if x >= 10.0 {
         format!("{x:.1}")
@@ -288,11 +357,18 @@ pub fn json(rows: &[Row], notes: &[String]) -> String {
     serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "notes": notes })).unwrap()
 }
 
-/// A horizontal bar chart of capnet/baseline and capnet/native per scenario, with a line at 1.
+/// A horizontal bar chart, per scenario of both generations, of `capnet run` against
+/// wasmtime-wasi run and against native tokio (each a process of its own), with a line at 1.
 pub fn svg(rows: &[Row]) -> String {
     let rows: Vec<(&Row, Option<f64>, Option<f64>)> = rows
         .iter()
-        .map(|r| (r, r.ratio(&r.baseline), r.ratio(&r.native)))
+        .map(|r| {
+            (
+                r,
+                r.ratio_of(&r.capnet_run, &r.baseline_run),
+                r.ratio_of(&r.capnet_run, &r.native_run),
+            )
+        })
         .filter(|(_, b, n)| b.is_some() || n.is_some())
         .collect();
     let max = rows
@@ -313,7 +389,7 @@ pub fn svg(rows: &[Row]) -> String {
     );
     let _ = writeln!(
         out,
-        r##"<text x="4" y="16" font-weight="bold">capnet / wasmtime-wasi (blue) and capnet / native (grey); right of the line, capnet is better</text>"##
+        r##"<text x="4" y="16" font-weight="bold">capnet run / wasmtime-wasi run (blue) and capnet run / native tokio (grey); right of the line, capnet run is better</text>"##
     );
     for (i, (row, baseline, native)) in rows.iter().enumerate() {
         let y = 30.0 + row_h * i as f64;
@@ -321,7 +397,12 @@ pub fn svg(rows: &[Row]) -> String {
             out,
             r##"<text x="4" y="{}">{}</text>"##,
             y + 18.0,
-            escape(&row.scenario)
+            // The 0.3 scenarios' names say so already.
+            escape(&if row.p3 {
+                row.scenario.clone()
+            } else {
+                format!("0.2 {}", row.scenario)
+            })
         );
         for (j, (ratio, colour)) in [(baseline, "#3b6fd8"), (native, "#999999")]
             .iter()
