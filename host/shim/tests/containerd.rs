@@ -43,25 +43,8 @@ impl Containerd {
         );
         let id = format!("{}-{test}", std::process::id());
         let dir = std::env::temp_dir().join(format!("capnet-containerd-{id}"));
-        let containerd = support::Containerd::start(dir, |dir, _| {
-            let d = dir.display();
-            format!(
-                r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-"#
-            )
-        });
+        let containerd =
+            support::Containerd::start(dir, &["io.containerd.grpc.v1.cri"], |_, _| String::new());
         let mut containerd = Containerd {
             containerd,
             namespace: format!("capnet-test-{id}"),

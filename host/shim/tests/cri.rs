@@ -89,7 +89,7 @@ impl Node {
             .enable_all()
             .build()
             .unwrap();
-        let containerd = Containerd::start(dir, |dir, snapshotter| {
+        let containerd = Containerd::start(dir, &[], |dir, snapshotter| {
             let d = dir.display();
             std::fs::create_dir_all(dir.join("net.d")).unwrap();
             std::fs::write(
@@ -116,20 +116,7 @@ impl Node {
             )
             .unwrap();
             format!(
-                r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
+                r#"[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
   netns_mounts_under_state_dir = true
   # Where the test itself runs in a container, a negative OOM score (the sandbox's -998) is
@@ -428,7 +415,6 @@ state = "{d}/state"
         }
     }
 
-    /// Waits for `container` to exit, reads its log and removes it.
     /// Starts `image` (the `http-hello` guest) in `pod` as container "web" listening on the
     /// pod's [`POD_PORT`], fetches its page from the host through the pod IP, and waits for it
     /// to end, successfully.
@@ -446,6 +432,20 @@ state = "{d}/state"
         web
     }
 
+    /// Runs `image` in `pod` as `name` to its end: [`Node::start_container`], then
+    /// [`Node::finish`].
+    fn run_container(
+        &self,
+        pod: &Pod,
+        name: &str,
+        image: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Finished {
+        self.finish(self.start_container(pod, name, image, env, args))
+    }
+
+    /// Waits for `container` to exit, reads its log and removes it.
     fn finish(&self, container: Container) -> Finished {
         let mut cri = self.cri();
         let deadline = Instant::now() + PATIENCE;
@@ -572,6 +572,20 @@ struct Finished {
     log: CriLog,
 }
 
+impl Finished {
+    /// Asserts the guest failed (exit code 1) and wrote each of `messages` to stderr.
+    fn assert_failed_with(&self, messages: &[&str]) {
+        assert_eq!(self.exit_code, 1, "{:?}", self.log);
+        for message in messages {
+            assert!(
+                self.log.stderr.contains(message),
+                "{message:?} is not in the CRI log: {:?}",
+                self.log
+            );
+        }
+    }
+}
+
 /// A CRI log file read back by stream, as `kubectl logs` shows it.
 #[derive(Debug, Default)]
 struct CriLog {
@@ -641,7 +655,7 @@ fn a_pod_s_component_serves_on_the_pod_ip_and_its_rules_hold_inside_the_pod() {
 
     // A server on the host's side of the pod network: the pod reaches it when its rules allow.
     let (server, accepted) = counting_server(node.gateway.into(), "from the host");
-    let allowed = node.finish(node.start_container(
+    let allowed = node.run_container(
         &pod,
         "allowed",
         TCP_CLIENT,
@@ -650,56 +664,39 @@ fn a_pod_s_component_serves_on_the_pod_ip_and_its_rules_hold_inside_the_pod() {
             &format!("[allow]\nconnect = [\"{server}\"]\n"),
         )],
         &[&server.to_string(), "hi"],
-    ));
+    );
     assert_eq!(allowed.exit_code, 0, "{:?}", allowed.log);
     assert_eq!(allowed.log.stdout.trim_end(), "from the host");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
     // ... and when they do not, the connect is refused inside the pod: nothing arrives.
-    let denied = node.finish(node.start_container(
+    let denied = node.run_container(
         &pod,
         "denied",
         TCP_CLIENT,
         &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
         &[&server.to_string(), "hi"],
-    ));
-    assert_eq!(denied.exit_code, 1, "{:?}", denied.log);
-    assert!(
-        denied
-            .log
-            .stderr
-            .contains(&format!("denied tcp-connect {server}: access-denied")),
-        "the decision is in the CRI log: {:?}",
-        denied.log
     );
-    assert!(
-        denied
-            .log
-            .stderr
-            .contains(&format!("error: connect {server}: access-denied")),
-        "{:?}",
-        denied.log
-    );
+    // The decision is in the CRI log, and the guest saw the refusal.
+    denied.assert_failed_with(&[
+        &format!("denied tcp-connect {server}: access-denied"),
+        &format!("error: connect {server}: access-denied"),
+    ]);
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "nothing arrived");
 
     // `loopback` is the pod's: a server on the host's loopback is not there.
     let (host_loopback, host_accepted) =
         counting_server(Ipv4Addr::LOCALHOST.into(), "from the host's loopback");
-    let loopback = node.finish(node.start_container(
+    let loopback = node.run_container(
         &pod,
         "loopback",
         TCP_CLIENT,
         &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
         &[&host_loopback.to_string(), "hi"],
-    ));
-    assert_eq!(loopback.exit_code, 1, "{:?}", loopback.log);
-    assert!(
-        loopback.log.stderr.contains(&format!(
-            "error: connect {host_loopback}: connection-refused"
-        )),
-        "{:?}",
-        loopback.log
     );
+    loopback.assert_failed_with(&[&format!(
+        "error: connect {host_loopback}: connection-refused"
+    )]);
     assert_eq!(host_accepted.load(Ordering::SeqCst), 0);
 
     node.remove_pod(&pod.id);
@@ -734,22 +731,14 @@ fn a_host_network_pod_s_component_serves_on_the_host() {
     assert_eq!(web.exit_code, 0, "{:?}", web.log);
 
     // Rules that grant no listen: the bind is denied, and `kubectl logs` says so.
-    let denied = node.finish(node.start_container(
+    let denied = node.run_container(
         &pod,
         "denied",
         HTTP_HELLO,
         &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
         &["127.0.0.1:0", "1"],
-    ));
-    assert_eq!(denied.exit_code, 1, "{:?}", denied.log);
-    assert!(
-        denied
-            .log
-            .stderr
-            .contains("denied tcp-bind 127.0.0.1:0: access-denied"),
-        "{:?}",
-        denied.log
     );
+    denied.assert_failed_with(&["denied tcp-bind 127.0.0.1:0: access-denied"]);
 
     node.remove_pod(&pod.id);
 }
@@ -790,24 +779,16 @@ fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
     // The client's image allows `loopback` only: the host's side of the pod network is refused.
     let (server, accepted) = counting_server(node.gateway.into(), "from the host");
     let client = |name: &str, env: &[(&str, &str)]| {
-        node.finish(node.start_container(
+        node.run_container(
             &pod,
             name,
             "capnet.test/tcp-client-wasm:1",
             env,
             &[&server.to_string(), "hi"],
-        ))
+        )
     };
     let denied = client("denied", &[]);
-    assert_eq!(denied.exit_code, 1, "{:?}", denied.log);
-    assert!(
-        denied
-            .log
-            .stderr
-            .contains(&format!("denied tcp-connect {server}: access-denied")),
-        "{:?}",
-        denied.log
-    );
+    denied.assert_failed_with(&[&format!("denied tcp-connect {server}: access-denied")]);
     assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing arrived");
 
     // The pod's rules add to the image's.
@@ -827,13 +808,13 @@ fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
         &guest("http-hello"),
         ("reversed-port-range.toml", &bad),
     );
-    let refused = node.finish(node.start_container(
+    let refused = node.run_container(
         &pod,
         "bad-policy",
         "capnet.test/http-hello-bad-policy:1",
         &[],
         &[&listen, "1"],
-    ));
+    );
     assert_eq!(refused.exit_code, 1, "{:?}", refused.log);
     assert_eq!(refused.log.stderr, expected);
     assert_eq!(refused.log.stdout, "");
@@ -849,13 +830,13 @@ fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
             (POLICY_LAYER, "policy.toml", serve.as_bytes()),
         ],
     );
-    let two = node.finish(node.start_container(
+    let two = node.run_container(
         &pod,
         "two-components",
         "capnet.test/two-components:1",
         &[],
         &[&listen, "1"],
-    ));
+    );
     assert_eq!(two.exit_code, 1, "{:?}", two.log);
     assert_eq!(
         two.log.stderr,

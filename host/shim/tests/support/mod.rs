@@ -21,9 +21,15 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    /// Makes the empty directory `dir` and the snapshotter that works there, then starts
-    /// containerd with the configuration `config` takes from them.
-    pub fn start(dir: PathBuf, config: impl FnOnce(&Path, &str) -> String) -> Containerd {
+    /// Makes the empty directory `dir` and finds the snapshotter that works there, then starts
+    /// containerd with its root, state, sockets and plugins' files in `dir`, without
+    /// `disabled_plugins`, and the plugins' tables `plugins` makes from `dir` and the
+    /// snapshotter.
+    pub fn start(
+        dir: PathBuf,
+        disabled_plugins: &[&str],
+        plugins: impl FnOnce(&Path, &str) -> String,
+    ) -> Containerd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let snapshotter = if overlay_works(&dir) {
@@ -32,7 +38,27 @@ impl Containerd {
             "native"
         };
         let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config(&dir, snapshotter)).unwrap();
+        let d = dir.display();
+        // A list of plugin ids, debug-formatted, is a TOML array of strings.
+        let config = format!(
+            r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = {disabled_plugins:?}
+
+[grpc]
+  address = "{d}/containerd.sock"
+
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+
+{}"#,
+            plugins(&dir, snapshotter)
+        );
+        std::fs::write(&config_path, config).unwrap();
         // containerd finds a runtime's shim on its PATH: the one cargo just built.
         let shim = Path::new(env!("CARGO_BIN_EXE_containerd-shim-capnet-v1"));
         let path = format!(
