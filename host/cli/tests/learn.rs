@@ -133,14 +133,13 @@ fn a_learned_client_policy_names_the_host_it_looked_up_and_allows_nothing_else()
 fn a_learned_server_policy_is_one_listen_rule_whatever_the_clients() {
     let dir = scratch("server");
     let file = dir.join("server.toml");
-    let (child, addr) = serving(
-        capnet()
-            .arg("run")
-            .arg("--learn")
-            .arg(&file)
-            .arg(guest("http-hello"))
-            .args(["127.0.0.1:0", "3"]),
-    );
+    let (child, addr) = serving(&mut run_command(&[
+        &"--learn",
+        &file,
+        &guest("http-hello"),
+        &"127.0.0.1:0",
+        &"3",
+    ]));
     for _ in 0..3 {
         assert!(get(addr).ends_with("hello from a capnet guest\n"));
     }
@@ -153,14 +152,13 @@ fn a_learned_server_policy_is_one_listen_rule_whatever_the_clients() {
         "{learned}"
     );
 
-    let (child, addr) = serving(
-        capnet()
-            .arg("run")
-            .arg("--policy")
-            .arg(&file)
-            .arg(guest("http-hello"))
-            .args(["127.0.0.1:0", "1"]),
-    );
+    let (child, addr) = serving(&mut run_command(&[
+        &"--policy",
+        &file,
+        &guest("http-hello"),
+        &"127.0.0.1:0",
+        &"1",
+    ]));
     assert!(get(addr).ends_with("hello from a capnet guest\n"));
     clean(&child.wait_with_output().unwrap());
 
@@ -207,14 +205,13 @@ fn learned_udp_rules_keep_a_services_port_and_not_a_clients_ephemeral_one() {
     );
 
     // The server: whoever sends to it is answered, from whatever port.
-    let (child, server) = serving(
-        capnet()
-            .arg("run")
-            .arg("--learn")
-            .arg(&server_file)
-            .arg(guest("udp-echo"))
-            .args(["127.0.0.1:0", "2"]),
-    );
+    let (child, server) = serving(&mut run_command(&[
+        &"--learn",
+        &server_file,
+        &guest("udp-echo"),
+        &"127.0.0.1:0",
+        &"2",
+    ]));
     for message in ["one", "two"] {
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client.send_to(message.as_bytes(), server).unwrap();
@@ -345,14 +342,12 @@ fn a_deny_rule_still_wins_while_learning() {
 fn sigterm_writes_what_was_learned_so_far() {
     let dir = scratch("sigterm");
     let file = dir.join("server.toml");
-    let (child, addr) = serving(
-        capnet()
-            .arg("run")
-            .arg("--learn")
-            .arg(&file)
-            .arg(guest("http-hello"))
-            .arg("127.0.0.1:0"),
-    );
+    let (child, addr) = serving(&mut run_command(&[
+        &"--learn",
+        &file,
+        &guest("http-hello"),
+        &"127.0.0.1:0",
+    ]));
     assert!(get(addr).ends_with("hello from a capnet guest\n"));
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -432,19 +432,6 @@ impl Node {
         web
     }
 
-    /// Runs `image` in `pod` as `name` to its end: [`Node::start_container`], then
-    /// [`Node::finish`].
-    fn run_container(
-        &self,
-        pod: &Pod,
-        name: &str,
-        image: &str,
-        env: &[(&str, &str)],
-        args: &[&str],
-    ) -> Finished {
-        self.finish(self.start_container(pod, name, image, env, args))
-    }
-
     /// Waits for `container` to exit, reads its log and removes it.
     fn finish(&self, container: Container) -> Finished {
         let mut cri = self.cri();
@@ -655,7 +642,7 @@ fn a_pod_s_component_serves_on_the_pod_ip_and_its_rules_hold_inside_the_pod() {
 
     // A server on the host's side of the pod network: the pod reaches it when its rules allow.
     let (server, accepted) = counting_server(node.gateway.into(), "from the host");
-    let allowed = node.run_container(
+    let allowed = node.finish(node.start_container(
         &pod,
         "allowed",
         TCP_CLIENT,
@@ -664,19 +651,19 @@ fn a_pod_s_component_serves_on_the_pod_ip_and_its_rules_hold_inside_the_pod() {
             &format!("[allow]\nconnect = [\"{server}\"]\n"),
         )],
         &[&server.to_string(), "hi"],
-    );
+    ));
     assert_eq!(allowed.exit_code, 0, "{:?}", allowed.log);
     assert_eq!(allowed.log.stdout.trim_end(), "from the host");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
     // ... and when they do not, the connect is refused inside the pod: nothing arrives.
-    let denied = node.run_container(
+    let denied = node.finish(node.start_container(
         &pod,
         "denied",
         TCP_CLIENT,
         &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
         &[&server.to_string(), "hi"],
-    );
+    ));
     // The decision is in the CRI log, and the guest saw the refusal.
     denied.assert_failed_with(&[
         &format!("denied tcp-connect {server}: access-denied"),
@@ -687,13 +674,13 @@ fn a_pod_s_component_serves_on_the_pod_ip_and_its_rules_hold_inside_the_pod() {
     // `loopback` is the pod's: a server on the host's loopback is not there.
     let (host_loopback, host_accepted) =
         counting_server(Ipv4Addr::LOCALHOST.into(), "from the host's loopback");
-    let loopback = node.run_container(
+    let loopback = node.finish(node.start_container(
         &pod,
         "loopback",
         TCP_CLIENT,
         &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
         &[&host_loopback.to_string(), "hi"],
-    );
+    ));
     loopback.assert_failed_with(&[&format!(
         "error: connect {host_loopback}: connection-refused"
     )]);
@@ -731,13 +718,13 @@ fn a_host_network_pod_s_component_serves_on_the_host() {
     assert_eq!(web.exit_code, 0, "{:?}", web.log);
 
     // Rules that grant no listen: the bind is denied, and `kubectl logs` says so.
-    let denied = node.run_container(
+    let denied = node.finish(node.start_container(
         &pod,
         "denied",
         HTTP_HELLO,
         &[("CAPNET_RULES", "[allow]\nconnect = [\"loopback\"]\n")],
         &["127.0.0.1:0", "1"],
-    );
+    ));
     denied.assert_failed_with(&["denied tcp-bind 127.0.0.1:0: access-denied"]);
 
     node.remove_pod(&pod.id);
@@ -779,13 +766,13 @@ fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
     // The client's image allows `loopback` only: the host's side of the pod network is refused.
     let (server, accepted) = counting_server(node.gateway.into(), "from the host");
     let client = |name: &str, env: &[(&str, &str)]| {
-        node.run_container(
+        node.finish(node.start_container(
             &pod,
             name,
             "capnet.test/tcp-client-wasm:1",
             env,
             &[&server.to_string(), "hi"],
-        )
+        ))
     };
     let denied = client("denied", &[]);
     denied.assert_failed_with(&[&format!("denied tcp-connect {server}: access-denied")]);
@@ -808,13 +795,13 @@ fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
         &guest("http-hello"),
         ("reversed-port-range.toml", &bad),
     );
-    let refused = node.run_container(
+    let refused = node.finish(node.start_container(
         &pod,
         "bad-policy",
         "capnet.test/http-hello-bad-policy:1",
         &[],
         &[&listen, "1"],
-    );
+    ));
     assert_eq!(refused.exit_code, 1, "{:?}", refused.log);
     assert_eq!(refused.log.stderr, expected);
     assert_eq!(refused.log.stdout, "");
@@ -830,13 +817,13 @@ fn a_wasm_image_s_component_serves_in_a_pod_under_the_image_s_policy_layer() {
             (POLICY_LAYER, "policy.toml", serve.as_bytes()),
         ],
     );
-    let two = node.run_container(
+    let two = node.finish(node.start_container(
         &pod,
         "two-components",
         "capnet.test/two-components:1",
         &[],
         &[&listen, "1"],
-    );
+    ));
     assert_eq!(two.exit_code, 1, "{:?}", two.log);
     assert_eq!(
         two.log.stderr,
