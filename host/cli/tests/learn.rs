@@ -10,7 +10,7 @@ use capnet_tests::{guest, lang_guest};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 /// A fresh directory for one test's files.
 fn scratch(test: &str) -> PathBuf {
@@ -131,15 +131,7 @@ fn a_learned_client_policy_names_the_host_it_looked_up_and_allows_nothing_else()
 
 #[test]
 fn a_learned_server_policy_is_one_listen_rule_whatever_the_clients() {
-    let dir = scratch("server");
-    let file = dir.join("server.toml");
-    let (child, addr) = serving(&mut run_command(&[
-        &"--learn",
-        &file,
-        &guest("http-hello"),
-        &"127.0.0.1:0",
-        &"3",
-    ]));
+    let (file, child, addr) = learning_hello_server("server", &["3"]);
     for _ in 0..3 {
         assert!(get(addr).ends_with("hello from a capnet guest\n"));
     }
@@ -166,6 +158,16 @@ fn a_learned_server_policy_is_one_listen_rule_whatever_the_clients() {
         &[&"--policy", &file, &guest("http-hello"), &"[::1]:0", &"1"],
         "denied tcp-bind [::1]:0",
     );
+}
+
+/// `capnet run --learn` of the http-hello guest on 127.0.0.1:0, then `args`, into
+/// `server.toml` in a fresh directory for the test `test`: the file, the run, and the
+/// address it serves on.
+fn learning_hello_server(test: &str, args: &[&str]) -> (PathBuf, Child, SocketAddr) {
+    let file = scratch(test).join("server.toml");
+    let mut cmd = run_command(&[&"--learn", &file, &guest("http-hello"), &"127.0.0.1:0"]);
+    let (child, addr) = serving(cmd.args(args));
+    (file, child, addr)
 }
 
 fn get(addr: SocketAddr) -> String {
@@ -340,14 +342,7 @@ fn a_deny_rule_still_wins_while_learning() {
 
 #[test]
 fn sigterm_writes_what_was_learned_so_far() {
-    let dir = scratch("sigterm");
-    let file = dir.join("server.toml");
-    let (child, addr) = serving(&mut run_command(&[
-        &"--learn",
-        &file,
-        &guest("http-hello"),
-        &"127.0.0.1:0",
-    ]));
+    let (file, child, addr) = learning_hello_server("sigterm", &[]);
     assert!(get(addr).ends_with("hello from a capnet guest\n"));
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
