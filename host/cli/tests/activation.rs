@@ -5,25 +5,24 @@
 //! sets `LISTEN_PID` to its own pid and execs capnet, which keeps the pid. That is what a
 //! service manager does, without needing one on the machine.
 
+mod support;
+
 use capnet_tests::{PATIENCE, guest, p1_guest};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Output, Stdio};
+use support::{failing, tests_environment};
 
 /// Runs `capnet ARGS` with `socket` as fd 3 and `LISTEN_FDS=1`; `LISTEN_PID` is capnet's own
 /// pid unless `pid` says otherwise.
 fn activated(socket: impl Into<OwnedFd>, names: Option<&str>, pid: Option<u32>) -> Command {
     let mut cmd = Command::new("sh");
-    cmd.arg("-c")
+    tests_environment(&mut cmd)
+        .arg("-c")
         .arg(r#"exec 3<&0 0</dev/null; LISTEN_PID=${OTHER_PID:-$$} exec "$@""#)
         .arg("sh")
         .arg(env!("CARGO_BIN_EXE_capnet"))
-        .env_remove("CAPNET_LOG")
-        .env(
-            "CAPNET_CACHE_DIR",
-            std::env::temp_dir().join("capnet-cli-tests-cache"),
-        )
         .env("LISTEN_FDS", "1")
         .stdin(Stdio::from(socket.into()));
     if let Some(names) = names {
@@ -105,11 +104,17 @@ fn an_activated_listener_serves_the_guest_at_its_own_address_with_no_listen_righ
     assert!(!stderr.contains("denied"), "{stderr}");
 }
 
-#[test]
-fn a_named_socket_reaches_the_guest_at_the_address_tcplisten_gives_its_name() {
+/// Runs the echo server activated with a listener (named `names`) and `--tcplisten
+/// TCPLISTEN` for its address 127.0.0.1:7, which `tcplisten` makes of the listener's address:
+/// the guest must say it listens there and echo `message` sent to the listener.
+fn echo_server_adopts(
+    names: Option<&str>,
+    tcplisten: impl Fn(SocketAddr) -> String,
+    message: &str,
+) {
     let (socket, addr) = listener();
-    let mut child = activated(socket, Some("web"), None)
-        .args(["run", "--tcplisten", "web=127.0.0.1:7"])
+    let mut child = activated(socket, names, None)
+        .args(["run", "--tcplisten", &tcplisten(addr)])
         .arg(guest("echo-server"))
         .args(["127.0.0.1:7", "1"])
         .stdout(Stdio::piped())
@@ -117,38 +122,38 @@ fn a_named_socket_reaches_the_guest_at_the_address_tcplisten_gives_its_name() {
         .spawn()
         .unwrap();
     assert_eq!(listening(&mut child), "127.0.0.1:7");
-    assert_eq!(exchange(addr, b"named and adopted"), "named and adopted");
+    assert_eq!(exchange(addr, message.as_bytes()), message);
     finished(child);
+}
+
+#[test]
+fn a_named_socket_reaches_the_guest_at_the_address_tcplisten_gives_its_name() {
+    echo_server_adopts(
+        Some("web"),
+        |_| "web=127.0.0.1:7".to_owned(),
+        "named and adopted",
+    );
 }
 
 #[test]
 fn tcplisten_of_the_activated_address_adopts_the_socket_instead_of_binding_again() {
     // A second bind of a port that is listening would fail with address-in-use.
-    let (socket, addr) = listener();
-    let mut child = activated(socket, None, None)
-        .args(["run", "--tcplisten", &format!("{addr}=127.0.0.1:7")])
-        .arg(guest("echo-server"))
-        .args(["127.0.0.1:7", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert_eq!(listening(&mut child), "127.0.0.1:7");
-    assert_eq!(exchange(addr, b"adopted by address"), "adopted by address");
-    finished(child);
+    echo_server_adopts(
+        None,
+        |addr| format!("{addr}=127.0.0.1:7"),
+        "adopted by address",
+    );
 }
 
 #[test]
 fn sockets_passed_to_another_pid_are_not_adopted() {
     let (socket, addr) = listener();
-    let out = activated(socket, None, Some(1))
-        .arg("run")
-        .arg(guest("http-hello"))
-        .args([&addr.to_string(), "1"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = failing(
+        activated(socket, None, Some(1))
+            .arg("run")
+            .arg(guest("http-hello"))
+            .args([&addr.to_string(), "1"]),
+    );
     assert!(
         stderr.contains("denied create-tcp-socket"),
         "the guest had no listener and no right: {stderr}"

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{capnet, listening};
+use support::{capnet, failing, serving};
 
 use capnet_tests::guest;
 use std::io::{BufRead, BufReader, Read};
@@ -94,15 +94,12 @@ fn curl(url: &str) -> String {
 
 #[test]
 fn allow_listen_serves_curl() {
-    let mut child = capnet()
-        .args(["run", "--allow-listen", "127.0.0.1:0"])
-        .arg(guest("http-hello"))
-        .args(["127.0.0.1:0", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (child, addr) = serving(
+        capnet()
+            .args(["run", "--allow-listen", "127.0.0.1:0"])
+            .arg(guest("http-hello"))
+            .args(["127.0.0.1:0", "1"]),
+    );
     assert_eq!(
         curl(&format!("http://{addr}/")),
         "hello from a capnet guest\n"
@@ -138,14 +135,12 @@ fn without_the_allow_the_bind_is_access_denied_and_named() {
 
 #[test]
 fn without_any_tcp_right_create_tcp_socket_is_refused_and_the_missing_uses_named() {
-    let out = capnet()
-        .args(["run", "--allow-udp", "127.0.0.1"])
-        .arg(guest("http-hello"))
-        .arg("127.0.0.1:0")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = failing(
+        capnet()
+            .args(["run", "--allow-udp", "127.0.0.1"])
+            .arg(guest("http-hello"))
+            .arg("127.0.0.1:0"),
+    );
     assert!(
         stderr.contains(
             "denied create-tcp-socket: access-denied \
@@ -157,20 +152,18 @@ fn without_any_tcp_right_create_tcp_socket_is_refused_and_the_missing_uses_named
 
 #[test]
 fn a_refused_lookup_is_a_permanent_resolver_failure_logged_with_its_rule() {
-    let out = capnet()
-        .args([
-            "run",
-            "--deny-lookup",
-            "example.com",
-            "--allow-connect",
-            "any:80",
-        ])
-        .arg(guest("tcp-client"))
-        .args(["example.com:80", "x"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = failing(
+        capnet()
+            .args([
+                "run",
+                "--deny-lookup",
+                "example.com",
+                "--allow-connect",
+                "any:80",
+            ])
+            .arg(guest("tcp-client"))
+            .args(["example.com:80", "x"]),
+    );
     assert!(
         stderr.contains("error: lookup example.com: permanent-resolver-failure"),
         "the guest sees what wasmtime-wasi answers: {stderr}"
@@ -185,15 +178,12 @@ fn a_refused_lookup_is_a_permanent_resolver_failure_logged_with_its_rule() {
 
 #[test]
 fn verbose_logs_every_allow_with_the_rule_that_decided() {
-    let mut child = capnet()
-        .args(["run", "-v", "--allow-listen", "127.0.0.1:0"])
-        .arg(guest("http-hello"))
-        .args(["127.0.0.1:0", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (child, addr) = serving(
+        capnet()
+            .args(["run", "-v", "--allow-listen", "127.0.0.1:0"])
+            .arg(guest("http-hello"))
+            .args(["127.0.0.1:0", "1"]),
+    );
     curl(&format!("http://{addr}/"));
     let out = wait(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -208,16 +198,14 @@ fn verbose_logs_every_allow_with_the_rule_that_decided() {
 
 #[test]
 fn tcplisten_hands_an_unmodified_guest_its_listener_and_nc_is_echoed() {
-    let mut child = capnet()
-        .args(["run", "--tcplisten", "127.0.0.1:0=127.0.0.1:7"])
-        .arg(guest("echo-server"))
-        .args(["127.0.0.1:7", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, bound) = serving(
+        capnet()
+            .args(["run", "--tcplisten", "127.0.0.1:0=127.0.0.1:7"])
+            .arg(guest("echo-server"))
+            .args(["127.0.0.1:7", "1"]),
+    );
     // The guest knows the socket by the address it bound; capnet says where it really is.
-    assert_eq!(listening(&mut child).to_string(), "127.0.0.1:7");
+    assert_eq!(bound.to_string(), "127.0.0.1:7");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
@@ -252,13 +240,7 @@ fn tcplisten_hands_an_unmodified_guest_its_listener_and_nc_is_echoed() {
 #[test]
 fn guest_exit_code_is_capnets_exit_code() {
     // wasi:cli/exit@0.2 carries success or failure: a guest's usage error arrives as 1.
-    let out = capnet()
-        .arg("run")
-        .arg(guest("tcp-client"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = failing(capnet().arg("run").arg(guest("tcp-client")));
     assert!(
         stderr.contains("usage: tcp-client ADDR MESSAGE"),
         "{stderr}"
@@ -553,21 +535,19 @@ fn log_decisions_json_writes_one_line_per_decision() {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("decisions.jsonl");
     let _ = std::fs::remove_file(&log);
-    let out = capnet()
-        .args([
-            "run",
-            "--allow-connect",
-            "127.0.0.1:1",
-            "--deny-connect",
-            "127.0.0.1:9",
-        ])
-        .arg(format!("--log-decisions=json:{}", log.display()))
-        .arg(guest("tcp-client"))
-        .args(["127.0.0.1:9", "hi"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    failing(
+        capnet()
+            .args([
+                "run",
+                "--allow-connect",
+                "127.0.0.1:1",
+                "--deny-connect",
+                "127.0.0.1:9",
+            ])
+            .arg(format!("--log-decisions=json:{}", log.display()))
+            .arg(guest("tcp-client"))
+            .args(["127.0.0.1:9", "hi"]),
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     let line = text
         .lines()
@@ -703,17 +683,14 @@ fn hangup(child: &Child) {
 #[test]
 fn sighup_reloads_the_policy_file_and_a_broken_file_keeps_the_policy_in_force() {
     let policy = policy_file("reload", "[allow]\nlisten = [\"127.0.0.1:0\"]\n");
-    let mut child = capnet()
-        .arg("run")
-        .arg("--policy")
-        .arg(&policy)
-        .arg(guest("echo-server"))
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (mut child, addr) = serving(
+        capnet()
+            .arg("run")
+            .arg("--policy")
+            .arg(&policy)
+            .arg(guest("echo-server"))
+            .arg("127.0.0.1:0"),
+    );
     let stderr = lines_from(child.stderr.take().expect("piped stderr"));
     assert_eq!(echoed(addr, "before"), "before");
 
@@ -742,15 +719,12 @@ fn sighup_reloads_the_policy_file_and_a_broken_file_keeps_the_policy_in_force() 
 
 #[test]
 fn sigusr1_prints_the_guests_linear_memory_apart_and_the_guest_keeps_serving() {
-    let mut child = capnet()
-        .args(["run", "--allow-listen", "127.0.0.1:0"])
-        .arg(guest("echo-server"))
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (mut child, addr) = serving(
+        capnet()
+            .args(["run", "--allow-listen", "127.0.0.1:0"])
+            .arg(guest("echo-server"))
+            .arg("127.0.0.1:0"),
+    );
     let stderr = lines_from(child.stderr.take().expect("piped stderr"));
     let status = Command::new("kill")
         .args(["-USR1", &child.id().to_string()])
@@ -776,16 +750,13 @@ fn sigusr1_prints_the_guests_linear_memory_apart_and_the_guest_keeps_serving() {
 fn revoke_on_reload_closes_the_connections_the_reloaded_policy_refuses() {
     use std::io::{Read as _, Write as _};
     let policy = policy_file("revoke-reload", "[allow]\nlisten = [\"127.0.0.1:0\"]\n");
-    let mut child = capnet()
-        .args(["run", "--revoke-on-reload", "--policy"])
-        .arg(&policy)
-        .arg(guest("echo-server"))
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (mut child, addr) = serving(
+        capnet()
+            .args(["run", "--revoke-on-reload", "--policy"])
+            .arg(&policy)
+            .arg(guest("echo-server"))
+            .arg("127.0.0.1:0"),
+    );
     let stderr = lines_from(child.stderr.take().expect("piped stderr"));
     let mut held = std::net::TcpStream::connect(addr).unwrap();
     held.set_read_timeout(Some(Duration::from_secs(30)))

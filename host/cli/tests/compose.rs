@@ -30,18 +30,30 @@ fn compose(args: &[&str]) -> Output {
     capnet().arg("compose").args(args).output().unwrap()
 }
 
-/// `capnet compose APP --library NAME=PATH... -o OUT`, which must succeed; its stderr.
-fn compose_ok(app: &Path, libraries: &[(&str, PathBuf)], out: &Path) -> String {
+/// An app composed with its libraries in a directory of the test's own.
+struct Composed {
+    dir: PathBuf,
+    /// The composed component.
+    wasm: PathBuf,
+    /// What `capnet compose` said.
+    stderr: String,
+}
+
+/// `capnet compose APP --library NAME=PATH... -o OUT` into a fresh directory for the test
+/// `name`, which must succeed.
+fn composed(name: &str, app: &Path, libraries: &[(&str, PathBuf)]) -> Composed {
+    let dir = scratch(name);
+    let wasm = dir.join(format!("{name}.wasm"));
     let mut args = vec![app.to_str().unwrap().to_owned()];
     for (name, path) in libraries {
         args.push("--library".into());
         args.push(format!("{name}={}", path.display()));
     }
-    args.extend(["-o".into(), out.to_str().unwrap().to_owned()]);
+    args.extend(["-o".into(), wasm.to_str().unwrap().to_owned()]);
     let output = compose(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "capnet compose failed:\n{stderr}");
-    stderr
+    Composed { dir, wasm, stderr }
 }
 
 /// The app may reach any loopback server; the weather library only `weather`.
@@ -97,9 +109,10 @@ fn labels(component: &Path) -> Vec<(String, String)> {
 }
 
 /// The weather library's steps at its own server, at the app's, and the app's at its own,
-/// run on `component`; asserts the library's attempt at the app's server never arrived.
-/// Returns the three lines.
-fn weather_keeps_to_its_grant(dir: &Path, component: &Path) -> [String; 3] {
+/// run on `component`; asserts the library's line for its own server is `own`, its attempt
+/// at the app's server never arrived, and the app's did. Returns the library's line for the
+/// app's server.
+fn weather_keeps_to_its_grant(dir: &Path, component: &Path, own: &str) -> String {
     let (weather, weather_hits) = server("sunny");
     let (app, app_hits) = server("the app's own");
     let policy = policy(dir, weather);
@@ -115,24 +128,25 @@ fn weather_keeps_to_its_grant(dir: &Path, component: &Path) -> [String; 3] {
         "only the app reached its server:\n{stdout}"
     );
     assert!(weather_hits.load(Ordering::SeqCst) >= 1, "{stdout}");
-    steps.map(|step| line(&stdout, &step).to_owned())
+    assert_eq!(line(&stdout, &steps[0]), own);
+    assert_eq!(line(&stdout, &steps[2]), "ok the app's own");
+    line(&stdout, &steps[1]).to_owned()
 }
 
 #[test]
 fn a_composed_library_reaches_its_own_server_and_not_the_apps() {
-    let dir = scratch("nano");
-    let out = dir.join("nano.wasm");
-    let stderr = compose_ok(
+    let nano = composed(
+        "nano",
         &guest("nano-app"),
         &[("weather", guest("weather")), ("metrics", guest("metrics"))],
-        &out,
     );
     assert!(
-        stderr.contains("capnet compose: library weather: weather-instance-network implements wasi:sockets/instance-network@0.2."),
-        "{stderr}"
+        nano.stderr.contains("capnet compose: library weather: weather-instance-network implements wasi:sockets/instance-network@0.2."),
+        "{}",
+        nano.stderr
     );
     // The label contract: each library's three authority imports, labelled and annotated.
-    let labels = labels(&out);
+    let labels = labels(&nano.wasm);
     let names: Vec<_> = labels.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
         names,
@@ -153,10 +167,8 @@ fn a_composed_library_reaches_its_own_server_and_not_the_apps() {
         );
     }
 
-    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
-    assert_eq!(own, "ok sunny");
+    let apps = weather_keeps_to_its_grant(&nano.dir, &nano.wasm, "ok sunny");
     assert!(apps.starts_with("error PermissionDenied"), "{apps}");
-    assert_eq!(app, "ok the app's own");
 }
 
 #[test]
@@ -193,10 +205,8 @@ fn a_compose_file_names_its_components_relative_to_itself() {
         ]
     );
 
-    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
-    assert_eq!(own, "ok sunny");
+    let apps = weather_keeps_to_its_grant(&dir, &out, "ok sunny");
     assert!(apps.ends_with("access-denied"), "{apps}");
-    assert_eq!(app, "ok the app's own");
 }
 
 #[test]
@@ -226,16 +236,15 @@ fn a_library_importing_capnet_sockets_is_refused_by_name() {
 
 #[test]
 fn a_library_importing_instance_network_at_two_versions_gets_both_in_its_label() {
-    let dir = scratch("two-networks");
-    let out = dir.join("two.wasm");
-    let stderr = compose_ok(
+    let two = composed(
+        "two-networks",
         &guest("nano-app"),
         &[
             ("weather", guest("two_networks")),
             ("metrics", guest("metrics")),
         ],
-        &out,
     );
+    let stderr = &two.stderr;
     assert!(
         stderr.contains(
             "(its imports wasi:sockets/instance-network@0.2.0, wasi:sockets/instance-network@0.2.12)"
@@ -246,79 +255,62 @@ fn a_library_importing_instance_network_at_two_versions_gets_both_in_its_label()
     );
     // Through std's 0.2.0 imports and the wasip2 crate's 0.2.12 ones alike, the library holds
     // its own grant: its own server, never the app's.
-    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
-    assert_eq!(own, "ok std: ok sunny; wasip2: ok sunny");
+    let apps =
+        weather_keeps_to_its_grant(&two.dir, &two.wasm, "ok std: ok sunny; wasip2: ok sunny");
     assert_eq!(
         apps,
         "ok std: error PermissionDenied; wasip2: error access-denied"
     );
-    assert_eq!(app, "ok the app's own");
 }
 
 #[test]
 fn a_python_library_composed_into_the_rust_app_keeps_to_its_grant() {
-    let dir = scratch("python-library");
-    let out = dir.join("mixed.wasm");
-    compose_ok(
+    let mixed = composed(
+        "python-library",
         &guest("nano-app"),
         &[
             ("weather", lang_guest("python", "nano-weather")),
             ("metrics", guest("metrics")),
         ],
-        &out,
     );
-    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
-    assert_eq!(own, "ok sunny");
+    let apps = weather_keeps_to_its_grant(&mixed.dir, &mixed.wasm, "ok sunny");
     assert_eq!(apps, "error access-denied");
-    assert_eq!(app, "ok the app's own");
 }
 
 #[test]
 fn the_rust_library_composed_into_a_python_app_keeps_to_its_grant() {
-    let dir = scratch("python-app");
-    let out = dir.join("mixed.wasm");
-    compose_ok(
+    let mixed = composed(
+        "python-app",
         &lang_guest("python", "nano-app"),
         &[("weather", guest("weather"))],
-        &out,
     );
-    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
-    assert_eq!(own, "ok sunny");
+    let apps = weather_keeps_to_its_grant(&mixed.dir, &mixed.wasm, "ok sunny");
     assert!(apps.starts_with("error PermissionDenied"), "{apps}");
-    assert_eq!(app, "ok the app's own");
 }
 
 #[test]
 fn a_javascript_library_composed_into_the_rust_app_keeps_to_its_grant() {
-    let dir = scratch("js-library");
-    let out = dir.join("mixed.wasm");
-    compose_ok(
+    let mixed = composed(
+        "js-library",
         &guest("nano-app"),
         &[
             ("weather", lang_guest("js", "nano-weather")),
             ("metrics", guest("metrics")),
         ],
-        &out,
     );
-    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
-    assert_eq!(own, "ok sunny");
+    let apps = weather_keeps_to_its_grant(&mixed.dir, &mixed.wasm, "ok sunny");
     assert_eq!(apps, "error access-denied");
-    assert_eq!(app, "ok the app's own");
 }
 
 #[test]
 fn the_rust_library_composed_into_a_javascript_app_keeps_to_its_grant() {
-    let dir = scratch("js-app");
-    let out = dir.join("mixed.wasm");
-    compose_ok(
+    let mixed = composed(
+        "js-app",
         &lang_guest("js", "nano-app"),
         &[("weather", guest("weather"))],
-        &out,
     );
-    let [own, apps, app] = weather_keeps_to_its_grant(&dir, &out);
-    assert_eq!(own, "ok sunny");
+    let apps = weather_keeps_to_its_grant(&mixed.dir, &mixed.wasm, "ok sunny");
     assert!(apps.starts_with("error PermissionDenied"), "{apps}");
-    assert_eq!(app, "ok the app's own");
 }
 
 #[test]
@@ -326,15 +318,13 @@ fn a_0_2_library_that_also_imports_0_3_sockets_holds_its_own_grant_through_both(
     // The attack: a library of a 0.2 app imports wasi:sockets/types@0.3.0 besides std's 0.2
     // sockets, hoping its 0.3 import passes through to the app's grant. Composed, it is the
     // library's (weather-types); loaded, capnet finds it reaches the library alone.
-    let dir = scratch("p3-in-p2");
-    let out = dir.join("p3-in-p2.wasm");
-    let stderr = compose_ok(
+    let Composed { dir, wasm, stderr } = composed(
+        "p3-in-p2",
         &guest("nano-app"),
         &[
             ("weather", guest("hostile_p3_in_p2")),
             ("metrics", guest("metrics")),
         ],
-        &out,
     );
     assert!(
         stderr.contains("library weather: weather-types implements wasi:sockets/types@0.3.0"),
@@ -358,7 +348,7 @@ fn a_0_2_library_that_also_imports_0_3_sockets_holds_its_own_grant_through_both(
         format!("app={app}"),
         format!("weather={weather}"),
     ];
-    let stdout = run(&policy, &out, &steps);
+    let stdout = run(&policy, &wasm, &steps);
     assert_eq!(
         line(&stdout, &steps[0]),
         "ok std: error PermissionDenied: Permission denied (os error 2); p3: error bind: access-denied"
@@ -377,15 +367,13 @@ fn a_library_that_hoards_sockets_stops_at_its_own_limit_and_the_app_keeps_its_ri
     // The attack: a library binds UDP sockets until refused, to leave its app none. Its
     // std sockets come through its own weather-udp-create-socket, so they count against
     // [library.weather.limits] (and the app's), and the app still opens what it needs.
-    let dir = scratch("hoarder");
-    let out = dir.join("hoarder.wasm");
-    compose_ok(
+    let Composed { dir, wasm, .. } = composed(
+        "hoarder",
         &guest("nano-app"),
         &[
             ("weather", guest("hostile_hoarder")),
             ("metrics", guest("metrics")),
         ],
-        &out,
     );
     let (app, app_hits) = server("the app's own");
     let policy = dir.join("policy.toml");
@@ -404,7 +392,7 @@ fn a_library_that_hoards_sockets_stops_at_its_own_limit_and_the_app_keeps_its_ri
         .arg("--policy")
         .arg(&policy)
         .arg(format!("--log-decisions=json:{}", log.display()))
-        .arg(&out)
+        .arg(&wasm)
         .args(&steps)
         .output()
         .unwrap();

@@ -4,13 +4,13 @@
 
 mod support;
 
-use support::{capnet, listening};
+use support::{capnet, failing, serving};
 
 use capnet_tests::{guest, lang_guest};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 /// A fresh directory for one test's files.
 fn scratch(test: &str) -> PathBuf {
@@ -49,13 +49,24 @@ fn udp_echo() -> SocketAddr {
     addr
 }
 
-fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+/// `capnet run ARGS`.
+fn run_command(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Command {
     let mut cmd = capnet();
     cmd.arg("run");
     for arg in args {
         cmd.arg(arg);
     }
-    cmd.output().unwrap()
+    cmd
+}
+
+fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    run_command(args).output().unwrap()
+}
+
+/// Asserts `capnet run ARGS` fails (exit code 1) saying `message` on stderr.
+fn assert_refused(args: &[&dyn AsRef<std::ffi::OsStr>], message: &str) {
+    let stderr = failing(&mut run_command(args));
+    assert!(stderr.contains(message), "{stderr}");
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -111,28 +122,16 @@ fn a_learned_client_policy_names_the_host_it_looked_up_and_allows_nothing_else()
     // Another port of the same host, and the address itself without the lookup.
     let other = tcp_echo();
     for denied in [format!("localhost:{other}"), format!("127.0.0.1:{port}")] {
-        let out = run(&[&"--policy", &file, &guest("tcp-client"), &denied, &"x"]);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{denied}: {stderr}");
-        assert!(stderr.contains("access-denied"), "{denied}: {stderr}");
+        assert_refused(
+            &[&"--policy", &file, &guest("tcp-client"), &denied, &"x"],
+            "access-denied",
+        );
     }
 }
 
 #[test]
 fn a_learned_server_policy_is_one_listen_rule_whatever_the_clients() {
-    let dir = scratch("server");
-    let file = dir.join("server.toml");
-    let mut child = capnet()
-        .arg("run")
-        .arg("--learn")
-        .arg(&file)
-        .arg(guest("http-hello"))
-        .args(["127.0.0.1:0", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (file, child, addr) = learning_hello_server("server", &["3"]);
     for _ in 0..3 {
         assert!(get(addr).ends_with("hello from a capnet guest\n"));
     }
@@ -145,27 +144,30 @@ fn a_learned_server_policy_is_one_listen_rule_whatever_the_clients() {
         "{learned}"
     );
 
-    let mut child = capnet()
-        .arg("run")
-        .arg("--policy")
-        .arg(&file)
-        .arg(guest("http-hello"))
-        .args(["127.0.0.1:0", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (child, addr) = serving(&mut run_command(&[
+        &"--policy",
+        &file,
+        &guest("http-hello"),
+        &"127.0.0.1:0",
+        &"1",
+    ]));
     assert!(get(addr).ends_with("hello from a capnet guest\n"));
     clean(&child.wait_with_output().unwrap());
 
-    let out = run(&[&"--policy", &file, &guest("http-hello"), &"[::1]:0", &"1"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("denied tcp-bind [::1]:0"),
-        "{}",
-        text(&out.stderr)
+    assert_refused(
+        &[&"--policy", &file, &guest("http-hello"), &"[::1]:0", &"1"],
+        "denied tcp-bind [::1]:0",
     );
+}
+
+/// `capnet run --learn` of the http-hello guest on 127.0.0.1:0, then `args`, into
+/// `server.toml` in a fresh directory for the test `test`: the file, the run, and the
+/// address it serves on.
+fn learning_hello_server(test: &str, args: &[&str]) -> (PathBuf, Child, SocketAddr) {
+    let file = scratch(test).join("server.toml");
+    let mut cmd = run_command(&[&"--learn", &file, &guest("http-hello"), &"127.0.0.1:0"]);
+    let (child, addr) = serving(cmd.args(args));
+    (file, child, addr)
 }
 
 fn get(addr: SocketAddr) -> String {
@@ -205,17 +207,13 @@ fn learned_udp_rules_keep_a_services_port_and_not_a_clients_ephemeral_one() {
     );
 
     // The server: whoever sends to it is answered, from whatever port.
-    let mut child = capnet()
-        .arg("run")
-        .arg("--learn")
-        .arg(&server_file)
-        .arg(guest("udp-echo"))
-        .args(["127.0.0.1:0", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let server = listening(&mut child);
+    let (child, server) = serving(&mut run_command(&[
+        &"--learn",
+        &server_file,
+        &guest("udp-echo"),
+        &"127.0.0.1:0",
+        &"2",
+    ]));
     for message in ["one", "two"] {
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client.send_to(message.as_bytes(), server).unwrap();
@@ -244,18 +242,15 @@ fn learned_udp_rules_keep_a_services_port_and_not_a_clients_ephemeral_one() {
     clean(&out);
     assert_eq!(text(&out.stdout), "pong");
     let elsewhere = udp_echo().to_string();
-    let out = run(&[
-        &"--policy",
-        &client_file,
-        &guest("udp-client"),
-        &elsewhere,
-        &"x",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains(&format!("denied udp-send {elsewhere}")),
-        "{}",
-        text(&out.stderr)
+    assert_refused(
+        &[
+            &"--policy",
+            &client_file,
+            &guest("udp-client"),
+            &elsewhere,
+            &"x",
+        ],
+        &format!("denied udp-send {elsewhere}"),
     );
 }
 
@@ -276,12 +271,9 @@ fn a_learned_lookup_allows_that_name_and_no_other() {
         &guest("p3-lookup"),
         &"localhost",
     ]));
-    let out = run(&[&"--policy", &file, &guest("p3-lookup"), &"ip6-localhost"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("denied lookup ip6-localhost"),
-        "{}",
-        text(&out.stderr)
+    assert_refused(
+        &[&"--policy", &file, &guest("p3-lookup"), &"ip6-localhost"],
+        "denied lookup ip6-localhost",
     );
 }
 
@@ -333,39 +325,24 @@ fn a_deny_rule_still_wins_while_learning() {
     let dir = scratch("deny");
     let file = dir.join("deny.toml");
     let port = tcp_echo();
-    let out = run(&[
-        &"--learn",
-        &file,
-        &"--deny-connect",
-        &"loopback",
-        &guest("tcp-client"),
-        &format!("127.0.0.1:{port}"),
-        &"x",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains(&format!("error: connect 127.0.0.1:{port}: access-denied")),
-        "{}",
-        text(&out.stderr)
+    assert_refused(
+        &[
+            &"--learn",
+            &file,
+            &"--deny-connect",
+            &"loopback",
+            &guest("tcp-client"),
+            &format!("127.0.0.1:{port}"),
+            &"x",
+        ],
+        &format!("error: connect 127.0.0.1:{port}: access-denied"),
     );
     assert!(!read(&file).contains("connect"), "{}", read(&file));
 }
 
 #[test]
 fn sigterm_writes_what_was_learned_so_far() {
-    let dir = scratch("sigterm");
-    let file = dir.join("server.toml");
-    let mut child = capnet()
-        .arg("run")
-        .arg("--learn")
-        .arg(&file)
-        .arg(guest("http-hello"))
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (file, child, addr) = learning_hello_server("sigterm", &[]);
     assert!(get(addr).ends_with("hello from a capnet guest\n"));
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -60,6 +60,19 @@ fn run_guest(guest: &str, policy: &std::path::Path, steps: &[String]) -> (Output
     (out, decisions)
 }
 
+/// [`run_guest`], which must exit 0: its stdout and the decision log.
+fn run_guest_ok(guest: &str, policy: &std::path::Path, steps: &[String]) -> (String, String) {
+    let (out, decisions) = run_guest(guest, policy, steps);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    (stdout, decisions)
+}
+
 /// The guest's line for `step`.
 fn line<'a>(stdout: &'a str, step: &str) -> &'a str {
     stdout
@@ -75,6 +88,18 @@ fn decision(decisions: &str, needle: &str) -> String {
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no decision with {needle} in:\n{decisions}"))
         .to_owned()
+}
+
+/// Asserts the decision log refused the weather library's connect to `addr`, naming it.
+fn assert_weather_refused_connect(decisions: &str, addr: SocketAddr) {
+    let refused = decision(
+        decisions,
+        &format!("\"address\":\"{addr}\",\"verdict\":\"deny\""),
+    );
+    assert!(
+        refused.contains(r#""library":"weather","use":"tcp-connect""#),
+        "{refused}"
+    );
 }
 
 const DENIED: &str = "error PermissionDenied";
@@ -105,14 +130,7 @@ fn each_library_reaches_only_its_own_server_and_the_app_keeps_its_rights() {
         format!("metrics={weather}"),
         format!("metrics={app_udp}"),
     ];
-    let (out, decisions) = run(&policy, &steps);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (stdout, decisions) = run_guest_ok("nano-app", &policy, &steps);
 
     assert_eq!(line(&stdout, &steps[0]), format!("{}: ok sunny", steps[0]));
     assert_eq!(line(&stdout, &steps[1]), format!("{}: ok sent", steps[1]));
@@ -145,14 +163,7 @@ fn each_library_reaches_only_its_own_server_and_the_app_keeps_its_rights() {
     );
 
     // Every decision names the library it was made for; the app's name none.
-    let refused = decision(
-        &decisions,
-        &format!("\"address\":\"{app}\",\"verdict\":\"deny\""),
-    );
-    assert!(
-        refused.contains(r#""library":"weather","use":"tcp-connect""#),
-        "{refused}"
-    );
+    assert_weather_refused_connect(&decisions, app);
     let refused = decision(&decisions, &format!("\"address\":\"{app_udp}\""));
     assert!(
         refused.contains(r#""library":"metrics","use":"udp-send""#)
@@ -263,14 +274,7 @@ fn a_0_3_library_creates_sockets_and_looks_up_names_only_under_its_own_grant() {
         format!("weather={app}"),
         format!("weather={by_name}"),
     ];
-    let (out, decisions) = run_guest("p3-nano-app", &policy, &steps);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (stdout, decisions) = run_guest_ok("p3-nano-app", &policy, &steps);
 
     assert_eq!(line(&stdout, &steps[0]), format!("{}: ok sunny", steps[0]));
     assert_eq!(line(&stdout, &steps[1]), format!("{}: ok app", steps[1]));
@@ -294,14 +298,7 @@ fn a_0_3_library_creates_sockets_and_looks_up_names_only_under_its_own_grant() {
         "the weather library, and the app by name"
     );
 
-    let refused = decision(
-        &decisions,
-        &format!("\"address\":\"{app}\",\"verdict\":\"deny\""),
-    );
-    assert!(
-        refused.contains(r#""library":"weather","use":"tcp-connect""#),
-        "{refused}"
-    );
+    assert_weather_refused_connect(&decisions, app);
     let refused = decision(
         &decisions,
         r#""use":"lookup","address":"localhost","verdict":"deny""#,

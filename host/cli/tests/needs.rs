@@ -90,14 +90,29 @@ fn compose(lib: &[u8], out: &Path) {
     std::fs::write(out, wasm).unwrap();
 }
 
+/// `capnet needs set WASM`, for the caller's needs and options.
+fn needs_set(wasm: &Path) -> std::process::Command {
+    let mut command = capnet();
+    command.args(["needs", "set"]).arg(wasm);
+    command
+}
+
+/// `capnet needs show WASM`, which must succeed: its stdout.
+fn needs_show(wasm: &Path) -> String {
+    ok(capnet().args(["needs", "show"]).arg(wasm))
+}
+
+/// Writes a crate's `Cargo.toml` of `text` in `dir` and returns its path.
+fn write_manifest(dir: &Path, text: &str) -> PathBuf {
+    let manifest = dir.join("Cargo.toml");
+    std::fs::write(&manifest, text).unwrap();
+    manifest
+}
+
 /// `capnet needs set` on the test's library, its needs read from `manifest`.
 fn set_from_cargo(dir: &Path, manifest: &Path) -> std::process::Command {
-    let mut command = capnet();
-    command
-        .args(["needs", "set"])
-        .arg(library(dir))
-        .arg("--from-cargo")
-        .arg(manifest);
+    let mut command = needs_set(&library(dir));
+    command.arg("--from-cargo").arg(manifest);
     command
 }
 
@@ -111,6 +126,18 @@ fn ok(cmd: &mut std::process::Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The weather library's party in `capnet inspect --json`'s report `json`.
+fn weather_party(json: &str) -> serde_json::Value {
+    let report: serde_json::Value = serde_json::from_str(json).unwrap();
+    report["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "weather")
+        .unwrap()
+        .clone()
+}
+
 fn refused(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap();
     assert!(!out.status.success(), "expected a refusal");
@@ -122,16 +149,14 @@ fn needs_set_writes_a_declaration_show_reads_and_set_replaces() {
     let dir = scratch("set");
     let lib = library(&dir);
     let out = dir.join("declared.wasm");
-    ok(capnet()
-        .args(["needs", "set"])
-        .arg(&lib)
+    ok(needs_set(&lib)
         .args([
             "connect 127.0.0.1:8001  # the forecast API",
             "lookup api.weather.example",
             "-o",
         ])
         .arg(&out));
-    let shown = ok(capnet().args(["needs", "show"]).arg(&out));
+    let shown = needs_show(&out);
     assert_eq!(
         shown,
         "capnet:needs 1\nconnect 127.0.0.1:8001  # the forecast API\nlookup api.weather.example\n"
@@ -139,11 +164,8 @@ fn needs_set_writes_a_declaration_show_reads_and_set_replaces() {
     // The original is untouched; setting again replaces the declaration in place.
     let bare = refused_or_none(&lib);
     assert!(bare.contains("declares no needs"), "{bare}");
-    ok(capnet()
-        .args(["needs", "set"])
-        .arg(&out)
-        .arg("udp 127.0.0.1:53"));
-    let shown = ok(capnet().args(["needs", "show"]).arg(&out));
+    ok(needs_set(&out).arg("udp 127.0.0.1:53"));
+    let shown = needs_show(&out);
     assert_eq!(shown, "capnet:needs 1\nudp 127.0.0.1:53\n");
     // Everything but the declaration is the library's own bytes.
     let (before, after) = (std::fs::read(&lib).unwrap(), std::fs::read(&out).unwrap());
@@ -162,9 +184,7 @@ fn a_malformed_need_is_refused_at_write_naming_the_rule() {
     let lib = library(&dir);
     let out = dir.join("never.wasm");
     let stderr = refused(
-        capnet()
-            .args(["needs", "set"])
-            .arg(&lib)
+        needs_set(&lib)
             .args([
                 "connect 127.0.0.1:8001",
                 "connect 10.0.0.0/8:9000-80  # the API",
@@ -216,9 +236,7 @@ fn a_malformed_declaration_in_a_composed_library_is_refused_at_load() {
 fn inspect_shows_each_librarys_needs_beside_its_grant_and_where_they_disagree() {
     let dir = scratch("inspect");
     let lib = dir.join("declared.wasm");
-    ok(capnet()
-        .args(["needs", "set"])
-        .arg(library(&dir))
+    ok(needs_set(&library(&dir))
         .args([
             "connect 127.0.0.1:8001  # the forecast API",
             "connect 127.0.0.1:8002  # the radar",
@@ -299,6 +317,18 @@ fn nano_app_declaring(dir: &Path, rules: &[String]) -> PathBuf {
     nano_app_with(dir, Some(rules))
 }
 
+/// The example nano app whose weather library declares, besides 127.0.0.1:8001, the mirror
+/// 10.9.9.9:443, which [`GRANT_DECLARED`]'s app rules do not allow.
+fn nano_app_declaring_the_mirror(dir: &Path) -> PathBuf {
+    nano_app_declaring(
+        dir,
+        &[
+            "connect 127.0.0.1:8001".to_owned(),
+            "connect 10.9.9.9:443  # the mirror".to_owned(),
+        ],
+    )
+}
+
 /// The example nano app with its weather library declaring `rules`, or, for `None`, declaring
 /// nothing (the declaration scripts/compose-nano writes from its Cargo.toml taken out).
 fn nano_app_with(dir: &Path, rules: Option<&[String]>) -> PathBuf {
@@ -370,11 +400,34 @@ fn run_nano(app: &Path, policy: &str, steps: &[String]) -> (Output, String) {
     (out, std::fs::read_to_string(&log).unwrap_or_default())
 }
 
+/// [`run_nano`], which must exit 0: its stdout and the decisions it logged.
+fn run_nano_ok(app: &Path, policy: &str, steps: &[String]) -> (String, String) {
+    let (out, decisions) = run_nano(app, policy, steps);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (stdout, decisions)
+}
+
 fn step_line<'a>(stdout: &'a str, step: &str) -> &'a str {
     stdout
         .lines()
         .find(|l| l.starts_with(&format!("{step}: ")))
         .unwrap_or_else(|| panic!("no line for {step} in:\n{stdout}"))
+}
+
+/// Asserts the weather library's first step reached its server ("ok sunny") and its second
+/// was refused, its line saying `refusal`.
+fn assert_sunny_then_refused(stdout: &str, steps: &[String; 2], refusal: &str) {
+    assert_eq!(
+        step_line(stdout, &steps[0]),
+        format!("{}: ok sunny", steps[0])
+    );
+    assert!(step_line(stdout, &steps[1]).contains(refusal), "{stdout}");
 }
 
 const GRANT_DECLARED: &str =
@@ -391,14 +444,7 @@ fn a_library_granted_what_it_declared_reaches_only_that() {
         format!("weather={other}"),
         format!("app={other}"),
     ];
-    let (out, decisions) = run_nano(&app, GRANT_DECLARED, &steps);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, decisions) = run_nano_ok(&app, GRANT_DECLARED, &steps);
     assert_eq!(
         step_line(&stdout, &steps[0]),
         format!("{}: ok sunny", steps[0])
@@ -489,13 +535,7 @@ fn a_library_that_declares_nothing_gets_nothing_under_grant_declared() {
 #[test]
 fn a_need_the_apps_rules_do_not_cover_is_refused_at_start() {
     let dir = scratch("uncovered");
-    let app = nano_app_declaring(
-        &dir,
-        &[
-            "connect 127.0.0.1:8001".to_owned(),
-            "connect 10.9.9.9:443  # the mirror".to_owned(),
-        ],
-    );
+    let app = nano_app_declaring_the_mirror(&dir);
     let (out, _) = run_nano(&app, GRANT_DECLARED, &["weather=127.0.0.1:8001".to_owned()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -525,14 +565,7 @@ fn grant_declared_gives_every_library_its_declaration_and_inspect_shows_it() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        step_line(&stdout, &steps[0]),
-        format!("{}: ok sunny", steps[0])
-    );
-    assert!(
-        step_line(&stdout, &steps[1]).contains("error PermissionDenied"),
-        "{stdout}"
-    );
+    assert_sunny_then_refused(&stdout, &steps, "error PermissionDenied");
     assert_eq!(declared_hits.load(Ordering::SeqCst), 1);
     assert_eq!(other_hits.load(Ordering::SeqCst), 0);
 
@@ -545,13 +578,7 @@ fn grant_declared_gives_every_library_its_declaration_and_inspect_shows_it() {
         .arg("--policy")
         .arg(&table)
         .arg("--json"));
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let weather = report["parties"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "weather")
-        .unwrap();
+    let weather = weather_party(&json);
     assert_eq!(weather["granted"][0]["rule"], format!("connect {declared}"));
     assert_eq!(weather["granted"][0]["at"], "weather#capnet:needs:2:1");
     assert_eq!(weather["wider_than_declared"], serde_json::json!([]));
@@ -656,14 +683,7 @@ fn a_declaration_grown_beyond_the_librarys_table_fails_policy_check_and_its_use_
     let steps = [format!("weather={forecast}"), format!("weather={tracker}")];
     let (out, decisions) = run_nano(&app, &policy, &steps);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        step_line(&stdout, &steps[0]),
-        format!("{}: ok sunny", steps[0])
-    );
-    assert!(
-        step_line(&stdout, &steps[1]).contains("error PermissionDenied"),
-        "{stdout}"
-    );
+    assert_sunny_then_refused(&stdout, &steps, "error PermissionDenied");
     assert_eq!(forecast_hits.load(Ordering::SeqCst), 1);
     assert_eq!(tracker_hits.load(Ordering::SeqCst), 0);
     assert!(decisions.contains(r#""library":"weather""#), "{decisions}");
@@ -672,13 +692,7 @@ fn a_declaration_grown_beyond_the_librarys_table_fails_policy_check_and_its_use_
 #[test]
 fn a_need_outside_the_apps_rules_fails_policy_check_as_the_refusal_of_the_start() {
     let dir = scratch("check-start");
-    let app = nano_app_declaring(
-        &dir,
-        &[
-            "connect 127.0.0.1:8001".to_owned(),
-            "connect 10.9.9.9:443  # the mirror".to_owned(),
-        ],
-    );
+    let app = nano_app_declaring_the_mirror(&dir);
     let (code, _, stderr) = policy_check(&app, GRANT_DECLARED, &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
@@ -713,16 +727,14 @@ fn policy_check_warns_of_a_grant_wider_than_declared_and_of_a_library_declaring_
 #[test]
 fn needs_set_from_cargo_writes_the_needs_a_crates_manifest_lists() {
     let dir = scratch("cargo");
-    let manifest = dir.join("Cargo.toml");
-    std::fs::write(
-        &manifest,
+    let manifest = write_manifest(
+        &dir,
         "[package]\nname = \"weather\"\nversion = \"0.1.0\"\n\n[package.metadata.capnet]\nneeds = [\n    \"connect api.weather.example:443  # the forecast API\",\n    \"lookup api.weather.example\",\n]\n",
-    )
-    .unwrap();
+    );
     let out = dir.join("declared.wasm");
     ok(set_from_cargo(&dir, &manifest).arg("-o").arg(&out));
     assert_eq!(
-        ok(capnet().args(["needs", "show"]).arg(&out)),
+        needs_show(&out),
         "capnet:needs 1\nconnect api.weather.example:443  # the forecast API\nlookup api.weather.example\n"
     );
 }
@@ -730,12 +742,10 @@ fn needs_set_from_cargo_writes_the_needs_a_crates_manifest_lists() {
 #[test]
 fn a_malformed_need_in_cargo_toml_is_refused_at_its_line_and_nothing_is_written() {
     let dir = scratch("cargo-bad");
-    let manifest = dir.join("Cargo.toml");
-    std::fs::write(
-        &manifest,
+    let manifest = write_manifest(
+        &dir,
         "[package]\nname = \"weather\"\n\n[package.metadata.capnet]\nneeds = [\n    \"connect 127.0.0.1:8001\",\n    \"connect 10.0.0.0/8:9000-80  # the API\",\n]\n",
-    )
-    .unwrap();
+    );
     let out = dir.join("never.wasm");
     let stderr = refused(set_from_cargo(&dir, &manifest).arg("-o").arg(&out));
     assert!(
@@ -747,7 +757,7 @@ fn a_malformed_need_in_cargo_toml_is_refused_at_its_line_and_nothing_is_written(
     );
     assert!(!out.exists());
 
-    std::fs::write(&manifest, "[package]\nname = \"weather\"\n").unwrap();
+    write_manifest(&dir, "[package]\nname = \"weather\"\n");
     let stderr = refused(&mut set_from_cargo(&dir, &manifest));
     assert!(
         stderr.contains("no [package.metadata.capnet] table"),
@@ -762,13 +772,7 @@ fn the_composed_example_carries_the_weather_librarys_cargo_declaration() {
         let json = ok(capnet()
             .args(["inspect", "--json"])
             .arg(lang_guest("rust", app)));
-        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let weather = report["parties"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "weather")
-            .unwrap();
+        let weather = weather_party(&json);
         assert_eq!(
             weather["declared"],
             serde_json::json!([{
@@ -803,37 +807,26 @@ fn a_librarys_learned_uses_become_its_declaration_and_grant_it_exactly_that() {
     compose_with_weather(&guest("weather"), &plain);
     // A learning run: the weather library fetches the forecast, the app the other server.
     let learned = dir.join("learned.toml");
-    let out = capnet()
+    ok(capnet()
         .arg("run")
         .arg("--learn")
         .arg(&learned)
         .arg(&plain)
         .arg(format!("weather={forecast}"))
-        .arg(format!("app={other}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(format!("app={other}")));
 
     let weather = dir.join("weather.wasm");
-    ok(capnet()
-        .args(["needs", "set"])
-        .arg(guest("weather"))
+    ok(needs_set(&guest("weather"))
         .arg("--from-learn")
         .arg(&learned)
         .args(["--library", "weather", "-o"])
         .arg(&weather));
     assert_eq!(
-        ok(capnet().args(["needs", "show"]).arg(&weather)),
+        needs_show(&weather),
         format!("capnet:needs 1\nconnect {forecast}  # learned: used once: tcp-connect\n")
     );
     let stderr = refused(
-        capnet()
-            .args(["needs", "set"])
-            .arg(guest("weather"))
+        needs_set(&guest("weather"))
             .arg("--from-learn")
             .arg(&learned)
             .args(["--library", "radar"]),
@@ -849,14 +842,7 @@ fn a_librarys_learned_uses_become_its_declaration_and_grant_it_exactly_that() {
     let steps = [format!("weather={forecast}"), format!("weather={other}")];
     let (out, decisions) = run_nano(&app, GRANT_DECLARED, &steps);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        step_line(&stdout, &steps[0]),
-        format!("{}: ok sunny", steps[0])
-    );
-    assert!(
-        step_line(&stdout, &steps[1]).contains("error PermissionDenied"),
-        "{stdout}"
-    );
+    assert_sunny_then_refused(&stdout, &steps, "error PermissionDenied");
     assert_eq!(
         forecast_hits.load(Ordering::SeqCst),
         2,
@@ -878,9 +864,7 @@ fn declared_library_keeps_to_its_declaration(test: &str, weather: &Path, p3: boo
     let (declared, declared_hits) = server("sunny");
     let (other, other_hits) = server("other");
     let library = dir.join("weather.wasm");
-    ok(capnet()
-        .args(["needs", "set"])
-        .arg(weather)
+    ok(needs_set(weather)
         .arg(format!("connect {declared}  # the forecast"))
         .arg("-o")
         .arg(&library));
@@ -897,20 +881,8 @@ fn declared_library_keeps_to_its_declaration(test: &str, weather: &Path, p3: boo
         compose_with_weather(&library, &app);
     }
     let steps = [format!("weather={declared}"), format!("weather={other}")];
-    let (out, decisions) = run_nano(&app, GRANT_DECLARED, &steps);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        step_line(&stdout, &steps[0]),
-        format!("{}: ok sunny", steps[0])
-    );
-    let refused = step_line(&stdout, &steps[1]);
-    assert!(refused.contains("access-denied"), "{stdout}");
+    let (stdout, decisions) = run_nano_ok(&app, GRANT_DECLARED, &steps);
+    assert_sunny_then_refused(&stdout, &steps, "access-denied");
     assert_eq!(declared_hits.load(Ordering::SeqCst), 1);
     assert_eq!(other_hits.load(Ordering::SeqCst), 0, "nothing arrived");
     assert!(decisions.contains("not declared by weather"), "{decisions}");

@@ -5,12 +5,11 @@
 
 mod support;
 
-use support::{capnet, listening};
+use support::{capnet, serving};
 
 use capnet_tests::{guest, lang_guest};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -23,17 +22,14 @@ fn least_time(moved: usize, rate: usize) -> Duration {
 fn limit_flag_holds_a_guest_to_its_bytes_per_second() {
     const RATE: usize = 100_000;
     const LEN: usize = 250_000;
-    let mut child = capnet()
-        .env("CAPNET_LOG", "capnet::limit=debug")
-        .args(["run", "--allow-listen", "127.0.0.1:0"])
-        .arg(format!("--limit=bytes-per-second={RATE}"))
-        .arg(guest("sink-server"))
-        .args(["127.0.0.1:0", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = listening(&mut child);
+    let (child, addr) = serving(
+        capnet()
+            .env("CAPNET_LOG", "capnet::limit=debug")
+            .args(["run", "--allow-listen", "127.0.0.1:0"])
+            .arg(format!("--limit=bytes-per-second={RATE}"))
+            .arg(guest("sink-server"))
+            .args(["127.0.0.1:0", "1"]),
+    );
     let start = Instant::now();
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.write_all(&vec![7u8; LEN]).unwrap();

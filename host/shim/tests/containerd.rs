@@ -6,12 +6,15 @@
 //! Needs root and Debian's `containerd` (`scripts/setup` installs it). Everything the test
 //! starts is stopped and removed when it ends, whether it passes or not.
 
-use capnet_tests::{ImageFile, curl, guest, is_root, lang_guest, oci_image, overlay_works};
+mod support;
+
+use capnet_tests::{ImageFile, curl, guest, is_root, lang_guest};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::PATIENCE;
 
 const RUNTIME: &str = "io.containerd.capnet.v1";
 const POLICY_PATH: &str = "/etc/capnet/policy.toml";
@@ -24,15 +27,11 @@ const SERVE_POLICY: &str = "[allow]\nlisten = [\"127.0.0.1:0\"]\n";
 const NO_SERVE_POLICY: &str =
     "[allow]\nconnect = [\"loopback:443\"]\n\n[deny]\nlisten = [\"any\"]\n";
 
-/// How long containerd may take to answer, and a container to end, before the test fails.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A containerd of this test's own; dropping it stops it and removes all it made.
+/// A containerd of this test's own, without the CRI plugin, and the namespace the test's
+/// images and containers are in; dropping it stops it and removes all it made.
 struct Containerd {
-    dir: PathBuf,
+    containerd: support::Containerd,
     namespace: String,
-    snapshotter: &'static str,
-    process: Child,
 }
 
 impl Containerd {
@@ -44,94 +43,25 @@ impl Containerd {
         );
         let id = format!("{}-{test}", std::process::id());
         let dir = std::env::temp_dir().join(format!("capnet-containerd-{id}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let snapshotter = if overlay_works(&dir) {
-            "overlayfs"
-        } else {
-            "native"
-        };
-        let d = dir.display();
-        let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-"#
-            ),
-        )
-        .unwrap();
-        // containerd finds a runtime's shim on its PATH: the one cargo just built.
-        let shim = Path::new(env!("CARGO_BIN_EXE_containerd-shim-capnet-v1"));
-        let path = format!(
-            "{}:{}",
-            shim.parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let process = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .env("PATH", path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd is installed (scripts/setup installs Debian's containerd)");
+        let containerd =
+            support::Containerd::start(dir, &["io.containerd.grpc.v1.cri"], |_, _| String::new());
         let mut containerd = Containerd {
+            containerd,
             namespace: format!("capnet-test-{id}"),
-            dir,
-            snapshotter,
-            process,
         };
-        containerd.wait_ready();
+        let namespace = &containerd.namespace;
         containerd
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.process.try_wait().unwrap() {
-                panic!(
-                    "containerd cannot run here: it exited ({status}):\n{}",
-                    self.log()
-                );
-            }
-            let version = self.ctr().arg("version").output().unwrap();
-            if version.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not answer on its socket:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+            .containerd
+            .wait_ready("containerd", |containerd| {
+                let version = containerd.ctr(namespace).arg("version").output().unwrap();
+                version.status.success().then_some(())
+            });
+        containerd
     }
 
     /// `ctr` talking to this containerd, in this test's namespace.
     fn ctr(&self) -> Command {
-        let mut ctr = Command::new("ctr");
-        ctr.arg("--address")
-            .arg(self.dir.join("containerd.sock"))
-            .args(["--namespace", &self.namespace]);
-        ctr
+        self.containerd.ctr(&self.namespace)
     }
 
     /// Builds an image of the component at `wasm` with `policy` at the fixed path and
@@ -142,17 +72,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             (COMPONENT, wasm.as_slice()),
             (POLICY_PATH, policy.as_bytes()),
         ];
-        let archive = self
-            .dir
-            .join(format!("{}.tar", name.replace([':', '/'], "_")));
-        oci_image(name, &files, &[COMPONENT], &archive);
-        let out = self
-            .ctr()
-            .args(["images", "import", "--snapshotter", self.snapshotter])
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ctr images import: {out:?}");
+        self.containerd
+            .import_image(&self.namespace, name, &files, &[COMPONENT]);
     }
 
     /// `ctr run` of `image` as container `id` with `env` and the guest's `args`, stdout and
@@ -161,8 +82,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         let mut ctr = self.ctr();
         ctr.args(["run", "--rm", "--net-host", "--runtime", RUNTIME])
             .arg("--fifo-dir")
-            .arg(self.dir.join("fifo"))
-            .args(["--snapshotter", self.snapshotter]);
+            .arg(self.containerd.dir.join("fifo"))
+            .args(["--snapshotter", self.containerd.snapshotter]);
         for var in env {
             ctr.args(["--env", var]);
         }
@@ -191,21 +112,8 @@ impl Drop for Containerd {
             }
         }
         // Its containers are gone: nothing is left for a graceful stop to tidy.
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        // Snapshots a killed task left mounted.
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-            let mut points: Vec<&str> = mounts
-                .lines()
-                .filter_map(|line| line.split_whitespace().nth(1))
-                .filter(|point| Path::new(point).starts_with(&self.dir))
-                .collect();
-            points.reverse();
-            for point in points {
-                let _ = Command::new("umount").args(["-l", point]).status();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.containerd.stop();
+        let _ = std::fs::remove_dir_all(&self.containerd.dir);
         // runwasi keeps its containers' state under /run/containerd/RUNTIME/NAMESPACE.
         let runwasi = Path::new("/run/containerd/capnet");
         let _ = std::fs::remove_dir_all(runwasi.join(&self.namespace));

@@ -5,18 +5,24 @@
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 /// The `capnet` binary under test, with no log filter of the user's and a cache of the tests'.
 pub fn capnet() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_capnet"));
+    tests_environment(&mut cmd);
+    cmd
+}
+
+/// Gives `cmd` (capnet, or what execs it) no log filter of the user's and the tests' cache of
+/// compiled code.
+pub fn tests_environment(cmd: &mut Command) -> &mut Command {
     cmd.env_remove("CAPNET_LOG").env(
         "CAPNET_CACHE_DIR",
         std::env::temp_dir().join("capnet-cli-tests-cache"),
-    );
-    cmd
+    )
 }
 
 /// Reads the guest's first stdout line, `listening on ADDR`, and returns ADDR.
@@ -31,6 +37,26 @@ pub fn listening(child: &mut Child) -> SocketAddr {
         .trim()
         .parse()
         .expect("an address")
+}
+
+/// Starts `cmd` (a `capnet run` of a serving guest) with stdout and stderr piped, and reads
+/// the guest's `listening on` line: the child, and the address it serves on.
+pub fn serving(cmd: &mut Command) -> (Child, SocketAddr) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = listening(&mut child);
+    (child, addr)
+}
+
+/// Runs `cmd`, which must exit 1 (the guest's failure, or capnet's refusal): its stderr.
+pub fn failing(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
 }
 
 /// A counting server on loopback (`capnet_tests::counting_server`): what reached it, for tests
