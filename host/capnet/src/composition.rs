@@ -2,8 +2,10 @@
 //!
 //! A composed app is one component holding the app and its libraries as nested components,
 //! wired together by instantiation arguments. The composition's own imports flow into them
-//! through aliases, instance exports and bags of exports. [`Composition::read`] follows those
-//! flows and learns, for every import that carries network authority, which nested components
+//! through aliases, instance exports and bags of exports, and back out of a nested component
+//! that exports an import of its own unchanged (a call of that export is a call of the import,
+//! served with the import's grant whoever makes it). [`Composition::read`] follows those flows
+//! and learns, for every import that carries network authority, which nested components
 //! receive it. The labels a tool wrote (`weather-instance-network`) name a library's grant, but
 //! they only name it: an import is a library's because the library's component receives it.
 //!
@@ -27,7 +29,10 @@
 //! - each authority import is served with the grant of the one party that receives it. One
 //!   that reaches two parties (the app and a library, or two libraries), or a nested component
 //!   that is neither the app nor named by a label, is refused, naming the import and how to fix
-//!   it. `preopens` may reach the app only.
+//!   it. `preopens` may reach the app only;
+//! - so is one handed to two unlabelled nested components whose exports the composition exports
+//!   (either could be a library), and one reaching an app whose component is not defined inside
+//!   the composition, which capnet cannot read for libraries nested in it.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -155,10 +160,13 @@ impl Composition {
     /// is neither the app nor a labelled library, is labelled in a form capnet does not read,
     /// or is `preopens` reaching a library.
     pub fn read(wasm: &[u8]) -> Result<Self, CompositionError> {
-        let Ok(flows) = Flows::read(wasm) else {
+        let (Ok(flows), Ok(unchanged)) = (
+            Flows::read(wasm, Follow::ThroughCode, 0),
+            Flows::read(wasm, Follow::Unchanged, 0),
+        ) else {
             return Ok(Self::default());
         };
-        flows.decide(wasm)
+        flows.decide(wasm, &unchanged.receivers)
     }
 
     /// The component's authority imports, with their owners.
@@ -226,6 +234,20 @@ struct Party {
     instantiated: u32,
 }
 
+/// How far a reading follows an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Follow {
+    /// Through the component's own code too: code given an import may hand it on through
+    /// anything it exports. How a composition is read.
+    ThroughCode,
+    /// Only as the component model hands it on unchanged: an imported instance, or one of its
+    /// functions, exported again. How a nested component is read for what it passes on: a
+    /// call of such an export is a call of the import itself, so the host serves it with the
+    /// import's grant, whoever makes it. (A function the component's code lifts is that
+    /// code's own: whatever it calls, it calls through the component's own imports.)
+    Unchanged,
+}
+
 /// The flows of one component's imports into its parties.
 #[derive(Debug, Default)]
 struct Flows {
@@ -233,6 +255,11 @@ struct Flows {
     imports: Vec<(String, Option<String>)>,
     /// For each import, the parties that receive it.
     receivers: Vec<BTreeSet<u32>>,
+    /// The imports the component's own exports carry.
+    exported_imports: BTreeSet<u32>,
+    /// For each nested component, the names of its imports it hands on through its exports
+    /// ([`passed_on`]), read once per component; `None` inside when capnet cannot tell.
+    passes_on: std::collections::BTreeMap<u32, Option<BTreeSet<String>>>,
     parties: Vec<Party>,
     instances: Vec<Item>,
     funcs: Vec<Item>,
@@ -253,7 +280,8 @@ struct Flows {
 type Parse<T> = Result<T, wasmparser::BinaryReaderError>;
 
 impl Flows {
-    fn read(wasm: &[u8]) -> Parse<Self> {
+    /// Reads the flows of `wasm`, a component `depth` components deep in the one being loaded.
+    fn read(wasm: &[u8], follow: Follow, depth: usize) -> Parse<Self> {
         let mut flows = Flows {
             parties: vec![Party {
                 exported: true,
@@ -321,15 +349,26 @@ impl Flows {
                                     instantiated: component_index,
                                     ..Party::default()
                                 };
+                                // What the instance exports carries the imports it was given
+                                // and hands on unchanged.
+                                let passes_on =
+                                    flows.passes_on(wasm, component_index, depth).clone();
+                                let mut made = Item::party(party);
                                 for arg in &args {
                                     let given = flows.component_item(arg.kind, arg.index);
                                     flows.give(&given, party);
+                                    if passes_on
+                                        .as_ref()
+                                        .is_none_or(|names| names.contains(arg.name))
+                                    {
+                                        made.imports.extend(&given.imports);
+                                    }
                                     instantiation
                                         .args
                                         .push((arg.name.to_owned(), given.imports));
                                 }
                                 flows.parties.push(instantiation);
-                                Item::party(party)
+                                made
                             }
                             ComponentInstance::FromExports(exports) => {
                                 let mut bag = Item::default();
@@ -375,7 +414,10 @@ impl Flows {
                             CanonicalFunction::Lift {
                                 core_func_index, ..
                             } => {
-                                let item = get(&flows.core_funcs, core_func_index);
+                                let item = match follow {
+                                    Follow::ThroughCode => get(&flows.core_funcs, core_func_index),
+                                    Follow::Unchanged => Item::default(),
+                                };
                                 flows.funcs.push(item);
                             }
                             CanonicalFunction::Lower { func_index, .. } => {
@@ -414,6 +456,7 @@ impl Flows {
                     for export in reader {
                         let export = export?;
                         let item = flows.component_item(export.kind, export.index);
+                        flows.exported_imports.extend(&item.imports);
                         for party in &item.parties {
                             if let Some(party) = flows.parties.get_mut(*party as usize) {
                                 party.exported = true;
@@ -487,6 +530,17 @@ impl Flows {
         }
     }
 
+    /// The names of the imports the nested component `index` hands on through its exports,
+    /// `None` when it is not defined inside this one or cannot be read (then every argument
+    /// counts as handed on).
+    fn passes_on(&mut self, wasm: &[u8], index: u32, depth: usize) -> &Option<BTreeSet<String>> {
+        let range = self.components.get(index as usize).cloned().flatten();
+        self.passes_on.entry(index).or_insert_with(|| {
+            let component = wasm.get(range?)?;
+            passed_on(component, depth + 1)
+        })
+    }
+
     fn component_item(&self, kind: ComponentExternalKind, index: u32) -> Item {
         match kind {
             ComponentExternalKind::Instance => get(&self.instances, index),
@@ -523,7 +577,13 @@ impl Flows {
     }
 
     /// Names each party and each authority import's owner, or refuses the composition.
-    fn decide(self, wasm: &[u8]) -> Result<Composition, CompositionError> {
+    /// `unchanged` is, for each import, the parties it reaches as the component model hands it
+    /// on, not through any code ([`Follow::Unchanged`]).
+    fn decide(
+        self,
+        wasm: &[u8],
+        unchanged: &[BTreeSet<u32>],
+    ) -> Result<Composition, CompositionError> {
         // The authority imports, with the library a label names.
         let mut authority = Vec::new();
         for (index, (name, implements)) in self.imports.iter().enumerate() {
@@ -576,10 +636,10 @@ impl Flows {
         // parts of the app.
         for (party, instantiation) in self.parties.iter().enumerate() {
             let party = u32::try_from(party).unwrap_or(u32::MAX);
-            let (Some(Owner::App), Some(range)) = (role(party)?, &instantiation.component) else {
+            if party == OWN_CODE || role(party)? != Some(Owner::App) {
                 continue;
-            };
-            let carried = instantiation
+            }
+            let carried: std::collections::BTreeMap<String, String> = instantiation
                 .args
                 .iter()
                 .filter_map(|(arg, imports)| {
@@ -589,6 +649,17 @@ impl Flows {
                     Some((arg.clone(), self.imports[outer.0].0.clone()))
                 })
                 .collect();
+            // An app whose component is not defined inside this one (imported, or taken from
+            // another instance's export) cannot be read for libraries nested in it.
+            let Some(range) = &instantiation.component else {
+                if let Some(outer) = carried.values().next() {
+                    refuse!(
+                        "import \"{outer}\" reaches {}, whose component is not defined inside the composition, so capnet cannot see whether a library inside it would hold the app's grant: {FIX}",
+                        self.describe(party)
+                    );
+                }
+                continue;
+            };
             within_the_app(wasm.get(range.clone()).unwrap_or_default(), &carried, 1)?;
         }
 
@@ -597,14 +668,33 @@ impl Flows {
         for (index, kind, label, interface) in authority {
             let name = &self.imports[index].0;
             let mut owners = BTreeSet::new();
+            let mut apps = Vec::new();
             for party in &self.receivers[index] {
                 match role(*party)? {
+                    Some(Owner::App) => {
+                        if unchanged.get(index).is_some_and(|to| to.contains(party)) {
+                            apps.push(*party);
+                        }
+                        owners.insert(Owner::App)
+                    }
                     Some(owner) => owners.insert(owner),
                     None => refuse!(
                         "import \"{name}\" reaches {}, which is neither the app (its exports are not the composition's) nor a library named by a labelled import: {FIX}",
                         self.describe(*party)
                     ),
                 };
+            }
+            // Two unlabelled parts whose exports the composition exports, each handed the import
+            // itself, could each be the app or a library (a library's export exported beside the
+            // app's): neither may hold the app's import unless a label says which is which.
+            // Parts that reach it only through code (the shims wit-component nests for an
+            // export's other versions call the component's own code) are that code's.
+            if let [a, b, ..] = apps[..] {
+                refuse!(
+                    "import \"{name}\" reaches both {} and {}, and the composition exports something of each, so capnet cannot tell which is the app: {FIX}",
+                    self.describe(a),
+                    self.describe(b)
+                );
             }
             let mut iter = owners.into_iter();
             let owner = match (iter.next(), iter.next()) {
@@ -667,7 +757,7 @@ fn within_the_app(
     if depth > MAX_DEPTH {
         refuse!("the app nests compositions more than {MAX_DEPTH} deep: {FIX}");
     }
-    let Ok(inner) = Flows::read(wasm) else {
+    let Ok(inner) = Flows::read(wasm, Follow::ThroughCode, depth) else {
         return Ok(());
     };
     let mut deeper: Vec<std::collections::BTreeMap<String, String>> =
@@ -681,6 +771,11 @@ fn within_the_app(
             if !instantiation.exported {
                 refuse!(
                     "import \"{outer}\" reaches a component nested inside the app that is not part of the app's exports (the app is itself a composition): a library there would hold the app's grant; {FIX}, each library at the top"
+                );
+            }
+            if instantiation.component.is_none() {
+                refuse!(
+                    "import \"{outer}\" reaches a component nested inside the app that is not defined there, so capnet cannot see whether a library inside it would hold the app's grant; {FIX}, each library at the top"
                 );
             }
             for (arg, imports) in &instantiation.args {
@@ -700,6 +795,23 @@ fn within_the_app(
         }
     }
     Ok(())
+}
+
+/// The names of the imports the component `wasm` hands on unchanged through its exports
+/// ([`Follow::Unchanged`]), `depth` components deep; `None` when it cannot be read or lies
+/// deeper than capnet follows.
+fn passed_on(wasm: &[u8], depth: usize) -> Option<BTreeSet<String>> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let flows = Flows::read(wasm, Follow::Unchanged, depth).ok()?;
+    Some(
+        flows
+            .exported_imports
+            .iter()
+            .filter_map(|index| Some(flows.imports.get(*index as usize)?.0.clone()))
+            .collect(),
+    )
 }
 
 /// The item at `index`, or an empty one for an index out of range (the engine refuses such a
@@ -1018,5 +1130,124 @@ mod tests {
     fn a_core_module_reads_as_no_composition() {
         let wasm = wat::parse_str("(module)").unwrap();
         assert_eq!(Composition::read(&wasm).unwrap(), Composition::default());
+    }
+
+    /// The app hands on the host's `instance-network` unchanged (its import "a" is its export
+    /// "out", as `$app` of this module does), and the composer plugs that export into the
+    /// library: a call of it would be a call of the app's import, served with the app's grant.
+    #[test]
+    fn an_apps_reexport_of_its_authority_import_reaching_a_library_is_refused() {
+        let result = compose(
+            &format!(
+                r#"(import "{P2}" (instance $net))
+                (import "weather-instance-network" (implements "{P2}") (instance $wnet))"#
+            ),
+            &format!(
+                "{}{}",
+                app("$net", "$net", "$net"),
+                // The library's "b" is the app's export "out": the host's instance-network.
+                library("$w", "$wnet", "$out", "$wnet"),
+            ),
+        );
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            format!(
+                "import \"{P2}\" reaches both the app and library \"weather\", so neither could hold it alone: {FIX}"
+            )
+        );
+    }
+
+    /// Inside an app that is itself a composition, the inner app hands on the network it is
+    /// given, and an inner component that is not part of the app's exports is instantiated
+    /// with that export.
+    #[test]
+    fn a_library_nested_in_the_app_fed_by_the_inner_apps_reexport_is_refused() {
+        let wat = format!(
+            r#"(component
+                (import "{P2}" (instance $net))
+                (component $app
+                    (import "net" (instance $n))
+                    (component $inner_lib (import "x" (instance)))
+                    (component $inner_app (import "x" (instance $x)) (export "out" (instance $x)))
+                    (instance $a (instantiate $inner_app (with "x" (instance $n))))
+                    (alias export $a "out" (instance $out))
+                    (instance (instantiate $inner_lib (with "x" (instance $out))))
+                    (export "out" (instance $out)))
+                (instance $app_i (instantiate $app (with "net" (instance $net))))
+                (alias export $app_i "out" (instance $out))
+                (export "out" (instance $out))
+            )"#
+        );
+        let result = Composition::read(&wat::parse_str(&wat).unwrap());
+        let refusal = result.unwrap_err().to_string();
+        assert!(
+            refusal.starts_with(&format!(
+                "import \"{P2}\" reaches a component nested inside the app that is not part of the app's exports"
+            )),
+            "{refusal}"
+        );
+    }
+
+    /// The app's component is not defined inside the composition but taken from another
+    /// instance's export (`alias export $pkg "app" (component ...)`), so a library nested in
+    /// it (the case `a_library_nested_inside_the_app_is_refused` refuses) cannot be seen.
+    #[test]
+    fn a_library_nested_in_an_app_taken_from_an_instance_export_is_refused() {
+        let wat = format!(
+            r#"(component
+                (import "{P2}" (instance $net))
+                (component $pkg
+                    (component $app
+                        (import "net" (instance $n))
+                        (component $inner_lib (import "x" (instance)))
+                        (component $inner_app (import "x" (instance $x)) (export "out" (instance $x)))
+                        (instance (instantiate $inner_lib (with "x" (instance $n))))
+                        (instance $a (instantiate $inner_app (with "x" (instance $n))))
+                        (alias export $a "out" (instance $out))
+                        (export "out" (instance $out)))
+                    (export "app" (component $app)))
+                (instance $pkg_i (instantiate $pkg))
+                (alias export $pkg_i "app" (component $app_c))
+                (instance $app_i (instantiate $app_c (with "net" (instance $net))))
+                (alias export $app_i "out" (instance $out))
+                (export "out" (instance $out))
+            )"#
+        );
+        let result = Composition::read(&wat::parse_str(&wat).unwrap());
+        let refusal = result.unwrap_err().to_string();
+        assert!(
+            refusal.starts_with(&format!("import \"{P2}\" reaches "))
+                && refusal.contains(
+                    "whose component is not defined inside the composition, so capnet cannot see whether a library inside it would hold the app's grant"
+                ),
+            "{refusal}"
+        );
+    }
+
+    /// A composition with no labels that exports something of the library's beside the app's:
+    /// the merged `instance-network` reaches two parts that could each be the app.
+    #[test]
+    fn a_merged_import_reaching_a_library_whose_export_the_composition_exports_is_refused() {
+        let result = compose(
+            &format!(r#"(import "{P2}" (instance $net))"#),
+            &format!(
+                r#"{}{}
+                (alias export $w "x" (instance $wx))
+                (export "weather-api" (instance $wx))"#,
+                app("$net", "$net", "$net"),
+                // A library exporting "x" (its import "a"): the harness's $lib exports nothing,
+                // so it is instantiated from a component of its own here.
+                r#"(component $lib2 (import "a" (instance $a)) (export "x" (instance $a)))
+                (instance $w (instantiate $lib2 (with "a" (instance $net))))"#,
+            ),
+        );
+        let refusal = result.unwrap_err().to_string();
+        assert!(
+            refusal.starts_with(&format!("import \"{P2}\" reaches both "))
+                && refusal.contains(
+                    "and the composition exports something of each, so capnet cannot tell which is the app"
+                ),
+            "{refusal}"
+        );
     }
 }
