@@ -1077,6 +1077,17 @@ mod tests {
         );
     }
 
+    /// An app that is itself a composition: it hands the network it imports to a library of
+    /// its own, and exports its inner app's export, which is that network again.
+    const NESTED_APP: &str = r#"(component $app
+        (import "net" (instance $n))
+        (component $inner_lib (import "x" (instance)))
+        (component $inner_app (import "x" (instance $x)) (export "out" (instance $x)))
+        (instance (instantiate $inner_lib (with "x" (instance $n))))
+        (instance $a (instantiate $inner_app (with "x" (instance $n))))
+        (alias export $a "out" (instance $out))
+        (export "out" (instance $out)))"#;
+
     #[test]
     fn a_library_nested_inside_the_app_is_refused() {
         // The app is itself a composition that hands the app's network to a library of its
@@ -1084,14 +1095,7 @@ mod tests {
         let wat = format!(
             r#"(component
                 (import "{P2}" (instance $net))
-                (component $app
-                    (import "net" (instance $n))
-                    (component $inner_lib (import "x" (instance)))
-                    (component $inner_app (import "x" (instance $x)) (export "out" (instance $x)))
-                    (instance (instantiate $inner_lib (with "x" (instance $n))))
-                    (instance $a (instantiate $inner_app (with "x" (instance $n))))
-                    (alias export $a "out" (instance $out))
-                    (export "out" (instance $out)))
+                {NESTED_APP}
                 (instance $app_i (instantiate $app (with "net" (instance $net))))
                 (alias export $app_i "out" (instance $out))
                 (export "out" (instance $out))
@@ -1197,14 +1201,7 @@ mod tests {
             r#"(component
                 (import "{P2}" (instance $net))
                 (component $pkg
-                    (component $app
-                        (import "net" (instance $n))
-                        (component $inner_lib (import "x" (instance)))
-                        (component $inner_app (import "x" (instance $x)) (export "out" (instance $x)))
-                        (instance (instantiate $inner_lib (with "x" (instance $n))))
-                        (instance $a (instantiate $inner_app (with "x" (instance $n))))
-                        (alias export $a "out" (instance $out))
-                        (export "out" (instance $out)))
+                    {NESTED_APP}
                     (export "app" (component $app)))
                 (instance $pkg_i (instantiate $pkg))
                 (alias export $pkg_i "app" (component $app_c))
