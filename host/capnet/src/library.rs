@@ -160,67 +160,17 @@ mod tests {
     }
 
     /// The app hands the host's `instance-network` on unchanged and the composer plugs it into
-    /// library "weather", whose code calls it: the engine would run this composition, with the
-    /// library's call served by the app's import and grant. capnet refuses it at load, before
-    /// anything is instantiated.
+    /// library "weather", whose code calls it (the composition's text says how): the engine
+    /// would run it, serving the library's call with the app's import and grant. capnet
+    /// refuses it at load, before anything is instantiated.
     #[test]
     fn a_library_given_the_apps_reexported_instance_network_is_refused_at_load() {
-        let net = "wasi:sockets/network@0.2.12";
         let inet = "wasi:sockets/instance-network@0.2.12";
-        // The instance type of instance-network, its `network` the outer `$network`.
-        let inet_ty = r#"(alias outer 1 $network (type $t))
-            (export "network" (type $nw (eq $t)))
-            (export "instance-network" (func (result (own $nw))))"#;
-        let wat = format!(
-            r#"(component
-            (import "{net}" (instance $n (export "network" (type (sub resource)))))
-            (alias export $n "network" (type $network))
-            (import "{inet}" (instance $inet {inet_ty}))
-            (import "weather-instance-network" (implements "{inet}") (instance $winet {inet_ty}))
-
-            ;; The app: given "a", it exports it back as "out"; its "run" the composition exports.
-            (component $app
-                (import "network" (type $network (sub resource)))
-                (import "a" (instance $a {inet_ty}))
-                (core module $am (func (export "run")))
-                (core instance $ai (instantiate $am))
-                (func (export "run") (canon lift (core func $ai "run")))
-                (export "out" (instance $a)))
-
-            ;; The library: calls the instance-network it is given as "b" and hands the
-            ;; network out of "probe".
-            (component $lib
-                (import "network" (type $network (sub resource)))
-                (import "own" (instance $own {inet_ty}))
-                (import "b" (instance $b {inet_ty}))
-                (alias export $b "instance-network" (func $f))
-                (alias export $b "network" (type $nw))
-                (core func $lowered (canon lower (func $f)))
-                (core module $m
-                    (import "b" "f" (func $f (result i32)))
-                    (func (export "probe") (result i32) call $f))
-                (core instance $bag (export "f" (func $lowered)))
-                (core instance $i (instantiate $m (with "b" (instance $bag))))
-                (alias core export $i "probe" (core func $probe))
-                (func (export "probe") (result (own $nw)) (canon lift (core func $probe))))
-
-            (instance $app_i (instantiate $app
-                (with "network" (type $network)) (with "a" (instance $inet))))
-            (alias export $app_i "out" (instance $out))
-            (instance $lib_i (instantiate $lib
-                (with "network" (type $network))
-                (with "own" (instance $winet))
-                (with "b" (instance $out))))
-            (alias export $app_i "run" (func $run))
-            (export "run" (func $run))
-            (alias export $lib_i "probe" (func $probe))
-            (export "probe" (func $probe))
-        )"#
-        );
+        let wat = include_str!("../tests/compositions/app-reexports-its-network.wat");
         let mut config = Config::new();
         config.wasm_component_model_implements(true);
         let engine = Engine::new(&config).unwrap();
-        let wasm = wat::parse_str(&wat).unwrap();
+        let wasm = wat::parse_str(wat).unwrap();
         Component::new(&engine, &wasm).expect("the engine accepts the composition");
         let refusal = Composition::read(&wasm).unwrap_err().to_string();
         assert!(

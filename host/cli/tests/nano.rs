@@ -353,3 +353,30 @@ fn a_0_3_librarys_bytes_per_second_slows_its_own_sockets_and_not_the_apps() {
     );
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
+
+/// A composition in which the app exports its `instance-network` import again and the composer
+/// plugs it into library "weather" (`host/capnet/tests/compositions/`): `capnet run` refuses to
+/// load it, with the pinned message naming the import and both parties, and the library's code
+/// never runs.
+#[test]
+fn an_app_handing_its_instance_network_to_a_library_is_refused_by_capnet_run() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../capnet/tests/compositions");
+    let source = dir.join("app-reexports-its-network.wat");
+    let work = std::env::temp_dir().join(format!("capnet-compositions-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let wasm = "app-reexports-its-network.wasm";
+    std::fs::write(work.join(wasm), wat::parse_file(&source).unwrap()).unwrap();
+    let stderr = support::failing(capnet().current_dir(&work).args([
+        "run",
+        "--allow-connect",
+        "loopback",
+        wasm,
+    ]));
+    let mismatch = support::pinned(
+        "app-reexports-its-network",
+        &source.with_extension("stderr"),
+        &stderr,
+        std::env::var_os("BLESS").is_some(),
+    );
+    assert!(mismatch.is_none(), "{}", mismatch.unwrap_or_default());
+}
